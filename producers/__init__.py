@@ -1,0 +1,1 @@
+"""Producers: poll or subscribe to devices and publish Avro readings to Kafka."""

@@ -1,0 +1,1 @@
+"""The ``sentio`` command line: one group, one module per subcommand group."""

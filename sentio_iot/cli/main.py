@@ -1,0 +1,51 @@
+"""Entry point of the ``sentio`` CLI: errors are one readable line unless ``--debug``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import click
+
+from sentio_iot import __version__
+from sentio_iot.cli.config_cmd import config_group
+from sentio_iot.cli.run_cmd import run
+from sentio_iot.cli.stack_cmd import stack_group
+from sentio_iot.cli.topics_cmd import topics_group
+from sentio_iot.errors import ConfigError, SentioError
+from sentio_iot.telemetry import configure_logging
+
+
+class SentioGroup(click.Group):
+    """Turns SentioError into one line on stderr and an exit code; ``--debug`` keeps tracebacks."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SentioError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2 if isinstance(exc, ConfigError) else 1)
+
+
+@click.group(cls=SentioGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="sentio")
+@click.option("--debug", is_flag=True, help="Show tracebacks and debug logs.")
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
+    """Sentio IoT: devices -> Kafka (Avro) -> streams -> VictoriaMetrics, Loki, Tempo."""
+    ctx.ensure_object(dict)
+    ctx.obj["debug"] = debug
+    configure_logging(logging.DEBUG if debug else logging.INFO)
+
+
+cli.add_command(config_group)
+cli.add_command(stack_group)
+cli.add_command(topics_group)
+cli.add_command(run)
+
+
+def main() -> None:
+    cli(prog_name="sentio")

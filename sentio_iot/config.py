@@ -1,0 +1,215 @@
+"""Typed configuration: one YAML file per deployment, environment variables on top.
+
+``load_config(path)`` returns a validated :class:`SentioConfig` or raises one
+:class:`~sentio_iot.errors.ConfigError` that lists every problem at once, each as
+``path: what is wrong``. Environment variables override the file:
+``SENTIO_KAFKA__BOOTSTRAP_SERVERS=host:9092`` sets ``kafka.bootstrap_servers``.
+
+Connector sections (``producers.<protocol>``) are validated by the config model each
+connector plugin declares, so third-party connectors validate the same way ours do.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from sentio_iot.config_errors import format_validation_error
+from sentio_iot.errors import ConfigError
+
+ENV_PREFIX = "SENTIO_"
+
+
+class Section(BaseModel):
+    """Base for every configuration section: unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaSettings(Section):
+    """Where the Kafka brokers are and how to reach them."""
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, comma-separated host:port."
+    )
+    client_id: str = Field("sentio", description="Client id prefix reported to the broker.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="How clients talk to the brokers."
+    )
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(
+        None, description="SASL mechanism when security_protocol is SASL_*."
+    )
+    sasl_username: str | None = Field(None, description="SASL user name.")
+    sasl_password: str | None = Field(None, description="SASL password (never logged).")
+    extra: dict[str, str | int | bool] = Field(
+        default_factory=dict,
+        description="Extra librdkafka properties passed verbatim, e.g. {'socket.timeout.ms': 10000}.",
+    )
+
+
+class SchemaRegistrySettings(Section):
+    """The Confluent-compatible schema registry."""
+
+    url: str = Field(
+        "http://127.0.0.1:8081/apis/ccompat/v7",
+        description="Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7).",
+        pattern=r"^https?://",
+    )
+    basic_auth: str | None = Field(None, description="'user:password' for the registry.")
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout for registry calls.")
+
+
+class TopicSettings(Section):
+    """Topic names and sizes for the catalog."""
+
+    prefix: str = Field(
+        "sentio.",
+        description="Prefix for every topic name in the catalog.",
+        pattern=r"^[A-Za-z0-9._-]*$",
+    )
+    partitions: int = Field(6, ge=1, le=10000, description="Default partition count.")
+    replication_factor: int = Field(
+        1, ge=1, le=32, description="Replication factor for new topics."
+    )
+    partition_overrides: dict[str, int] = Field(
+        default_factory=dict, description="Partition count per catalog entry, e.g. {readings: 12}."
+    )
+
+
+class StackSettings(Section):
+    """The local stack started by `sentio stack up`: ports, versions, where it keeps files."""
+
+    home: Path = Field(
+        Path(os.environ.get("XDG_CACHE_HOME", str(Path.home() / ".cache"))) / "sentio-iot",
+        description="Folder for downloaded jars and binaries (cache) and the running stack's state.",
+    )
+    kafka_port: int = Field(9092, ge=1, le=65535, description="Kafka broker port on 127.0.0.1.")
+    kafka_controller_port: int = Field(9093, ge=1, le=65535, description="KRaft controller port.")
+    registry_port: int = Field(8081, ge=1, le=65535, description="Apicurio Registry HTTP port.")
+    victoriametrics_port: int = Field(
+        8428, ge=1, le=65535, description="VictoriaMetrics HTTP port."
+    )
+    victorialogs_port: int = Field(9428, ge=1, le=65535, description="VictoriaLogs HTTP port.")
+    mqtt_port: int = Field(1883, ge=1, le=65535, description="Mosquitto MQTT port.")
+    kafka_version: str = Field("4.1.2", description="org.apache.kafka:kafka_2.13 version.")
+    log4j_version: str = Field("2.24.3", description="log4j2 version for the broker's logging.")
+    apicurio_version: str = Field("3.0.9", description="io.apicurio:apicurio-registry-app version.")
+    victorialogs_version: str = Field("v1.52.1", description="VictoriaLogs version built by go.")
+    victoriametrics_version: str = Field(
+        "v1.151.0", description="VictoriaMetrics version built by go when no binary is installed."
+    )
+    start_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a service.")
+
+
+class SentioConfig(BaseSettings):
+    """A whole deployment: where Kafka and the registry are, topics, the local stack, workers."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    tenant: str = Field("default", description="Tenant label put on every reading.")
+    site: str = Field("local", description="Site label put on every reading.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Log level."
+    )
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)  # type: ignore[arg-type]
+    schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)  # type: ignore[arg-type]
+    topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
+    stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    producers: dict[str, list[dict[str, Any]]] = Field(
+        default_factory=dict,
+        description="Devices per connector, e.g. producers.modbus: [...]; validated by each connector.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The environment wins over the file; the file is passed in as init values.
+        return env_settings, init_settings
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every way it can fail into a one-line ConfigError."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such configuration file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
+    try:
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        raise ConfigError(f"{path}: invalid YAML at {where}: {exc.problem}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: the top level must be a mapping (key: value), not {type(data).__name__}"
+        )
+    return data
+
+
+def load_config(
+    path: Path | str | None = None, data: Mapping[str, Any] | None = None
+) -> SentioConfig:
+    """Load, validate and return the configuration; raise ConfigError listing every problem."""
+    raw: dict[str, Any] = dict(data or {})
+    source = "configuration"
+    if path is not None:
+        raw = read_yaml(Path(path))
+        source = str(path)
+    problems: list[str] = []
+    try:
+        config = SentioConfig(**raw)
+    except ValidationError as exc:
+        problems.extend(format_validation_error(exc))
+        config = None
+    problems.extend(validate_producers(raw.get("producers")))
+    if problems or config is None:
+        noun = "problem" if len(problems) == 1 else "problems"
+        raise ConfigError(f"{source}: {len(problems)} {noun}", problems)
+    return config
+
+
+def validate_producers(section: Any) -> list[str]:
+    """Validate each ``producers.<protocol>[i]`` with that connector's own config model."""
+    from sentio_iot.plugins import connector_names, load_connector_plugin
+
+    if not isinstance(section, dict):
+        return []  # shape errors are reported by SentioConfig itself
+    problems: list[str] = []
+    for protocol, devices in section.items():
+        if protocol not in connector_names():
+            installed = ", ".join(connector_names()) or "none"
+            problems.append(
+                f"producers.{protocol}: unknown connector '{protocol}'; installed connectors: {installed}"
+            )
+            continue
+        if not isinstance(devices, list):
+            continue
+        model = load_connector_plugin(protocol).load_config_model()
+        for index, device in enumerate(devices):
+            try:
+                model.model_validate(device)
+            except ValidationError as exc:
+                problems.extend(
+                    format_validation_error(exc, prefix=f"producers.{protocol}[{index}]")
+                )
+    return problems

@@ -1,0 +1,53 @@
+"""Turn pydantic's validation errors into ``path: what is wrong, and what would be valid`` lines."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from pydantic import ValidationError
+
+
+def format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
+    """``('registers', 3, 'data_type')`` -> ``registers[3].data_type``."""
+    path = prefix
+    for part in loc:
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif part.startswith(("function-", "tagged-union")) or part in {"literal", "enum"}:
+            continue  # pydantic's internal validator names, not user-visible keys
+        else:
+            path += f".{part}" if path else part
+    return path or "(top level)"
+
+
+def _choices(ctx: dict[str, Any]) -> str:
+    expected = str(ctx.get("expected", ""))
+    names = re.findall(r"'([^']*)'", expected)
+    return ", ".join(names) if names else expected
+
+
+def describe_error(error: Any) -> str:
+    kind = error["type"]
+    value = error.get("input")
+    ctx = error.get("ctx") or {}
+    if kind in {"enum", "literal_error"}:
+        return f"{value!r} is not one of {_choices(ctx)}"
+    if kind == "missing":
+        return "required field is missing; add it"
+    if kind == "extra_forbidden":
+        return f"unknown field (value {value!r}); remove it or check its spelling"
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return f"{value!r}: {error['msg'].lower()}"
+    if kind.endswith("_type") or kind.endswith("_parsing"):
+        return f"{value!r}: {error['msg'].lower()}"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return f"{value!r}: {error['msg']}" if value is not None else str(error["msg"])
+
+
+def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
+    """One line per problem, each starting with its full dotted path."""
+    return [
+        f"{format_location(tuple(e['loc']), prefix)}: {describe_error(e)}" for e in exc.errors()
+    ]

@@ -1,0 +1,193 @@
+"""Make Kafka match the topic catalog, idempotently, with the admin API."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import (
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewPartitions,
+    NewTopic,
+)
+
+from sentio_iot.config import SentioConfig
+from sentio_iot.errors import ConnectError, StackError
+from sentio_iot.kafka import admin_client
+from sentio_iot.schemas.catalog import CATALOG, TopicSpec
+
+log = logging.getLogger(__name__)
+
+TIMEOUT_S = 15.0
+
+
+@dataclass(frozen=True)
+class TopicChange:
+    topic: str
+    action: str  # created | altered | partitions | kept
+    detail: str
+
+
+@dataclass(frozen=True)
+class TopicState:
+    spec: TopicSpec
+    topic: str
+    exists: bool
+    partitions: int | None
+    configs: dict[str, str]
+    end_offsets: int | None
+
+
+def _describe_cluster(admin: AdminClient, bootstrap: str) -> dict[str, int]:
+    """Existing topic -> partition count; ConnectError when the broker does not answer."""
+    try:
+        metadata = admin.list_topics(timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise ConnectError(
+            f"cannot reach Kafka at {bootstrap}: {exc.args[0].str() if exc.args else exc}",
+            fix="is it running? try: sentio stack up",
+        ) from exc
+    return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+def _current_configs(admin: AdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
+    if not topics:
+        return {}
+    resources = [ConfigResource(ConfigResource.Type.TOPIC, t) for t in topics]
+    result: dict[str, dict[str, str]] = {}
+    for resource, future in admin.describe_configs(resources).items():
+        entries = future.result(timeout=TIMEOUT_S)
+        result[resource.name] = {name: entry.value for name, entry in entries.items()}
+    return result
+
+
+def apply_topics(
+    config: SentioConfig, specs: tuple[TopicSpec, ...] = CATALOG, admin: AdminClient | None = None
+) -> list[TopicChange]:
+    """Create missing topics, align configs and grow partitions. Returns what changed."""
+    admin = admin or admin_client(config.kafka)
+    existing = _describe_cluster(admin, config.kafka.bootstrap_servers)
+    settings = config.topics
+    changes: list[TopicChange] = []
+
+    missing = [s for s in specs if s.topic(settings) not in existing]
+    if missing:
+        new = [
+            NewTopic(
+                s.topic(settings),
+                num_partitions=s.partitions(settings),
+                replication_factor=settings.replication_factor,
+                config=s.kafka_configs(),
+            )
+            for s in missing
+        ]
+        for name, future in admin.create_topics(new, request_timeout=TIMEOUT_S).items():
+            _wait(future, f"create topic {name}")
+            spec = next(s for s in missing if s.topic(settings) == name)
+            changes.append(
+                TopicChange(
+                    name,
+                    "created",
+                    f"{spec.partitions(settings)} partitions, {_fmt(spec.kafka_configs())}",
+                )
+            )
+
+    present = [s for s in specs if s.topic(settings) in existing]
+    current = _current_configs(admin, [s.topic(settings) for s in present])
+    for s in present:
+        name = s.topic(settings)
+        changes.extend(_align_configs(admin, s, name, current.get(name, {})))
+        changes.extend(_grow_partitions(admin, s, name, existing[name], s.partitions(settings)))
+    for change in changes:
+        log.info("topic %s %s: %s", change.topic, change.action, change.detail)
+    return changes
+
+
+def _align_configs(
+    admin: AdminClient, spec: TopicSpec, name: str, current: dict[str, str]
+) -> list[TopicChange]:
+    wanted = spec.kafka_configs()
+    differing = {k: v for k, v in wanted.items() if current.get(k) != v}
+    if not differing:
+        return []
+    resource = ConfigResource(
+        ConfigResource.Type.TOPIC,
+        name,
+        incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET)
+            for k, v in differing.items()
+        ],
+    )
+    for future in admin.incremental_alter_configs([resource]).values():
+        _wait(future, f"alter configs of {name}")
+    detail = ", ".join(f"{k}: {current.get(k)} -> {v}" for k, v in differing.items())
+    return [TopicChange(name, "altered", detail)]
+
+
+def _grow_partitions(
+    admin: AdminClient, spec: TopicSpec, name: str, have: int, want: int
+) -> list[TopicChange]:
+    if want == have:
+        return []
+    if want < have:
+        log.warning(
+            "topic %s has %d partitions, catalog says %d; Kafka cannot shrink, left as is",
+            name,
+            have,
+            want,
+        )
+        return [
+            TopicChange(
+                name, "kept", f"has {have} partitions > catalog {want}: Kafka cannot shrink them"
+            )
+        ]
+    for future in admin.create_partitions([NewPartitions(name, want)]).values():
+        _wait(future, f"add partitions to {name}")
+    return [TopicChange(name, "partitions", f"{have} -> {want}")]
+
+
+def _wait(future: Any, what: str) -> None:
+    try:
+        future.result(timeout=TIMEOUT_S)
+    except KafkaException as exc:
+        raise StackError(f"could not {what}: {exc.args[0].str() if exc.args else exc}") from exc
+
+
+def _fmt(configs: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in configs.items())
+
+
+def topic_states(config: SentioConfig, admin: AdminClient | None = None) -> list[TopicState]:
+    """Live state of every catalog topic: existence, partitions, configs, total end offset."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    from sentio_iot.kafka import consumer_config
+
+    admin = admin or admin_client(config.kafka)
+    existing = _describe_cluster(admin, config.kafka.bootstrap_servers)
+    settings = config.topics
+    names = [s.topic(settings) for s in CATALOG if s.topic(settings) in existing]
+    current = _current_configs(admin, names)
+    consumer = Consumer(consumer_config(config.kafka, group_id="sentio-topics-list"))
+    try:
+        states = []
+        for s in CATALOG:
+            name = s.topic(settings)
+            if name not in existing:
+                states.append(TopicState(s, name, False, None, {}, None))
+                continue
+            ends = 0
+            for p in range(existing[name]):
+                _, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=TIMEOUT_S)
+                ends += high
+            wanted = s.kafka_configs()
+            live = {k: current.get(name, {}).get(k, "?") for k in wanted}
+            states.append(TopicState(s, name, True, existing[name], live, ends))
+        return states
+    finally:
+        consumer.close()

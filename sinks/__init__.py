@@ -1,0 +1,1 @@
+"""Sinks: write metrics to VictoriaMetrics, events to Loki and traces to Tempo."""

@@ -1,0 +1,1 @@
+"""Streams: Faust agents that aggregate, detect anomalies, predict RUL and raise alerts."""
