@@ -37,7 +37,7 @@ class TopicSpec:
 
     def kafka_configs(self) -> dict[str, str]:
         """The topic-level Kafka configs this entry sets (compared and altered by apply)."""
-        configs = {"cleanup.policy": self.cleanup_policy}
+        configs: dict[str, str] = {"cleanup.policy": self.cleanup_policy}
         if self.retention_days is not None:
             configs["retention.ms"] = str(int(self.retention_days * DAY_MS))
         configs.update(self.configs)

@@ -107,6 +107,46 @@ class StackSettings(Section):
     start_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a service.")
 
 
+class ProducerSettings(Section):
+    """The publishing runtime of `sentio produce`: store-and-forward buffer, health, Kafka timing.
+
+    While Kafka cannot be reached, readings go to an on-disk buffer (one SQLite file per
+    protocol in ``buffer_dir``) and are replayed in order when it returns.
+    """
+
+    buffer_dir: Path = Field(
+        Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state")))
+        / "sentio-iot"
+        / "buffer",
+        description="Folder of the store-and-forward buffer: one SQLite file per protocol (<protocol>.sqlite).",
+    )
+    buffer_max_bytes: int = Field(
+        1024**3,
+        ge=64 * 1024,
+        description="Most bytes (keys, values, headers) the buffer keeps before its full policy applies.",
+    )
+    buffer_full_policy: Literal["drop_oldest", "drop_newest", "block"] = Field(
+        "drop_oldest",
+        description="When the buffer is full: drop_oldest keeps the newest data, drop_newest keeps the oldest, block stops the connectors until there is room.",
+    )
+    health_host: str = Field("127.0.0.1", description="Address of the /health and /metrics server.")
+    health_port: int = Field(
+        9464, ge=0, le=65535, description="Port of the /health and /metrics server; 0 disables it."
+    )
+    message_timeout_s: float = Field(
+        15.0,
+        ge=1,
+        le=300,
+        description="How long Kafka may take to confirm a message before it goes to the buffer.",
+    )
+    linger_ms: int = Field(
+        20,
+        ge=0,
+        le=5000,
+        description="How long the producer waits to fill a batch (latency vs throughput).",
+    )
+
+
 class SentioConfig(BaseSettings):
     """A whole deployment: where Kafka and the registry are, topics, the local stack, workers."""
 
@@ -123,6 +163,7 @@ class SentioConfig(BaseSettings):
     schema_registry: SchemaRegistrySettings = Field(default_factory=SchemaRegistrySettings)  # type: ignore[arg-type]
     topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
+    producer: ProducerSettings = Field(default_factory=ProducerSettings)  # type: ignore[arg-type]
     producers: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
         description="Devices per connector, e.g. producers.modbus: [...]; validated by each connector.",

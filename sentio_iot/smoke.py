@@ -68,9 +68,21 @@ def round_trip(
     progress: Callable[[str], None] = lambda _line: None,
 ) -> RoundTripReport:
     """Encode ``count`` readings, publish them idempotently, consume them back and compare."""
-    registry = SchemaRegistry(config.schema_registry)
-    serde = AvroSerde(registry, topic, "Reading")
-    schema_id = serde.register()
+    with SchemaRegistry(config.schema_registry) as registry:
+        serde = AvroSerde(registry, topic, "Reading")
+        schema_id = serde.register()
+        return _round_trip(config, serde, schema_id, topic, count, timeout_s, progress)
+
+
+def _round_trip(
+    config: SentioConfig,
+    serde: AvroSerde,
+    schema_id: int,
+    topic: str,
+    count: int,
+    timeout_s: float,
+    progress: Callable[[str], None],
+) -> RoundTripReport:
     readings = sample_readings(count, tenant=config.tenant, site=config.site)
 
     failures: list[str] = []
@@ -100,9 +112,10 @@ def round_trip(
     try:
         while received < count and time.perf_counter() - started < timeout_s:
             for message in consumer.consume(num_messages=1000, timeout=1.0):
-                if message.error():
-                    raise SentioError(f"consuming {topic}: {message.error().str()}")
-                decoded = serde.decode(message.value())
+                error = message.error()
+                if error is not None:
+                    raise SentioError(f"consuming {topic}: {error.str()}")
+                decoded = serde.decode(message.value() or b"")
                 key = (decoded["device_id"], decoded["seq"])
                 if key not in expected:
                     continue  # another writer's reading on a shared topic

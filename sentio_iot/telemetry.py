@@ -35,3 +35,5 @@ def configure_logging(level: int = logging.INFO) -> None:
     handler._sentio = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
+    for noisy in ("httpx", "httpcore"):  # one line per HTTP request drowns ours
+        logging.getLogger(noisy).setLevel(max(level, logging.WARNING))

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 
-from confluent_kafka import KafkaException
+from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import (
     AdminClient,
     AlterConfigOpType,
@@ -87,7 +88,8 @@ def apply_topics(
             for s in missing
         ]
         for name, future in admin.create_topics(new, request_timeout=TIMEOUT_S).items():
-            _wait(future, f"create topic {name}")
+            if _wait(future, f"create topic {name}", tolerate=KafkaError.TOPIC_ALREADY_EXISTS):
+                continue  # created meanwhile by another apply
             spec = next(s for s in missing if s.topic(settings) == name)
             changes.append(
                 TopicChange(
@@ -147,15 +149,22 @@ def _grow_partitions(
             )
         ]
     for future in admin.create_partitions([NewPartitions(name, want)]).values():
-        _wait(future, f"add partitions to {name}")
+        if _wait(future, f"add partitions to {name}", tolerate=KafkaError.INVALID_PARTITIONS):
+            return []  # our metadata was stale: another apply already grew it
     return [TopicChange(name, "partitions", f"{have} -> {want}")]
 
 
-def _wait(future: Any, what: str) -> None:
+def _wait(future: Any, what: str, tolerate: int | None = None) -> bool:
+    """Wait for an admin future; True when it failed with the ``tolerate`` error code."""
     try:
         future.result(timeout=TIMEOUT_S)
     except KafkaException as exc:
-        raise StackError(f"could not {what}: {exc.args[0].str() if exc.args else exc}") from exc
+        error = exc.args[0] if exc.args else None
+        if tolerate is not None and isinstance(error, KafkaError) and error.code() == tolerate:
+            log.debug("%s: %s (already done)", what, error.str())
+            return True
+        raise StackError(f"could not {what}: {error.str() if error else exc}") from exc
+    return False
 
 
 def _fmt(configs: dict[str, str]) -> str:
@@ -183,11 +192,34 @@ def topic_states(config: SentioConfig, admin: AdminClient | None = None) -> list
                 continue
             ends = 0
             for p in range(existing[name]):
-                _, high = consumer.get_watermark_offsets(TopicPartition(name, p), timeout=TIMEOUT_S)
-                ends += high
+                ends += _high_watermark(consumer, TopicPartition(name, p))
             wanted = s.kafka_configs()
             live = {k: current.get(name, {}).get(k, "?") for k in wanted}
             states.append(TopicState(s, name, True, existing[name], live, ends))
         return states
     finally:
         consumer.close()
+
+
+_LEADERSHIP_ERRORS = {
+    KafkaError.NOT_LEADER_FOR_PARTITION,
+    KafkaError.LEADER_NOT_AVAILABLE,
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def _high_watermark(consumer: Any, partition: Any) -> int:
+    """The partition's end offset; a fresh topic may need a moment to elect its leader."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            _, high = consumer.get_watermark_offsets(partition, timeout=TIMEOUT_S)
+            return int(high)
+        except KafkaException as exc:
+            error = exc.args[0] if exc.args else None
+            retriable = isinstance(error, KafkaError) and (
+                error.retriable() or error.code() in _LEADERSHIP_ERRORS
+            )
+            if not retriable or time.monotonic() > deadline:
+                raise ConnectError(f"cannot read offsets of {partition.topic}: {exc}") from exc
+            time.sleep(0.2)

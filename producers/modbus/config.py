@@ -121,15 +121,21 @@ class ModbusDeviceConfig(BaseModel):
         8,
         ge=0,
         le=MAX_REGISTERS_PER_READ,
-        description="Unused registers one batched read may span.",
+        description="Unused registers (or bits) one batched read may span.",
     )
+    reconnect_initial_s: float = Field(
+        1.0, gt=0, description="First wait before reconnecting; doubles after each failure."
+    )
+    reconnect_max_s: float = Field(60.0, gt=0, description="Longest wait between reconnects.")
     labels: dict[str, str] = Field(
         default_factory=dict, description="Labels added to every reading."
     )
     registers: list[RegisterConfig] = Field(..., min_length=1, description="The register map.")
 
     @model_validator(mode="after")
-    def _unique_names(self) -> Self:
+    def _check_device(self) -> Self:
+        if self.reconnect_max_s < self.reconnect_initial_s:
+            raise ValueError("reconnect_max_s must be at least reconnect_initial_s")
         seen: set[str] = set()
         for register in self.registers:
             if register.name in seen:

@@ -10,6 +10,7 @@ import click
 
 from sentio_iot import __version__
 from sentio_iot.cli.config_cmd import config_group
+from sentio_iot.cli.produce_cmd import produce
 from sentio_iot.cli.run_cmd import run
 from sentio_iot.cli.stack_cmd import stack_group
 from sentio_iot.cli.topics_cmd import topics_group
@@ -45,6 +46,7 @@ cli.add_command(config_group)
 cli.add_command(stack_group)
 cli.add_command(topics_group)
 cli.add_command(run)
+cli.add_command(produce)
 
 
 def main() -> None:

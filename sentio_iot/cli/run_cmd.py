@@ -38,12 +38,12 @@ def run(config_path: Path | None, count: int, no_stack: bool) -> None:
     click.echo(f"  {len(changes)} change(s) applied" if changes else f"  all {len(CATALOG)} topics match the catalog")
 
     click.echo("== schemas")
-    registry = SchemaRegistry(config.schema_registry)
-    for spec in CATALOG:
-        if spec.value_schema:
-            topic = spec.topic(config.topics)
-            schema_id = AvroSerde(registry, topic, spec.value_schema).register()
-            click.echo(f"  {topic}-value: {spec.value_schema} registered as id {schema_id}")
+    with SchemaRegistry(config.schema_registry) as registry:
+        for spec in CATALOG:
+            if spec.value_schema:
+                topic = spec.topic(config.topics)
+                schema_id = AvroSerde(registry, topic, spec.value_schema).register()
+                click.echo(f"  {topic}-value: {spec.value_schema} registered as id {schema_id}")
 
     click.echo("== round trip")
     topic = CATALOG[0].topic(config.topics)

@@ -15,8 +15,8 @@ from sentio_iot.smoke import round_trip
 
 
 def create_topic(config: SentioConfig, name: str, partitions: int = 3) -> None:
-    futures = admin_client(config.kafka).create_topics([NewTopic(name, partitions, 1)])
-    for future in futures.values():
+    admin = admin_client(config.kafka)  # keep a reference until the futures resolve
+    for future in admin.create_topics([NewTopic(name, partitions, 1)]).values():
         future.result(timeout=15)
 
 
@@ -31,7 +31,8 @@ def test_readings_come_back_identical(sentio_config: SentioConfig, unique_name: 
 
 def test_corrupt_message_raises_typed_error_with_bytes(sentio_config: SentioConfig, unique_name: str) -> None:
     create_topic(sentio_config, unique_name, partitions=1)
-    serde = AvroSerde(SchemaRegistry(sentio_config.schema_registry), unique_name, "Reading")
+    registry = SchemaRegistry(sentio_config.schema_registry)
+    serde = AvroSerde(registry, unique_name, "Reading")
     serde.register()
     garbage = b"\x00\x00\x00\x00\x01\xff\xfe not avro"
     producer = Producer(producer_config(sentio_config.kafka))
@@ -47,5 +48,6 @@ def test_corrupt_message_raises_typed_error_with_bytes(sentio_config: SentioConf
             serde.decode(message.value())
     finally:
         consumer.close()
+        registry.close()
     assert caught.value.raw == garbage
     assert caught.value.topic == unique_name

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 from confluent_kafka.admin import (
+    AdminClient,
     AlterConfigOpType,
     ConfigEntry,
     ConfigResource,
@@ -17,6 +20,17 @@ from sentio_iot.topic_admin import apply_topics, topic_states
 def isolated(config: SentioConfig, prefix: str, **topics: object) -> SentioConfig:
     settings = config.topics.model_copy(update={"prefix": f"{prefix}.", "partitions": 2, **topics})
     return config.model_copy(update={"topics": settings})
+
+
+def wait_for_retention(admin: AdminClient, topic: str, value: str) -> None:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        resource = ConfigResource(ConfigResource.Type.TOPIC, topic)
+        for future in admin.describe_configs([resource]).values():
+            if future.result(timeout=15)["retention.ms"].value == value:
+                return
+        time.sleep(0.1)
+    raise AssertionError(f"retention.ms of {topic} never became {value}")
 
 
 def test_apply_creates_every_topic_then_changes_nothing(sentio_config: SentioConfig, unique_name: str) -> None:
@@ -49,6 +63,7 @@ def test_apply_restores_drifted_config_and_grows_partitions(
     )
     for future in admin.incremental_alter_configs([drift]).values():
         future.result(timeout=15)
+    wait_for_retention(admin, readings, "1000")  # the broker applies config changes asynchronously
 
     grown = isolated(sentio_config, unique_name, partition_overrides={"readings": 4})
     changes = {(c.topic, c.action): c.detail for c in apply_topics(grown)}

@@ -63,7 +63,7 @@ def test_every_problem_is_reported_with_its_path(tmp_path: Path) -> None:
         "producers.modbus[0].registers[3].data_type: 'FLOAT23' is not one of INT16, UINT16, INT32, "
         "UINT32, INT64, UINT64, FLOAT32, FLOAT64, BOOL, STRING",
         "producers.modbus[0].registers[4]: a STRING needs length: the number of registers it spans",
-        "producers.bacnet: unknown connector 'bacnet'; installed connectors: modbus",
+        "producers.bacnet: unknown connector 'bacnet'; installed connectors: homeassistant_ws, modbus, mqtt, opcua, replay, simulate",
     ]
 
 
