@@ -246,11 +246,8 @@ class Forwarder:
     # -- delivery reports (poll thread) ------------------------------------------------------
 
     def _delivered(self, seq: int, error: KafkaError | None, message: Message) -> None:
-        if not self._outcome(error, message):
-            return
-        assert error is not None
-        if not is_transient(error):
-            self._reject(error, message)
+        if error is None or not is_transient(error):
+            self._settled(error, message)
             return
         created = message.timestamp()[1]
         stored = BufferedMessage(
@@ -261,28 +258,27 @@ class Forwarder:
             _header_list(message),
             created if created > 0 else now_ms(),
         )
-        with self._lock:
+        with self._lock:  # one step, so no message goes to librdkafka in between
+            self._in_flight -= 1
             self._enter_buffering(
                 f"delivery failed: {error.str()}", purge=error.code() not in PURGED
             )
             self._count_append(self.buffer.append(stored, force=True), stored)
 
     def _replayed(self, row_id: int, error: KafkaError | None, message: Message) -> None:
-        if error is not None and is_transient(error):
-            self._outcome(error, message)
-            with self._lock:  # the row stays in the buffer for the next replay
-                self._enter_buffering(
-                    f"delivery failed: {error.str()}", purge=error.code() not in PURGED
-                )
+        if error is None or not is_transient(error):
+            with self._lock:
+                self._acked.append(row_id)
+            self._settled(error, message)
             return
-        with self._lock:
-            self._acked.append(row_id)
-        if self._outcome(error, message):
-            assert error is not None
-            self._reject(error, message)
+        with self._lock:  # the row stays in the buffer for the next replay
+            self._in_flight -= 1
+            self._enter_buffering(
+                f"delivery failed: {error.str()}", purge=error.code() not in PURGED
+            )
 
-    def _outcome(self, error: KafkaError | None, message: Message) -> bool:
-        """Count one delivery report; True when it failed."""
+    def _settled(self, error: KafkaError | None, message: Message) -> None:
+        """Kafka confirmed the message, or refused it for good."""
         with self._lock:
             self._in_flight -= 1
             if error is None:
@@ -291,8 +287,8 @@ class Forwarder:
             self.metrics.delivered(
                 device_of(message.key()), self.records.get(message.topic() or "", "")
             )
-            return False
-        return True
+        else:
+            self._reject(error, message)
 
     def _reject(self, error: KafkaError, message: Message) -> None:
         self.metrics.inc(self.metrics.errors, device_of(message.key()), "publish")
@@ -336,14 +332,21 @@ class Forwarder:
     def _serve(self) -> None:
         """The poll thread: delivery reports, purges, deleting confirmed rows, replaying."""
         assert self._producer is not None
+        failures = 0
         while not self._stop.is_set():
-            self._producer.poll(0.05)
-            if self._purge_wanted:
-                self._purge_wanted = False
-                self._producer.purge(in_queue=True, in_flight=False)
-            self.buffer.delete(self._take_acked())
-            if self._mode is not Mode.DIRECT:
-                self._replay_step()
+            try:
+                self._producer.poll(0.05)
+                if self._purge_wanted:
+                    self._purge_wanted = False
+                    self._producer.purge(in_queue=True, in_flight=False)
+                self.buffer.delete(self._take_acked())
+                if self._mode is not Mode.DIRECT:
+                    self._replay_step()
+            except Exception:  # e.g. the disk is full: keep serving, say so once in a while
+                failures += 1
+                if failures == 1 or failures % 100 == 0:
+                    log.exception("publisher poll loop failed (%d time(s)); going on", failures)
+                self._stop.wait(0.5)
 
     def _replay_step(self) -> None:
         assert self._producer is not None

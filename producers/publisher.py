@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from confluent_kafka import KafkaError
+from confluent_kafka import KafkaError, KafkaException
 from sentio_iot.producers.buffer import DiskBuffer, Headers
 from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
 from sentio_iot.producers.metrics import ProducerMetrics
@@ -27,7 +27,7 @@ from sentio_iot.producers.tracing import PublishTracing
 from sentio_iot.schemas.catalog import spec
 
 from sentio_iot.config import SentioConfig
-from sentio_iot.errors import SerializationError
+from sentio_iot.errors import ConfigError, SerializationError
 from sentio_iot.kafka import producer_config
 from sentio_iot.records import DeviceEvent, EventKind, Reading, now_us
 from sentio_iot.registry import SchemaRegistry
@@ -114,7 +114,12 @@ class Publisher:
             "1 while Kafka takes messages, 0 during an outage.",
             lambda: self.status().kafka_connected,
         )
-        self._forwarder.start(probe_timeout_s=min(5.0, settings.message_timeout_s))
+        try:
+            self._forwarder.start(probe_timeout_s=min(5.0, settings.message_timeout_s))
+        except KafkaException as exc:  # librdkafka refused its configuration
+            buffer.close()
+            self._forwarder = None
+            raise ConfigError(f"kafka: {exc.args[0].str() if exc.args else exc}") from exc
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush to Kafka for up to ``timeout_s``; what is not confirmed stays in the buffer."""

@@ -34,7 +34,13 @@ def _default(info: FieldInfo) -> str:
         value = value.value
     if isinstance(value, Path):  # machine-specific: show it relative to the home folder
         return f"`{str(value).replace(str(Path.home()), '~', 1)}`"
-    return f"`{value!r}`" if value not in ({}, [], None) else f"`{value}`" if value is None else "empty"
+    return (
+        f"`{value!r}`"
+        if value not in ({}, [], None)
+        else f"`{value}`"
+        if value is None
+        else "empty"
+    )
 
 
 def _type(info: FieldInfo) -> str:
@@ -69,7 +75,9 @@ def model_table(model: type[BaseModel], prefix: str = "") -> list[str]:
         annotation = info.annotation
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             nested.append((path, annotation))
-            rows.append(f"| `{path}` | section | | {(annotation.__doc__ or '').strip().splitlines()[0]} |")
+            rows.append(
+                f"| `{path}` | section | | {(annotation.__doc__ or '').strip().splitlines()[0]} |"
+            )
             continue
         rows.append(f"| `{path}` | {_type(info)} | {_default(info)} | {info.description or ''} |")
     out = rows
@@ -86,7 +94,14 @@ def render(extra_models: dict[str, type[BaseModel]] | None = None) -> str:
             inner = getattr(info.annotation, "__args__", ())
             for arg in inner:
                 if isinstance(arg, type) and issubclass(arg, BaseModel):
-                    lines += ["", f"### `{title}.{name}[]`", "", (arg.__doc__ or "").strip(), "", *model_table(arg)]
+                    lines += [
+                        "",
+                        f"### `{title}.{name}[]`",
+                        "",
+                        (arg.__doc__ or "").strip(),
+                        "",
+                        *model_table(arg),
+                    ]
     return "\n".join(lines) + "\n"
 
 
@@ -95,6 +110,7 @@ def render_all() -> str:
     from sentio_iot.plugins import connector_names, load_connector_plugin
 
     connectors = {
-        f"producers.{name}[]": load_connector_plugin(name).load_config_model() for name in connector_names()
+        f"producers.{name}[]": load_connector_plugin(name).load_config_model()
+        for name in connector_names()
     }
     return render(connectors)

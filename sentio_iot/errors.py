@@ -7,6 +7,7 @@
     │   ├── ConnectError             a broker, registry, device or sink cannot be reached
     │   └── OperationTimeout         an operation did not finish in time
     ├── StackError                   a local service failed to start or stop
+    ├── RegistryError                the schema registry refused a request (status, error code)
     └── DataError                    poison data: goes to the dead-letter topic, never retried
         ├── SerializationError       a value does not fit its Avro schema
         └── DeserializationError     bytes that cannot be decoded; carries the raw bytes
@@ -52,6 +53,15 @@ class PrerequisiteError(SentioError):
 
 class StackError(SentioError):
     """A local stack service failed to start, answer or stop."""
+
+
+class RegistryError(SentioError):
+    """The registry answered, but refused: ``status_code`` and Confluent ``error_code`` say why."""
+
+    def __init__(self, message: str, *, status_code: int, error_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.error_code = error_code
 
 
 class TransientError(SentioError):

@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from sentio_iot.config import SchemaRegistrySettings
-from sentio_iot.errors import ConnectError, SentioError
+from sentio_iot.errors import ConnectError, RegistryError
 
 log = logging.getLogger(__name__)
 
@@ -39,15 +39,6 @@ Compatibility = Literal[
     "FULL",
     "FULL_TRANSITIVE",
 ]
-
-
-class RegistryError(SentioError):
-    """The registry answered, but refused: ``status_code`` and Confluent ``error_code`` say why."""
-
-    def __init__(self, message: str, *, status_code: int, error_code: int | None = None) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.error_code = error_code
 
 
 class SchemaRegistry:

@@ -25,8 +25,8 @@ import fastavro
 from fastavro.read import SchemaResolutionError
 from fastavro.schema import to_parsing_canonical_form
 
-from sentio_iot.errors import DeserializationError, SentioError, SerializationError
-from sentio_iot.registry import SCHEMA_NOT_FOUND, RegistryError, SchemaRegistry
+from sentio_iot.errors import DeserializationError, RegistryError, SentioError, SerializationError
+from sentio_iot.registry import SCHEMA_NOT_FOUND, SchemaRegistry
 from sentio_iot.schemas import load_schema
 from sentio_iot.schemas.compat import backward_problems
 

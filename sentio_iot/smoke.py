@@ -36,7 +36,9 @@ class RoundTripReport:
         return self.sent == self.received == self.identical
 
 
-def sample_readings(count: int, *, devices: int = 20, tenant: str = "default", site: str = "local") -> list[dict[str, Any]]:
+def sample_readings(
+    count: int, *, devices: int = 20, tenant: str = "default", site: str = "local"
+) -> list[dict[str, Any]]:
     """Deterministic readings shaped like a small plant's: several metrics per message."""
     start_us = int(time.time() * 1_000_000)
     readings = []
@@ -47,9 +49,27 @@ def sample_readings(count: int, *, devices: int = 20, tenant: str = "default", s
                 "device_id": f"smoke-{device:03d}",
                 "ts": start_us + i * 1000,
                 "metrics": [
-                    {"name": "temperature", "value": 20.0 + (i % 50) * 0.1, "text": None, "unit": "degC", "quality": "GOOD"},
-                    {"name": "vibration", "value": 0.01 * (i % 7), "text": None, "unit": "mm/s", "quality": "GOOD"},
-                    {"name": "state", "value": None, "text": "running", "unit": None, "quality": "UNCERTAIN"},
+                    {
+                        "name": "temperature",
+                        "value": 20.0 + (i % 50) * 0.1,
+                        "text": None,
+                        "unit": "degC",
+                        "quality": "GOOD",
+                    },
+                    {
+                        "name": "vibration",
+                        "value": 0.01 * (i % 7),
+                        "text": None,
+                        "unit": "mm/s",
+                        "quality": "GOOD",
+                    },
+                    {
+                        "name": "state",
+                        "value": None,
+                        "text": "running",
+                        "unit": None,
+                        "quality": "UNCERTAIN",
+                    },
                 ],
                 "labels": {"tenant": tenant, "site": site, "line": f"line-{device % 3}"},
                 "source": "smoke",
@@ -91,7 +111,9 @@ def _round_trip(
         if err is not None:
             failures.append(err.str())
 
-    consumer = Consumer(consumer_config(config.kafka, group_id=f"sentio-smoke-{uuid.uuid4().hex[:8]}"))
+    consumer = Consumer(
+        consumer_config(config.kafka, group_id=f"sentio-smoke-{uuid.uuid4().hex[:8]}")
+    )
     start_offsets = _end_offsets(consumer, topic)  # read back only what this run sends
 
     producer = Producer(producer_config(config.kafka))
@@ -102,8 +124,12 @@ def _round_trip(
     produce_s = time.perf_counter() - started
     if remaining or failures:
         detail = failures[0] if failures else f"{remaining} message(s) still queued"
-        raise ConnectError(f"publishing to {topic} failed: {detail}", fix="is Kafka running? sentio stack up")
-    progress(f"published {count} readings to {topic} in {produce_s:.2f} s ({count / produce_s:,.0f}/s)")
+        raise ConnectError(
+            f"publishing to {topic} failed: {detail}", fix="is Kafka running? sentio stack up"
+        )
+    progress(
+        f"published {count} readings to {topic} in {produce_s:.2f} s ({count / produce_s:,.0f}/s)"
+    )
 
     consumer.assign(start_offsets)
     received = identical = 0
@@ -124,11 +150,15 @@ def _round_trip(
     finally:
         consumer.close()
     consume_s = time.perf_counter() - started
-    progress(f"consumed {received} back in {consume_s:.2f} s; {identical} identical to what was sent")
+    progress(
+        f"consumed {received} back in {consume_s:.2f} s; {identical} identical to what was sent"
+    )
     return RoundTripReport(topic, count, received, identical, schema_id, produce_s, consume_s)
 
 
-def _produce(producer: Producer, topic: str, key: bytes, value: bytes, on_delivery: Callable[..., None]) -> None:
+def _produce(
+    producer: Producer, topic: str, key: bytes, value: bytes, on_delivery: Callable[..., None]
+) -> None:
     while True:
         try:
             producer.produce(topic, value=value, key=key, on_delivery=on_delivery)
@@ -141,7 +171,9 @@ def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
     try:
         metadata = consumer.list_topics(topic, timeout=15)
     except KafkaException as exc:
-        raise ConnectError(f"cannot reach Kafka: {exc}", fix="is it running? sentio stack up") from exc
+        raise ConnectError(
+            f"cannot reach Kafka: {exc}", fix="is it running? sentio stack up"
+        ) from exc
     partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
     if not partitions or metadata.topics[topic].error is not None:
         raise SentioError(f"topic {topic} does not exist", fix="run: sentio topics apply")

@@ -8,8 +8,10 @@ a crash before that leaves them with the broker, which sends them again.
 
 The session is persistent: a fixed client id, clean start off and a session expiry
 (MQTT 5; ``clean_session`` off for 3.1.1), so QoS 1/2 messages published while we are away
-wait at the broker. On a resumed MQTT 5 session subscriptions are renewed with retain
-handling 1, so retained messages are not delivered twice.
+wait at the broker. On a resumed session only filters the session lacks are subscribed, and
+(MQTT 5) with retain handling 1, so retained messages are not delivered twice. A concrete
+topic that another wanted filter already covers is not subscribed on its own (brokers
+deliver a message once per matching subscription).
 
 A message goes to the first handler that reads its topic: Zigbee2MQTT, then Home Assistant
 discovery, then the generic mappings.

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from asyncua import ua
@@ -39,12 +39,12 @@ class ClientIdentity:
 
     application_uri: str
     certificate_der: bytes | None = None
-    private_key: bytes | None = None
+    private_key: bytes | None = field(default=None, repr=False)
     private_key_format: str = "pem"
-    private_key_password: str | None = None
+    private_key_password: str | None = field(default=None, repr=False)
     server_certificate_der: bytes | None = None
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
 
 
 async def load_identity(settings: OpcUaServerConfig) -> ClientIdentity:

@@ -16,8 +16,14 @@ from sentio_iot.cli.options import config_option, load
 
 @click.command("run")
 @config_option
-@click.option("--count", default=10_000, show_default=True, help="Readings to send in the round trip.")
-@click.option("--no-stack", is_flag=True, help="Use Kafka and the registry from the configuration; start nothing.")
+@click.option(
+    "--count", default=10_000, show_default=True, help="Readings to send in the round trip."
+)
+@click.option(
+    "--no-stack",
+    is_flag=True,
+    help="Use Kafka and the registry from the configuration; start nothing.",
+)
 def run(config_path: Path | None, count: int, no_stack: bool) -> None:
     """Start the local stack and run the pipeline end to end on this machine."""
     from sentio_iot.registry import SchemaRegistry
@@ -35,7 +41,11 @@ def run(config_path: Path | None, count: int, no_stack: bool) -> None:
 
     click.echo("== topics")
     changes = apply_topics(config)
-    click.echo(f"  {len(changes)} change(s) applied" if changes else f"  all {len(CATALOG)} topics match the catalog")
+    click.echo(
+        f"  {len(changes)} change(s) applied"
+        if changes
+        else f"  all {len(CATALOG)} topics match the catalog"
+    )
 
     click.echo("== schemas")
     with SchemaRegistry(config.schema_registry) as registry:
@@ -54,6 +64,8 @@ def run(config_path: Path | None, count: int, no_stack: bool) -> None:
         f"(schema id {report.schema_id}); {time.perf_counter() - began:.1f} s in all"
     )
     if not no_stack:
-        click.echo("the stack keeps running: `sentio stack status` to look, `sentio stack down` to stop it")
+        click.echo(
+            "the stack keeps running: `sentio stack status` to look, `sentio stack down` to stop it"
+        )
     if not report.ok:
         raise SystemExit(1)

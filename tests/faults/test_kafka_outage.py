@@ -81,21 +81,33 @@ class OwnKafka:
         os.killpg(self.record.pid, signum)
         assert wait_gone(self.record, 30), "own Kafka did not exit"
 
+    @property
+    def running(self) -> bool:
+        return self.record is not None and is_running(self.record)
+
     def stop(self) -> None:
-        if self.record is not None and is_running(self.record):
+        if self.running:
             self.kill(signal.SIGKILL)
 
 
-@pytest.fixture
-def own_kafka(sentio_config: SentioConfig, tmp_path: Path) -> Iterator[OwnKafka]:
-    home = tmp_path / "stack"
-    home.mkdir()
-    kafka = OwnKafka(sentio_config.stack, home)
+@pytest.fixture(scope="module")
+def kafka_of_this_module(
+    sentio_config: SentioConfig, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OwnKafka]:
+    kafka = OwnKafka(sentio_config.stack, tmp_path_factory.mktemp("stack"))
     kafka.start()
     try:
         yield kafka
     finally:
         kafka.stop()
+
+
+@pytest.fixture
+def own_kafka(kafka_of_this_module: OwnKafka) -> OwnKafka:
+    """The module's broker (one start for all tests), running when a test begins."""
+    if not kafka_of_this_module.running:
+        kafka_of_this_module.start()
+    return kafka_of_this_module
 
 
 @pytest.fixture
@@ -213,7 +225,7 @@ def test_readings_emitted_through_an_outage_arrive_once_in_order(
         wait_for(lambda: published(publisher) >= 500, 30, "readings to flow")
         kill_when_idle(own_kafka, emitting, signal.SIGTERM)
         wait_for(lambda: publisher.status().mode is Mode.BUFFERING, 15, "the publisher to notice")
-        time.sleep(config.producer.message_timeout_s + 2)  # queued messages time out meanwhile
+        time.sleep(config.producer.message_timeout_s + 1)  # queued messages time out meanwhile
         assert publisher.status().buffered_messages > 1000
         own_kafka.start()
         wait_for(

@@ -29,7 +29,9 @@ def test_readings_come_back_identical(sentio_config: SentioConfig, unique_name: 
     assert lines[0].startswith(f"published 2000 readings to {unique_name}")
 
 
-def test_corrupt_message_raises_typed_error_with_bytes(sentio_config: SentioConfig, unique_name: str) -> None:
+def test_corrupt_message_raises_typed_error_with_bytes(
+    sentio_config: SentioConfig, unique_name: str
+) -> None:
     create_topic(sentio_config, unique_name, partitions=1)
     registry = SchemaRegistry(sentio_config.schema_registry)
     serde = AvroSerde(registry, unique_name, "Reading")

@@ -10,10 +10,10 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
 )
+from sentio_iot.schemas.catalog import CATALOG
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.kafka import admin_client
-from sentio_iot.schemas.catalog import CATALOG
 from sentio_iot.topic_admin import apply_topics, topic_states
 
 
@@ -33,7 +33,9 @@ def wait_for_retention(admin: AdminClient, topic: str, value: str) -> None:
     raise AssertionError(f"retention.ms of {topic} never became {value}")
 
 
-def test_apply_creates_every_topic_then_changes_nothing(sentio_config: SentioConfig, unique_name: str) -> None:
+def test_apply_creates_every_topic_then_changes_nothing(
+    sentio_config: SentioConfig, unique_name: str
+) -> None:
     config = isolated(sentio_config, unique_name, partition_overrides={"readings": 3})
     first = apply_topics(config)
     assert sorted(c.topic for c in first) == sorted(f"{unique_name}.{s.name}" for s in CATALOG)
@@ -59,7 +61,9 @@ def test_apply_restores_drifted_config_and_grows_partitions(
     drift = ConfigResource(
         ConfigResource.Type.TOPIC,
         readings,
-        incremental_configs=[ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)],
+        incremental_configs=[
+            ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)
+        ],
     )
     for future in admin.incremental_alter_configs([drift]).values():
         future.result(timeout=15)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from sentio_iot.schemas.catalog import CATALOG, markdown_table
+
 from sentio_iot.config import TopicSettings
 from sentio_iot.config_reference import render_all
-from sentio_iot.schemas.catalog import CATALOG, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -26,4 +27,12 @@ def test_catalog_names_and_schemas_are_unique() -> None:
     assert len(names) == len(set(names))
     schemas = [spec.value_schema for spec in CATALOG if spec.value_schema]
     assert len(schemas) == len(set(schemas))
-    assert {"Reading", "Rollup", "Anomaly", "RulPrediction", "DeviceEvent", "Alert", "DeadLetter"} == set(schemas)
+    assert {
+        "Reading",
+        "Rollup",
+        "Anomaly",
+        "RulPrediction",
+        "DeviceEvent",
+        "Alert",
+        "DeadLetter",
+    } == set(schemas)
