@@ -115,7 +115,7 @@ class Publisher:
             lambda: self.status().kafka_connected,
         )
         try:
-            self._forwarder.start(probe_timeout_s=min(5.0, settings.message_timeout_s))
+            self._forwarder.start(probe_timeout_s=min(2.0, settings.message_timeout_s))
         except KafkaException as exc:  # librdkafka refused its configuration
             buffer.close()
             self._forwarder = None

@@ -128,19 +128,15 @@ class ProducerRuntime:
             for task in (*tasks, progress, done):
                 task.cancel()
             await asyncio.wait([*tasks, progress, done], timeout=CLOSE_TIMEOUT_S + 1)
-            await asyncio.to_thread(self.publisher.close, FLUSH_TIMEOUT_S)
         finally:
+            if self.publisher.started:  # flush; what Kafka did not confirm stays in the buffer
+                await asyncio.to_thread(self.publisher.close, FLUSH_TIMEOUT_S)
             if self.health is not None:
                 self.health.stop()
             restore()
         self._log_totals()
         if self._fatal is not None:
             raise self._fatal
-
-    def request_stop(self) -> None:
-        """Stop soon (thread- and signal-safe through the event loop)."""
-        self.publisher.stop_waiting()
-        self._stop.set()
 
     async def _start_publisher(self) -> bool:
         """Register schemas (retrying while the registry is away), then start publishing."""
