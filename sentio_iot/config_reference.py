@@ -21,6 +21,12 @@ with `SENTIO_` + the path in capitals, `__` between levels (`SENTIO_KAFKA__BOOTS
 """
 
 
+_XDG_DEFAULTS = {
+    "sentio-iot": "`$XDG_CACHE_HOME/sentio-iot` (else `~/.cache/sentio-iot`)",
+    "buffer": "`$XDG_STATE_HOME/sentio-iot/buffer` (else `~/.local/state/sentio-iot/buffer`)",
+}
+
+
 def _default(info: FieldInfo) -> str:
     if info.default_factory is not None:
         value: Any = info.default_factory()  # type: ignore[call-arg]
@@ -32,8 +38,8 @@ def _default(info: FieldInfo) -> str:
         value = info.default
     if isinstance(value, Enum):
         value = value.value
-    if isinstance(value, Path):  # machine-specific: show it relative to the home folder
-        return f"`{str(value).replace(str(Path.home()), '~', 1)}`"
+    if isinstance(value, Path):  # machine-specific: show where it comes from, not this machine's value
+        return _XDG_DEFAULTS.get(value.parts[-1], f"`{value}`")
     return (
         f"`{value!r}`"
         if value not in ({}, [], None)
