@@ -38,17 +38,17 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, Producer
+
+from sentio_iot.config import SentioConfig, load_config
+from sentio_iot.errors import SentioError
+from sentio_iot.kafka import admin_client, consumer_config, producer_config
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.publisher import Publisher
 from sentio_iot.producers.simulate.config import SimulateConfig
 from sentio_iot.producers.simulate.connector import SimulatedPlantConnector
 from sentio_iot.producers.simulate.plant import Plant
-from sentio_iot.schemas.catalog import spec
-
-from sentio_iot.config import SentioConfig, load_config
-from sentio_iot.errors import SentioError
-from sentio_iot.kafka import admin_client, consumer_config, producer_config
 from sentio_iot.registry import SchemaRegistry
+from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
 from sentio_iot.topic_admin import apply_topics
 

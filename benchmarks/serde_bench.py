@@ -21,10 +21,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import fastavro
-from sentio_iot.schemas import load_schema
 
 from sentio_iot.config import SchemaRegistrySettings
 from sentio_iot.registry import SchemaRegistry
+from sentio_iot.schemas import load_schema
 from sentio_iot.serde import AvroSerde
 
 TOPIC = "bench.readings"

@@ -29,6 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
+
 from sentio_iot.producers.buffer import (
     AppendResult,
     BufferedMessage,

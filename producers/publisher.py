@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException
-from sentio_iot.producers.buffer import DiskBuffer, Headers
-from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
-from sentio_iot.producers.metrics import ProducerMetrics
-from sentio_iot.producers.tracing import PublishTracing
-from sentio_iot.schemas.catalog import spec
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import ConfigError, SerializationError
 from sentio_iot.kafka import producer_config
+from sentio_iot.producers.buffer import DiskBuffer, Headers
+from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
+from sentio_iot.producers.metrics import ProducerMetrics
+from sentio_iot.producers.tracing import PublishTracing
 from sentio_iot.records import DeviceEvent, EventKind, Reading, now_us
 from sentio_iot.registry import SchemaRegistry
+from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
 
 log = logging.getLogger(__name__)

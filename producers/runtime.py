@@ -27,14 +27,14 @@ from types import FrameType
 from typing import Any
 
 from pydantic import BaseModel
-from sentio_iot.producers.connector import Connector, ConnectorContext
-from sentio_iot.producers.forwarder import Mode
-from sentio_iot.producers.health import HealthServer
-from sentio_iot.producers.publisher import Publisher
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import ConfigError, TransientError
 from sentio_iot.plugins import load_connector_plugin
+from sentio_iot.producers.connector import Connector, ConnectorContext
+from sentio_iot.producers.forwarder import Mode
+from sentio_iot.producers.health import HealthServer
+from sentio_iot.producers.publisher import Publisher
 
 log = logging.getLogger(__name__)
 

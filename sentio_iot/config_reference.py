@@ -38,7 +38,9 @@ def _default(info: FieldInfo) -> str:
         value = info.default
     if isinstance(value, Enum):
         value = value.value
-    if isinstance(value, Path):  # machine-specific: show where it comes from, not this machine's value
+    if isinstance(
+        value, Path
+    ):  # machine-specific: show where it comes from, not this machine's value
         return _XDG_DEFAULTS.get(value.parts[-1], f"`{value}`")
     return (
         f"`{value!r}`"

@@ -22,6 +22,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from pydantic import BaseModel
+
+from sentio_iot.errors import ConfigError, ConnectError, DataError, TransientError
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.homeassistant_ws.client import CommandFailed, HomeAssistantConnection
 from sentio_iot.producers.homeassistant_ws.config import DeviceIdSource, HomeAssistantWsConfig
@@ -34,8 +36,6 @@ from sentio_iot.producers.homeassistant_ws.states import (
     parse_time_us,
     updated_us,
 )
-
-from sentio_iot.errors import ConfigError, ConnectError, DataError, TransientError
 from sentio_iot.records import DeviceEvent, EventKind, now_us
 
 logger = logging.getLogger(__name__)

@@ -21,13 +21,12 @@ from datetime import UTC, datetime, timedelta
 from fnmatch import fnmatchcase
 from typing import Any
 
+from sentio_iot.errors import DataError
 from sentio_iot.producers.homeassistant_ws.config import (
     DeviceIdSource,
     HomeAssistantWsConfig,
     MetricNameSource,
 )
-
-from sentio_iot.errors import DataError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
 
 SOURCE = "homeassistant_ws"

@@ -35,6 +35,8 @@ from pydantic import BaseModel
 from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.pdu import ModbusPDU
+
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.modbus.config import ModbusDeviceConfig, RegisterKind
 from sentio_iot.producers.modbus.registers import (
@@ -44,8 +46,6 @@ from sentio_iot.producers.modbus.registers import (
     plan_reads,
 )
 from sentio_iot.producers.tracing import tracer_provider
-
-from sentio_iot.errors import ConfigError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading, now_us
 
 logger = logging.getLogger(__name__)

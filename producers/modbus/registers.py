@@ -27,7 +27,6 @@ from sentio_iot.producers.modbus.config import (
     RegisterConfig,
     RegisterKind,
 )
-
 from sentio_iot.records import Metric, Quality
 
 BIT_TABLES = (RegisterKind.COIL, RegisterKind.DISCRETE_INPUT)

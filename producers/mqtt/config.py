@@ -23,6 +23,7 @@ from enum import StrEnum
 from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
 from sentio_iot.producers.mqtt.patterns import TopicPattern, template_fields
 from sentio_iot.producers.mqtt.payloads import FieldPath
 

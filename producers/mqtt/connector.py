@@ -31,6 +31,8 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from pydantic import BaseModel
+
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.mqtt.config import MqttSourceConfig
 from sentio_iot.producers.mqtt.homeassistant import HomeAssistantDiscovery
@@ -38,8 +40,6 @@ from sentio_iot.producers.mqtt.mappings import GenericMappings
 from sentio_iot.producers.mqtt.output import Handler, Message, Output
 from sentio_iot.producers.mqtt.patterns import filter_covers
 from sentio_iot.producers.mqtt.zigbee2mqtt import Zigbee2Mqtt
-
-from sentio_iot.errors import ConfigError
 from sentio_iot.records import EventKind, now_us
 
 log = logging.getLogger(__name__)

@@ -31,7 +31,6 @@ from sentio_iot.producers.mqtt.discovery import (
 from sentio_iot.producers.mqtt.output import Message, Output
 from sentio_iot.producers.mqtt.payloads import PayloadError, to_number
 from sentio_iot.producers.mqtt.templates import MissingValue, TemplateError, as_text
-
 from sentio_iot.records import EventKind, Metric
 
 log = logging.getLogger(__name__)

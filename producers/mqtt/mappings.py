@@ -9,7 +9,6 @@ from sentio_iot.producers.mqtt.config import FieldMapping, TopicMapping, ValueKi
 from sentio_iot.producers.mqtt.output import Message, Output
 from sentio_iot.producers.mqtt.patterns import TopicPattern, fill_template
 from sentio_iot.producers.mqtt.payloads import FieldPath, PayloadError, decode, to_number
-
 from sentio_iot.records import EventKind, Metric
 
 

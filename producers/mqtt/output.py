@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from sentio_iot.producers.connector import Emitter
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 log = logging.getLogger(__name__)

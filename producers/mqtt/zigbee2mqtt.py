@@ -29,7 +29,6 @@ from typing import Any
 from sentio_iot.producers.mqtt.config import DeviceIdSource, Zigbee2MqttPreset
 from sentio_iot.producers.mqtt.output import Message, Output
 from sentio_iot.producers.mqtt.payloads import PayloadError, decode, decode_json, to_number
-
 from sentio_iot.records import EventKind, Metric
 
 log = logging.getLogger(__name__)

@@ -15,6 +15,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
 from sentio_iot.producers.opcua.addresses import parse_browse_path, parse_node_id
 
 

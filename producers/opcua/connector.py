@@ -22,14 +22,14 @@ from typing import ClassVar
 
 from asyncua import ua
 from pydantic import BaseModel
+
+from sentio_iot.errors import ConfigError, ConnectError, DataError, TransientError
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.opcua.config import OpcUaServerConfig
 from sentio_iot.producers.opcua.quality import quality_of, status_hex, status_name
 from sentio_iot.producers.opcua.security import ClientIdentity, load_identity
 from sentio_iot.producers.opcua.session import OpcUaSession
 from sentio_iot.producers.opcua.values import SampledValue, decode
-
-from sentio_iot.errors import ConfigError, ConnectError, DataError, TransientError
 from sentio_iot.records import DeviceEvent, EventKind, Quality, Reading, now_us
 
 logger = logging.getLogger(__name__)

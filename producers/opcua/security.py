@@ -18,9 +18,9 @@ from asyncua.crypto.uacrypto import CertProperties
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from sentio_iot.producers.opcua.config import OpcUaServerConfig, SecurityMode, SecurityPolicy
 
 from sentio_iot.errors import ConfigError
+from sentio_iot.producers.opcua.config import OpcUaServerConfig, SecurityMode, SecurityPolicy
 
 DEFAULT_APPLICATION_URI = "urn:sentio-iot:opcua-client"
 

@@ -22,11 +22,11 @@ from asyncua.common.subscription import DataChangeNotif
 from asyncua.ua.attribute_ids import AttributeIds
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.uaerrors import UaStatusCodeError
+
+from sentio_iot.errors import ConfigError, ConnectError
 from sentio_iot.producers.opcua.addresses import NodeIdText, parse_browse_path, parse_node_id
 from sentio_iot.producers.opcua.config import NodeConfig, OpcUaServerConfig
 from sentio_iot.producers.opcua.security import ClientIdentity, secure
-
-from sentio_iot.errors import ConfigError, ConnectError
 
 logger = logging.getLogger(__name__)
 

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asyncua import ua
-from sentio_iot.producers.opcua.quality import quality_of
 
 from sentio_iot.errors import DataError
+from sentio_iot.producers.opcua.quality import quality_of
 from sentio_iot.records import Metric, Quality, now_us
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -14,6 +14,7 @@ import asyncio
 import logging
 import time
 
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.replay.config import ReplayConfig, ReplayFormat
 from sentio_iot.producers.replay.formats import (
@@ -24,8 +25,6 @@ from sentio_iot.producers.replay.formats import (
     parse_nab,
     to_us,
 )
-
-from sentio_iot.errors import ConfigError
 from sentio_iot.records import Metric, Quality, Reading, now_us
 
 log = logging.getLogger(__name__)

@@ -18,9 +18,8 @@ import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from sentio_iot.producers.replay.config import ReplayFormat
-
 from sentio_iot.errors import ConfigError
+from sentio_iot.producers.replay.config import ReplayFormat
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 NAB_HEADER = ("timestamp", "value")

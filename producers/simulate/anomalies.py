@@ -27,9 +27,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
-from sentio_iot.producers.simulate.config import AnomalyKind
-
 from sentio_iot.errors import ConfigError
+from sentio_iot.producers.simulate.config import AnomalyKind
 
 GROUND_TRUTH_FIELDS = (
     "device",

@@ -18,7 +18,6 @@ from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.simulate.anomalies import GroundTruthWriter
 from sentio_iot.producers.simulate.config import SimulateConfig
 from sentio_iot.producers.simulate.plant import SOURCE, Plant, PlantTick
-
 from sentio_iot.records import DeviceEvent, EventKind, now_us
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,6 @@ from statistics import NormalDist
 
 from sentio_iot.producers.simulate.anomalies import AnomalySchedule, GroundTruthRow, iso_utc
 from sentio_iot.producers.simulate.config import DeviceKind, SimulateConfig
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 SOURCE = "simulate"

@@ -24,12 +24,12 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
-from sentio_iot.producers.buffer import DiskBuffer
-from sentio_iot.producers.forwarder import Mode
-from sentio_iot.producers.publisher import Publisher
 
 from sentio_iot.config import ProducerSettings, SentioConfig, StackSettings, TopicSettings
 from sentio_iot.kafka import admin_client, consumer_config
+from sentio_iot.producers.buffer import DiskBuffer
+from sentio_iot.producers.forwarder import Mode
+from sentio_iot.producers.publisher import Publisher
 from sentio_iot.records import Metric, Reading
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.serde import AvroSerde

@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from ha_ws_server import HomeAssistantServer
+
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.homeassistant_ws.config import HomeAssistantWsConfig
 from sentio_iot.producers.homeassistant_ws.connector import HomeAssistantWsConnector
-
-from sentio_iot.errors import ConfigError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 TOKEN = "ha-long-lived-token-for-tests"

@@ -17,6 +17,7 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.server import ModbusTcpServer
 from pymodbus.simulator import DataType as SimType
 from pymodbus.simulator import SimData, SimDevice
+
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.modbus.config import (
     ByteOrder,
@@ -26,7 +27,6 @@ from sentio_iot.producers.modbus.config import (
     RegisterKind,
 )
 from sentio_iot.producers.modbus.connector import ModbusConnector
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
 
 UNIT = 7

@@ -23,10 +23,10 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
+
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.mqtt.config import MqttSourceConfig
 from sentio_iot.producers.mqtt.connector import MqttConnector
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"

@@ -23,10 +23,10 @@ from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.opcua.config import OpcUaServerConfig
 from sentio_iot.producers.opcua.connector import OpcUaConnector
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
 
 NAMESPACE = "urn:sentio-iot:tests:plant"

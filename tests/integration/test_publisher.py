@@ -25,16 +25,16 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import NewTopic
 from opentelemetry import trace
 from pydantic import BaseModel
+
+from sentio_iot.config import ProducerSettings, SentioConfig, TopicSettings
+from sentio_iot.errors import ConfigError
+from sentio_iot.kafka import admin_client, consumer_config
 from sentio_iot.producers import runtime as runtime_module
 from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.health import HealthServer
 from sentio_iot.producers.publisher import Publisher
 from sentio_iot.producers.runtime import ProducerRuntime, Supervised
 from sentio_iot.producers.tracing import tracer_provider
-
-from sentio_iot.config import ProducerSettings, SentioConfig, TopicSettings
-from sentio_iot.errors import ConfigError
-from sentio_iot.kafka import admin_client, consumer_config
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.serde import AvroSerde

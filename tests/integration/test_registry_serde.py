@@ -7,11 +7,11 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sentio_iot.schemas import SCHEMA_NAMES, load_schema
 
 from sentio_iot.config import SchemaRegistrySettings, SentioConfig
 from sentio_iot.errors import ConnectError, DeserializationError, SentioError
 from sentio_iot.registry import SchemaRegistry
+from sentio_iot.schemas import SCHEMA_NAMES, load_schema
 from sentio_iot.serde import AvroSerde
 from sentio_iot.smoke import sample_readings
 

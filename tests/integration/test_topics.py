@@ -10,10 +10,10 @@ from confluent_kafka.admin import (
     ConfigEntry,
     ConfigResource,
 )
-from sentio_iot.schemas.catalog import CATALOG
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.kafka import admin_client
+from sentio_iot.schemas.catalog import CATALOG
 from sentio_iot.topic_admin import apply_topics, topic_states
 
 

@@ -7,6 +7,7 @@ import threading
 from pathlib import Path
 
 import pytest
+
 from sentio_iot.producers.buffer import (
     BufferedMessage,
     DiskBuffer,

@@ -9,6 +9,7 @@ from typing import Any
 import fastavro
 import pytest
 from fastavro.read import SchemaResolutionError
+
 from sentio_iot.schemas import load_schema
 from sentio_iot.schemas.compat import backward_problems
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from sentio_iot.schemas.catalog import CATALOG, markdown_table
-
 from sentio_iot.config import TopicSettings
 from sentio_iot.config_reference import render_all
+from sentio_iot.schemas.catalog import CATALOG, markdown_table
 
 ROOT = Path(__file__).resolve().parents[2]
 

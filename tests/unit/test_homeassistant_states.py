@@ -7,6 +7,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
+from sentio_iot.errors import DataError
 from sentio_iot.producers.homeassistant_ws.config import HomeAssistantWsConfig
 from sentio_iot.producers.homeassistant_ws.states import (
     DeviceInfo,
@@ -16,8 +18,6 @@ from sentio_iot.producers.homeassistant_ws.states import (
     names_for,
     parse_time_us,
 )
-
-from sentio_iot.errors import DataError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
 
 CHANGED = "2016-11-26T01:37:20.000001+00:00"

@@ -7,6 +7,7 @@ import struct
 from typing import Any
 
 import pytest
+
 from sentio_iot.producers.modbus.config import ByteOrder, DataType, RegisterConfig, RegisterKind
 from sentio_iot.producers.modbus.registers import (
     ReadRequest,
@@ -16,7 +17,6 @@ from sentio_iot.producers.modbus.registers import (
     failed_block,
     plan_reads,
 )
-
 from sentio_iot.records import Metric, Quality
 
 FORMATS = {

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import pytest
+
+from sentio_iot.config import load_config
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.mqtt.patterns import (
     TopicPattern,
     fill_template,
     filter_covers,
     template_fields,
 )
-
-from sentio_iot.config import load_config
-from sentio_iot.errors import ConfigError
 
 
 @pytest.mark.parametrize(

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+
 from sentio_iot.producers.mqtt.config import TopicMapping, ValueKind
 from sentio_iot.producers.mqtt.mappings import CompiledMapping
 from sentio_iot.producers.mqtt.payloads import FieldPath, PayloadError, decode, to_number
 from sentio_iot.producers.mqtt.templates import MissingValue, TemplateError, compile_template
-
 from sentio_iot.records import Metric
 
 DOCUMENT = {"env": {"temp": 21.5, "list": [1, 2, 3]}, "odd key": {"v": "x"}, "on": True}

@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 
 import pytest
+
 from sentio_iot.producers.mqtt.config import HomeAssistantPreset, Zigbee2MqttPreset
 from sentio_iot.producers.mqtt.discovery import (
     DiscoveredEntity,
@@ -24,7 +25,6 @@ from sentio_iot.producers.mqtt.zigbee2mqtt import (
     resolve_friendly_name,
     state_metrics,
 )
-
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 NAMES = {"kitchen", "kitchen/light", "kitchen/light/ceiling", "0x00158d0001a2b3c4"}

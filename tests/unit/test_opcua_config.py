@@ -12,6 +12,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from pydantic import ValidationError
+
+from sentio_iot.config import load_config
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.opcua.addresses import (
     BrowseStep,
     NodeIdText,
@@ -20,9 +23,6 @@ from sentio_iot.producers.opcua.addresses import (
 )
 from sentio_iot.producers.opcua.config import OpcUaServerConfig, SecurityMode
 from sentio_iot.producers.opcua.security import DEFAULT_APPLICATION_URI, load_identity
-
-from sentio_iot.config import load_config
-from sentio_iot.errors import ConfigError
 
 GUID = "09087e75-8e5e-499b-954f-f2a9603db28a"
 

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 from asyncua import ua
+
+from sentio_iot.errors import DataError
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.opcua.addresses import parse_node_id
 from sentio_iot.producers.opcua.config import NodeConfig, OpcUaServerConfig
@@ -21,8 +23,6 @@ from sentio_iot.producers.opcua.session import (
     to_node_id,
 )
 from sentio_iot.producers.opcua.values import decode, timestamp_us
-
-from sentio_iot.errors import DataError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading, now_us
 
 S = ua.StatusCodes

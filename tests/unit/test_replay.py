@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.replay.config import ReplayConfig, ReplayFormat
 from sentio_iot.producers.replay.connector import ReplayConnector, replay_offset_s, replay_ts_us
@@ -17,8 +19,6 @@ from sentio_iot.producers.replay.formats import (
     parse_cmapss,
     parse_nab,
 )
-
-from sentio_iot.errors import ConfigError
 from sentio_iot.records import DeviceEvent, EventKind, Quality, Reading, now_us
 
 T0 = 1_396_310_400_000_000  # 2014-04-01 00:00:00 UTC

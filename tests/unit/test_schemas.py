@@ -17,6 +17,7 @@ from typing import Any
 
 import fastavro
 import pytest
+
 from sentio_iot.schemas import (
     NAMESPACE,
     SCHEMA_NAMES,

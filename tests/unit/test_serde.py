@@ -8,10 +8,10 @@ from typing import Any
 
 import fastavro
 import pytest
-from sentio_iot.schemas import SCHEMA_NAMES, load_schema, parsed_schema
 
 from sentio_iot.errors import DeserializationError, SentioError, SerializationError
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
+from sentio_iot.schemas import SCHEMA_NAMES, load_schema, parsed_schema
 from sentio_iot.serde import AvroSerde
 
 TOPIC = "sentio.test"

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from pydantic import ValidationError
+
+from sentio_iot.config import load_config
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.simulate.anomalies import (
     GROUND_TRUTH_FIELDS,
@@ -31,8 +33,6 @@ from sentio_iot.producers.simulate.plant import (
     fleet_kinds,
     wear_level,
 )
-
-from sentio_iot.config import load_config
 from sentio_iot.records import DeviceEvent, EventKind, Reading
 
 START = "2024-03-01T00:00:00Z"
