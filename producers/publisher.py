@@ -28,6 +28,7 @@ from sentio_iot.producers.buffer import DiskBuffer, Headers
 from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
 from sentio_iot.producers.metrics import ProducerMetrics
 from sentio_iot.producers.tracing import PublishTracing
+from sentio_iot.reading_codec import ReadingEncoder
 from sentio_iot.records import DeviceEvent, EventKind, Reading, now_us
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
@@ -63,6 +64,7 @@ class Publisher:
         }
         self._registry: SchemaRegistry | None = None
         self._serdes: dict[str, AvroSerde] = {}
+        self._reading_encoder: ReadingEncoder | None = None
         self._tracing = PublishTracing(protocol)
         self._tracing_lock = threading.Lock()
         self._forwarder: Forwarder | None = None
@@ -75,8 +77,11 @@ class Publisher:
             self._registry = SchemaRegistry(self.config.schema_registry)
         for topic, schema in self._schemas.items():
             serde = AvroSerde(self._registry, topic, schema)
-            log.info("schema %s for %s has id %d", schema, topic, serde.register())
+            schema_id = serde.register()
+            log.info("schema %s for %s has id %d", schema, topic, schema_id)
             self._serdes[topic] = serde
+            if topic == self.readings_topic:  # the hot path: encoded straight from the dataclass
+                self._reading_encoder = ReadingEncoder(schema_id, topic=topic)
 
     def start(self) -> None:
         """Register the schemas, open the buffer, connect, serve delivery reports."""
@@ -149,7 +154,22 @@ class Publisher:
 
     def reading(self, reading: Reading) -> None:
         self.metrics.reading_polled(reading.device_id)
-        self._publish(self.readings_topic, reading.device_id.encode(), reading.to_record())
+        key = reading.device_id.encode()
+        assert self._reading_encoder is not None, "start() the publisher first"
+        try:
+            value = self._reading_encoder.encode(reading)
+        except SerializationError as exc:
+            raw = json.dumps(reading.to_record(), default=repr).encode()
+            self._dead_letter(
+                raw,
+                str(exc),
+                origin=self.readings_topic,
+                key=key,
+                error_type=type(exc).__name__,
+                stage="encode",
+            )
+            return
+        self._send(self.readings_topic, key, value)
 
     def event(self, event: DeviceEvent) -> None:
         if event.kind in DEVICE_ERROR_KINDS:
@@ -225,6 +245,10 @@ class Publisher:
                 may_block=may_block,
             )
             return
+        self._send(topic, key, value, may_block=may_block)
+
+    def _send(self, topic: str, key: bytes | None, value: bytes, *, may_block: bool = True) -> None:
+        assert self._forwarder is not None, "start() the publisher first"
         with self._tracing_lock:
             headers = self._tracing.headers()
         self._forwarder.send(topic, key, value, headers, may_block=may_block)

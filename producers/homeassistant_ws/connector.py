@@ -36,6 +36,7 @@ from sentio_iot.producers.homeassistant_ws.states import (
     parse_time_us,
     updated_us,
 )
+from sentio_iot.producers.reconnect import Backoff, FailureStreak
 from sentio_iot.records import DeviceEvent, EventKind, now_us
 
 logger = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ class HomeAssistantWsConnector(Connector):
         self._device_of: dict[str, DeviceInfo] = {}
         self._registry_refresh: asyncio.Task[None] | None = None
         self._connected: bool | None = None  # None: not tried yet
-        self._failures = 0
+        self._failures = FailureStreak(logger, f"homeassistant_ws {config.instance_id}")
 
     async def connect(self) -> None:
         """First connection; a wrong token stops here, an unreachable server is left to run()."""
@@ -70,7 +71,7 @@ class HomeAssistantWsConnector(Connector):
     async def run(self) -> None:
         """Serve the connection; after it ends wait, doubling the wait while it keeps failing."""
         loop = asyncio.get_running_loop()
-        delay = self.settings.reconnect_initial_s
+        backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         while True:
             up_since: float | None = None
             try:
@@ -83,11 +84,9 @@ class HomeAssistantWsConnector(Connector):
                 self._note_failure(exc)
             finally:
                 await self._drop_connection()
-            # a connection that held for a while resets the backoff; one that flaps does not
-            if up_since is not None and loop.time() - up_since >= self.settings.reconnect_max_s:
-                delay = self.settings.reconnect_initial_s
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.reconnect_max_s)
+            if up_since is not None:
+                backoff.held(loop.time() - up_since)
+            await backoff.wait()
 
     async def close(self) -> None:
         await self._drop_connection()
@@ -154,30 +153,17 @@ class HomeAssistantWsConnector(Connector):
             await connection.close()
 
     def _mark_connected(self, connection: HomeAssistantConnection) -> None:
-        if self._failures:
-            logger.info(
-                "homeassistant_ws %s: connected again after %d failed attempts",
-                self.settings.instance_id,
-                self._failures,
-            )
-        self._failures = 0
+        self._failures.ended()
         self._connected = True
         details = {"url": self.settings.url, "ha_version": connection.ha_version}
         self._emit_instance_event(EventKind.CONNECTED, "connected to Home Assistant", details)
 
     def _note_failure(self, exc: Exception) -> None:
-        """Log the first failure of a streak, then every 10th; one DISCONNECTED per streak.
+        """Log the 1st, 10th, 100th, ... failure of a streak; one DISCONNECTED per streak.
 
         A first connection that fails also counts as DISCONNECTED: the instance is unreachable.
         """
-        self._failures += 1
-        if self._failures == 1 or self._failures % 10 == 0:
-            logger.warning(
-                "homeassistant_ws %s: %s (failure %d in a row; retrying with backoff)",
-                self.settings.instance_id,
-                exc,
-                self._failures,
-            )
+        self._failures.failed(exc)
         if self._connected is not False:
             self._connected = False
             details = {"url": self.settings.url, "reason": str(exc)}

@@ -45,6 +45,7 @@ from sentio_iot.producers.modbus.registers import (
     failed_block,
     plan_reads,
 )
+from sentio_iot.producers.reconnect import Backoff, FailureStreak, worth_logging
 from sentio_iot.producers.tracing import tracer_provider
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading, now_us
 
@@ -83,13 +84,6 @@ class DeviceAnswer(Exception):
         super().__init__(f"{request.describe()}: exception {code} ({self.name})")
 
 
-def worth_logging(count: int) -> bool:
-    """The 1st, 10th, 100th, ... failure of a streak."""
-    while count >= 10 and count % 10 == 0:
-        count //= 10
-    return count == 1
-
-
 class ModbusConnector(Connector):
     protocol: ClassVar[str] = "modbus"
 
@@ -102,7 +96,7 @@ class ModbusConnector(Connector):
         self.plan = plan_reads(config.registers, config.max_gap)
         self._client: AsyncModbusTcpClient | None = None
         self._online: bool | None = None  # None: not tried yet
-        self._outage = 0  # failed attempts since the device last answered
+        self._outage = FailureStreak(logger, f"modbus {config.device_id}")
         self._failing: dict[tuple[RegisterKind, int], tuple[str, int]] = {}  # streaks
         self._seq = 0
         self._tracer = tracer_provider().get_tracer(__name__)
@@ -118,7 +112,7 @@ class ModbusConnector(Connector):
     async def run(self) -> None:
         """Poll every ``poll_interval_s``; on failure drop the connection and reconnect with backoff."""
         loop = asyncio.get_running_loop()
-        delay = self.settings.reconnect_initial_s
+        backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         next_poll = loop.time()
         while True:
             try:
@@ -127,19 +121,18 @@ class ModbusConnector(Connector):
                 if self._client is not None:
                     with self._tracer.start_as_current_span("modbus poll", attributes=self._span):
                         await self.poll(self._client)
-                    delay = self.settings.reconnect_initial_s
+                    backoff.reset()
                     next_poll = max(next_poll + self.settings.poll_interval_s, loop.time())
                     await asyncio.sleep(next_poll - loop.time())
                     continue
             except LinkDown as down:
                 self._link_down(down.kind, str(down), down.details)
             except Exception as exc:  # a bug must not stop the producer: report and retry
-                if worth_logging(self._outage + 1):
+                if worth_logging(self._outage.count + 1):
                     logger.exception("modbus %s: unexpected error", self.settings.device_id)
                 self._link_down(EventKind.ERROR, f"unexpected error: {exc!r}", {})
             await self._drop_client()
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.reconnect_max_s)
+            await backoff.wait()
             next_poll = loop.time()
 
     async def close(self) -> None:
@@ -250,25 +243,13 @@ class ModbusConnector(Connector):
     def _mark_online(self) -> None:
         if self._online:
             return
-        if self._outage:
-            logger.info(
-                "modbus %s: answering again after %d failed attempts",
-                self.settings.device_id,
-                self._outage,
-            )
-        self._online, self._outage = True, 0
+        self._outage.ended("answering again")
+        self._online = True
         self._emit_event(EventKind.CONNECTED, "device answers", {})
 
     def _link_down(self, kind: EventKind, message: str, details: dict[str, str]) -> None:
         """Count a failed attempt; events and a log line only when an outage starts (and logs 10th, 100th...)."""
-        self._outage += 1
-        if worth_logging(self._outage):
-            logger.warning(
-                "modbus %s: %s (failure %d in a row; retrying with backoff)",
-                self.settings.device_id,
-                message,
-                self._outage,
-            )
+        self._outage.failed(message)
         if self._online is False:
             return
         self._online = False

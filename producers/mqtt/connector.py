@@ -40,34 +40,10 @@ from sentio_iot.producers.mqtt.mappings import GenericMappings
 from sentio_iot.producers.mqtt.output import Handler, Message, Output
 from sentio_iot.producers.mqtt.patterns import filter_covers
 from sentio_iot.producers.mqtt.zigbee2mqtt import Zigbee2Mqtt
+from sentio_iot.producers.reconnect import FailureStreak
 from sentio_iot.records import EventKind, now_us
 
 log = logging.getLogger(__name__)
-
-
-class ConnectionLog:
-    """Logs the first connection failure, then only every tenth, and the recovery."""
-
-    def __init__(self, where: str) -> None:
-        self.where = where
-        self.failures = 0
-
-    def failed(self, reason: str) -> None:
-        self.failures += 1
-        if self.failures == 1 or self.failures % 10 == 0:
-            log.warning(
-                "mqtt %s: cannot connect (%s); %d attempts so far",
-                self.where,
-                reason,
-                self.failures,
-            )
-
-    def connected(self) -> None:
-        if self.failures:
-            log.info("mqtt %s: connected after %d failed attempts", self.where, self.failures)
-        else:
-            log.info("mqtt %s: connected", self.where)
-        self.failures = 0
 
 
 class MqttConnector(Connector):
@@ -95,8 +71,8 @@ class MqttConnector(Connector):
         self._closing = False
         self._connection_id = 0  # counted in paho's thread: acks go only to their connection
         self._timers: list[asyncio.TimerHandle] = []
-        where = f"{config.source_id} at {config.host}:{config.port}"
-        self._connection_log = ConnectionLog(where)
+        where = f"mqtt {config.source_id} at {config.host}:{config.port}"
+        self._connection_log = FailureStreak(log, where)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -245,15 +221,17 @@ class MqttConnector(Connector):
     # -- the event loop ------------------------------------------------------------------
 
     def _connect_failed(self, reason: str) -> None:
-        self._connection_log.failed(reason)
-        if self._connection_log.failures == 1:  # one event per outage, not one per attempt
+        self._connection_log.failed(f"cannot connect ({reason})")
+        if self._connection_log.count == 1:  # one event per outage, not one per attempt
             text = f"cannot connect to the broker: {reason}"
             self.output.event(self.settings.source_id, EventKind.ERROR, text, now_us())
 
     def _on_connected(self, session_present: bool) -> None:
         if self._client is None:
             return  # closed meanwhile
-        self._connection_log.connected()
+        if not self._connection_log.count:
+            log.info("%s: connected", self._connection_log.name)
+        self._connection_log.ended("connected")
         self._connected = True
         details = {"session_present": str(session_present).lower()}
         self.output.event(

@@ -30,6 +30,7 @@ from sentio_iot.producers.opcua.quality import quality_of, status_hex, status_na
 from sentio_iot.producers.opcua.security import ClientIdentity, load_identity
 from sentio_iot.producers.opcua.session import OpcUaSession
 from sentio_iot.producers.opcua.values import SampledValue, decode
+from sentio_iot.producers.reconnect import Backoff, FailureStreak
 from sentio_iot.records import DeviceEvent, EventKind, Quality, Reading, now_us
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class OpcUaConnector(Connector):
         self._identity: ClientIdentity | None = None
         self._session: OpcUaSession | None = None
         self._connected: bool | None = None  # None: not tried yet
-        self._failures = 0
+        self._failures = FailureStreak(logger, f"opcua {config.device_id}")
         self._seq: Counter[str] = Counter()
         self._last: dict[int, SampledValue] = {}  # node index -> last value emitted
         self._status: dict[int, int] = {}  # node index -> last status code seen
@@ -68,7 +69,7 @@ class OpcUaConnector(Connector):
     async def run(self) -> None:
         """Serve the session; after it ends wait, doubling the wait while it keeps failing."""
         loop = asyncio.get_running_loop()
-        delay = self.settings.reconnect_initial_s
+        backoff = Backoff(self.settings.reconnect_initial_s, self.settings.reconnect_max_s)
         while True:
             up_since: float | None = None
             try:
@@ -82,11 +83,9 @@ class OpcUaConnector(Connector):
             finally:
                 await self._drop_session()
             _raise_if_cancelled()
-            # a session that held for a while resets the backoff; one that flaps does not
-            if up_since is not None and loop.time() - up_since >= self.settings.reconnect_max_s:
-                delay = self.settings.reconnect_initial_s
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, self.settings.reconnect_max_s)
+            if up_since is not None:
+                backoff.held(loop.time() - up_since)
+            await backoff.wait()
 
     async def close(self) -> None:
         await self._drop_session()
@@ -175,13 +174,7 @@ class OpcUaConnector(Connector):
         self.emit.event(event)
 
     def _mark_connected(self, subscribed: str) -> None:
-        if self._failures:
-            logger.info(
-                "opcua %s: connected again after %d failed attempts",
-                self.settings.device_id,
-                self._failures,
-            )
-        self._failures = 0
+        self._failures.ended()
         self._connected = True
         details = {
             "url": self.settings.url,
@@ -191,18 +184,11 @@ class OpcUaConnector(Connector):
         self._emit_server_event(EventKind.CONNECTED, "connected to the OPC-UA server", details)
 
     def _note_failure(self, exc: Exception) -> None:
-        """Log the first failure of a streak, then every 10th; one DISCONNECTED per streak.
+        """Log the 1st, 10th, 100th, ... failure of a streak; one DISCONNECTED per streak.
 
         A first connection that fails also counts as DISCONNECTED: the server is unreachable.
         """
-        self._failures += 1
-        if self._failures == 1 or self._failures % 10 == 0:
-            logger.warning(
-                "opcua %s: %s (failure %d in a row; retrying with backoff)",
-                self.settings.device_id,
-                exc,
-                self._failures,
-            )
+        self._failures.failed(exc)
         if self._connected is not False:
             self._connected = False
             details = {"url": self.settings.url, "reason": str(exc)}

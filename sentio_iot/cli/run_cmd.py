@@ -93,7 +93,7 @@ def run_plant(config: SentioConfig, *, devices: int, rate: float, duration: floa
     runtime = ProducerRuntime(plant_config, "simulate", progress_every_s=5.0)
     asyncio.run(runtime.run(duration_s=duration))
     metrics = runtime.publisher.metrics
-    published = metrics.total(metrics.published)
+    published = int(metrics.total(metrics.published))
     click.echo(
         f"  {published} readings published ({published / duration:,.0f}/s), "
         f"{metrics.total(metrics.buffered)} buffered, {metrics.total(metrics.dropped)} dropped; "

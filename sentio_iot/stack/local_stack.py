@@ -6,7 +6,9 @@ import logging
 import threading
 import time
 from collections import Counter
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from sentio_iot.config import StackSettings
@@ -109,6 +111,18 @@ class Stack:
 
     def healthy(self) -> bool:
         return all(status.healthy for status in self.status())
+
+    @contextmanager
+    def used_or_started(self, progress: Progress | None = None) -> Iterator[Stack]:
+        """The stack for a block: used as it is if healthy, else started now and stopped after."""
+        if self.healthy():
+            yield self
+            return
+        self.up(progress=progress)
+        try:
+            yield self
+        finally:
+            self.down()
 
     def _live_record(self, service: Service) -> ProcessRecord | None:
         """The record of our running process; a stale pid file is removed."""

@@ -17,15 +17,12 @@ from sentio_iot.stack import Stack
 
 @pytest.fixture(scope="session", autouse=True)
 def running_stack(sentio_config: SentioConfig) -> Iterator[Stack]:
-    stack = Stack(sentio_config.stack)
-    if stack.healthy():
+    with Stack(sentio_config.stack).used_or_started(progress=_say) as stack:
         yield stack
-        return
-    stack.up(progress=lambda line: print(f"[stack] {line}", flush=True))
-    try:
-        yield stack
-    finally:
-        stack.down()
+
+
+def _say(line: str) -> None:
+    print(f"[stack] {line}", flush=True)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

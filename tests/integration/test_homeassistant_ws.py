@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,6 +16,7 @@ from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.homeassistant_ws.config import HomeAssistantWsConfig
 from sentio_iot.producers.homeassistant_ws.connector import HomeAssistantWsConnector
+from sentio_iot.producers.recording import RecordingEmitter, wait_until
 from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
 
 TOKEN = "ha-long-lived-token-for-tests"
@@ -38,35 +38,6 @@ def running_stack() -> None:
     """These tests need no Kafka or other stack service: only the in-process server below."""
 
 
-@dataclass
-class Recorder:
-    """The Emitter the connector writes into: what it emitted, in order."""
-
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, str]] = field(default_factory=list)
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
-
-    def kinds(self, device_id: str | None = None) -> list[EventKind]:
-        return [e.kind for e in self.events if device_id in (None, e.device_id)]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
-
-
 @pytest.fixture
 async def ha() -> AsyncIterator[HomeAssistantServer]:
     server = HomeAssistantServer(TOKEN)
@@ -75,7 +46,9 @@ async def ha() -> AsyncIterator[HomeAssistantServer]:
     await server.stop()
 
 
-def make(ha: HomeAssistantServer, **fields: Any) -> tuple[HomeAssistantWsConnector, Recorder]:
+def make(
+    ha: HomeAssistantServer, **fields: Any
+) -> tuple[HomeAssistantWsConnector, RecordingEmitter]:
     settings = {
         "url": ha.url,
         "access_token": TOKEN,
@@ -85,7 +58,7 @@ def make(ha: HomeAssistantServer, **fields: Any) -> tuple[HomeAssistantWsConnect
         "timeout_s": 2.0,
         **fields,
     }
-    recorder = Recorder()
+    recorder = RecordingEmitter()
     context = ConnectorContext(tenant="acme", site="home")
     config = HomeAssistantWsConfig.model_validate(settings)
     return HomeAssistantWsConnector(config, recorder, context), recorder
@@ -131,7 +104,7 @@ async def test_initial_states_come_from_get_states(
         ha, access_token=None, access_token_env="SENTIO_TEST_HA_TOKEN", exclude_domains=["light"]
     )
     async with running(connector):
-        await until(lambda: len(emitted.events) == 3)
+        await wait_until(lambda: len(emitted.events) == 3)
     assert ha.auth_attempts == [TOKEN]
     assert ha.connections[0].received[0] == {"type": "auth", "access_token": TOKEN}
     assert commands(ha) == [(None, "auth"), (1, "subscribe_events"), (2, "get_states")]
@@ -161,13 +134,13 @@ async def test_state_changes_become_exact_readings_and_events(ha: HomeAssistantS
     await ha.set_state("sensor.kitchen_temperature", "21.5", CELSIUS, when=at(0))
     connector, emitted = make(ha)
     async with running(connector):
-        await until(lambda: len(ha.subscribed()) == 1 and len(emitted.readings) == 1)
+        await wait_until(lambda: len(ha.subscribed()) == 1 and len(emitted.readings) == 1)
         await ha.set_state("sensor.kitchen_temperature", "22.25", CELSIUS, when=at(10))
         await ha.set_state("sensor.kitchen_temperature", "unavailable", CELSIUS, when=at(20))
         await ha.set_state("sensor.kitchen_temperature", "unavailable", CELSIUS, when=at(25))
         await ha.set_state("sensor.kitchen_temperature", "-3.5", CELSIUS, when=at(30))
         await ha.remove("sensor.kitchen_temperature", when=at(40))
-        await until(lambda: EventKind.REMOVED in emitted.kinds())
+        await wait_until(lambda: EventKind.REMOVED in emitted.kinds())
     assert emitted.readings == [
         temperature(21.5, at(0)),
         temperature(22.25, at(10)),
@@ -204,7 +177,7 @@ async def test_token_revoked_while_running_stops_run_after_one_attempt(
     connector, emitted = make(ha)
     await connector.connect()
     task = asyncio.create_task(connector.run())
-    await until(lambda: len(ha.subscribed()) == 1)
+    await wait_until(lambda: len(ha.subscribed()) == 1)
     ha.token = "a-new-token"
     await ha.drop_connections()
     with pytest.raises(ConfigError, match="refused the access token"):
@@ -223,14 +196,14 @@ async def test_reconnects_resubscribes_and_catches_up(ha: HomeAssistantServer) -
     await ha.set_state("sensor.attic_temperature", "15", CELSIUS, when=at(0))
     connector, emitted = make(ha, reconnect_initial_s=0.3, reconnect_max_s=1.0)
     async with running(connector):
-        await until(lambda: len(ha.subscribed()) == 1 and len(emitted.readings) == 2)
+        await wait_until(lambda: len(ha.subscribed()) == 1 and len(emitted.readings) == 2)
         await ha.drop_connections()
         # while the connector waits to reconnect: one change and one removal it must not miss
         await ha.set_state("sensor.kitchen_temperature", "23", CELSIUS, when=at(5))
         await ha.remove("sensor.attic_temperature", when=at(6))
-        await until(lambda: len(ha.subscribed()) == 1)
+        await wait_until(lambda: len(ha.subscribed()) == 1)
         await ha.set_state("sensor.kitchen_temperature", "24.5", CELSIUS, when=at(9))
-        await until(lambda: len(emitted.readings) == 4)
+        await wait_until(lambda: len(emitted.readings) == 4)
     assert emitted.kinds("homeassistant") == [
         EventKind.CONNECTED,
         EventKind.DISCONNECTED,
@@ -254,11 +227,11 @@ async def test_reconnects_resubscribes_and_catches_up(ha: HomeAssistantServer) -
 async def test_keepalive_pings_and_a_missing_pong_reconnects(ha: HomeAssistantServer) -> None:
     connector, emitted = make(ha, ping_interval_s=0.05, timeout_s=0.3)
     async with running(connector):
-        await until(lambda: sum(m["type"] == "ping" for m in ha.connections[0].received) >= 3)
+        await wait_until(lambda: sum(m["type"] == "ping" for m in ha.connections[0].received) >= 3)
         ha.answer_pings = False
-        await until(lambda: EventKind.DISCONNECTED in emitted.kinds())
+        await wait_until(lambda: EventKind.DISCONNECTED in emitted.kinds())
         ha.answer_pings = True
-        await until(lambda: emitted.kinds().count(EventKind.CONNECTED) == 2)
+        await wait_until(lambda: emitted.kinds().count(EventKind.CONNECTED) == 2)
     ids = [m["id"] for m in ha.connections[0].received if "id" in m]
     assert ids == list(range(1, len(ids) + 1))
     disconnected = next(e for e in emitted.events if e.kind is EventKind.DISCONNECTED)
@@ -277,7 +250,7 @@ async def test_device_registry_names_group_entities(ha: HomeAssistantServer) -> 
     await ha.set_state("sensor.kitchen_humidity", "40", humidity, when=at(0))
     connector, emitted = make(ha, device_id_from="device_name")
     async with running(connector):
-        await until(lambda: len(emitted.readings) == 2)
+        await wait_until(lambda: len(emitted.readings) == 2)
     assert sorted(
         (r.device_id, r.metrics[0].name, r.metrics[0].value) for r in emitted.readings
     ) == [
@@ -293,7 +266,7 @@ async def test_malformed_state_goes_to_dead_letters(ha: HomeAssistantServer) -> 
     ha.states["sensor.kitchen_temperature"]["last_updated"] = "not a time"
     connector, emitted = make(ha)
     async with running(connector):
-        await until(lambda: len(emitted.dead_letters) == 1)
+        await wait_until(lambda: len(emitted.dead_letters) == 1)
     raw, reason, origin = emitted.dead_letters[0]
     assert reason == "timestamp 'not a time' is not ISO 8601"
     assert origin == f"{ha.url}#sensor.kitchen_temperature"
@@ -314,7 +287,7 @@ async def test_unreachable_at_start_then_connects_when_home_assistant_is_up(
         assert emitted.kinds() == [EventKind.DISCONNECTED]
         await ha.set_state("sensor.kitchen_temperature", "21.5", CELSIUS, when=at(0))
         await ha.start(port)
-        await until(lambda: len(emitted.readings) == 1)
+        await wait_until(lambda: len(emitted.readings) == 1)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import socket
 import struct
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,7 +27,8 @@ from sentio_iot.producers.modbus.config import (
     RegisterKind,
 )
 from sentio_iot.producers.modbus.connector import ModbusConnector
-from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
+from sentio_iot.producers.recording import RecordingEmitter, wait_until
+from sentio_iot.records import EventKind, Metric, Quality
 
 UNIT = 7
 FORMATS = {
@@ -168,26 +169,16 @@ def device_map() -> DeviceMap:
         unit="kWh",
     )
     m.expected.append(Metric("energy", 1234567 * 0.001, "kWh"))
-    for address in (0, 2, 3, 7, 9):
-        m.registers.append(
-            RegisterConfig(
-                name=f"coil{address}",
-                kind=RegisterKind.COIL,
-                address=address,
-                data_type=DataType.BOOL,
+    for prefix, kind, bits, addresses in (
+        ("coil", RegisterKind.COIL, COILS, (0, 2, 3, 7, 9)),
+        ("input", RegisterKind.DISCRETE_INPUT, DISCRETE_INPUTS, range(4)),
+    ):
+        for address in addresses:
+            name = f"{prefix}{address}"
+            m.registers.append(
+                RegisterConfig(name=name, kind=kind, address=address, data_type=DataType.BOOL)
             )
-        )
-        m.expected.append(Metric(f"coil{address}", float(COILS[address])))
-    for address in range(4):
-        m.registers.append(
-            RegisterConfig(
-                name=f"input{address}",
-                kind=RegisterKind.DISCRETE_INPUT,
-                address=address,
-                data_type=DataType.BOOL,
-            )
-        )
-        m.expected.append(Metric(f"input{address}", float(DISCRETE_INPUTS[address])))
+            m.expected.append(Metric(name, float(bits[address])))
     # 300 and 303 exist, 301-302 do not: read together they are refused, so the plan splits
     m.registers.append(RegisterConfig(name="left", address=300))
     m.registers.append(RegisterConfig(name="right", address=303, data_type=DataType.INT16))
@@ -251,32 +242,13 @@ class ModbusDevice:
             await asyncio.sleep(0.6)  # twice timeout_s
 
 
-@dataclass
-class Recorder:
-    """The Emitter the connector writes into: what it emitted, in order."""
-
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
+class Recorder(RecordingEmitter):
+    """What the connector emitted; a Modbus register map never produces dead letters."""
 
     def dead_letter(
         self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
     ) -> None:
         raise AssertionError(f"unexpected dead letter: {reason}")
-
-    def kinds(self) -> list[EventKind]:
-        return [e.kind for e in self.events]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @pytest.fixture
@@ -287,7 +259,7 @@ async def device() -> AsyncIterator[ModbusDevice]:
     await server.stop()
     # nothing may be left running: a slow answer still being served gets a moment to end
     with contextlib.suppress(TimeoutError):
-        await until(lambda: not others(), timeout_s=1.0)
+        await wait_until(lambda: not others(), timeout_s=1.0)
     assert not others(), f"tasks left behind: {others()}"
 
 
@@ -329,7 +301,7 @@ async def running(connector: ModbusConnector) -> AsyncIterator[None]:
 async def test_every_type_and_byte_order_decodes_exactly(device: ModbusDevice) -> None:
     connector, out = make(device.port)
     async with running(connector):
-        await until(lambda: len(out.readings) >= 3)
+        await out.wait_for_readings(3)
     first = out.readings[0]
     assert first.device_id == "press-7"
     assert first.source == "modbus"
@@ -357,7 +329,7 @@ async def test_every_type_and_byte_order_decodes_exactly(device: ModbusDevice) -
 async def test_batched_reads_one_request_per_block(device: ModbusDevice) -> None:
     connector, out = make(device.port)
     async with running(connector):
-        await until(lambda: len(out.readings) >= 3)
+        await out.wait_for_readings(3)
     polls = len(out.readings)
     holding = (FC_HOLDING, 0, len(MAP.holding))  # 98 registers of 41 values: ONE request
     per_poll = [
@@ -390,9 +362,9 @@ async def test_batched_reads_one_request_per_block(device: ModbusDevice) -> None
 async def test_timeout_drops_the_connection_and_recovers(device: ModbusDevice) -> None:
     connector, out = make(device.port)
     async with running(connector):
-        await until(lambda: len(out.readings) >= 1)
+        await out.wait_for_readings(1)
         device.slow = True
-        await until(lambda: EventKind.DISCONNECTED in out.kinds())
+        await wait_until(lambda: EventKind.DISCONNECTED in out.kinds())
         [timeout] = [e for e in out.events if e.kind is EventKind.TIMEOUT]
         assert timeout.details["table"] == "holding"
         assert timeout.details["address"] == "0"
@@ -407,7 +379,7 @@ async def test_timeout_drops_the_connection_and_recovers(device: ModbusDevice) -
         ]
         device.slow = False
         seen = len(out.readings)
-        await until(lambda: len(out.readings) >= seen + 2)
+        await out.wait_for_readings(seen + 2)
     assert out.kinds()[4] is EventKind.CONNECTED
     assert out.readings[-1].metrics == MAP.expected
 
@@ -418,14 +390,14 @@ async def test_server_restart_resumes_readings_without_flooding(
     caplog.set_level(logging.INFO, logger="sentio_iot.producers.modbus")
     connector, out = make(device.port)
     async with running(connector):
-        await until(lambda: len(out.readings) >= 2)
+        await out.wait_for_readings(2)
         await device.stop()
-        await until(lambda: EventKind.DISCONNECTED in out.kinds())
+        await wait_until(lambda: EventKind.DISCONNECTED in out.kinds())
         stopped_at = len(out.readings)
         await asyncio.sleep(1.5)  # reconnects keep failing with backoff
         assert len(out.readings) <= stopped_at + 1  # at most a poll already under way
         await device.start()
-        await until(lambda: len(out.readings) >= stopped_at + 3, timeout_s=5.0)
+        await out.wait_for_readings(stopped_at + 3, timeout_s=5.0)
     kinds = out.kinds()
     assert kinds[:2] == [EventKind.CONNECTED, EventKind.EXCEPTION]
     # one outage: DISCONNECTED once (after a TIMEOUT if a request was in flight), then CONNECTED
@@ -446,11 +418,11 @@ async def test_device_absent_at_start_is_reached_later() -> None:
     connector, out = make(port)
     late = ModbusDevice(port)
     async with running(connector):
-        await until(lambda: EventKind.DISCONNECTED in out.kinds())
+        await wait_until(lambda: EventKind.DISCONNECTED in out.kinds())
         assert out.readings == []
         await late.start()
         try:
-            await until(lambda: len(out.readings) >= 1)
+            await out.wait_for_readings(1)
         finally:
             await late.stop()
     assert out.kinds()[:2] == [EventKind.DISCONNECTED, EventKind.CONNECTED]

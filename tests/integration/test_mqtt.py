@@ -27,7 +27,8 @@ from paho.mqtt.enums import CallbackAPIVersion
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.mqtt.config import MqttSourceConfig
 from sentio_iot.producers.mqtt.connector import MqttConnector
-from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
+from sentio_iot.producers.recording import RecordingEmitter, wait_until
+from sentio_iot.records import EventKind, Metric
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
 BASE = {"tenant": "default", "site": "local"}
@@ -94,24 +95,8 @@ def publisher(broker: Broker) -> Iterator[Publisher]:
     publisher.close()
 
 
-class Recorder:
-    """The Emitter the connector writes to: it keeps everything, in order."""
-
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-        self.events: list[DeviceEvent] = []
-        self.dead_letters: list[tuple[bytes, str, str]] = []
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
+class Recorder(RecordingEmitter):
+    """What the connector emitted, with the views these tests compare."""
 
     def device_events(self) -> list[tuple[str, EventKind, str]]:
         """Events of devices (not of the broker connection itself)."""
@@ -122,14 +107,6 @@ class Recorder:
 
     def numbers(self) -> list[float | None]:
         return [m.value for r in self.readings for m in r.metrics]
-
-
-async def until(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not condition():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError("timed out waiting for the connector")
-        await asyncio.sleep(0.02)
 
 
 Start = Callable[..., Awaitable[tuple[MqttConnector, Recorder]]]
@@ -190,7 +167,7 @@ async def test_generic_patterns_json_fields_and_plain_values(
         "sensors/s1/state", {"env": {"temperature": 20.25}, "humidity": 41, "flags": [False]}
     )
     await publisher.publish("status/s1/availability", "offline")
-    await until(lambda: len(recorder.readings) == 4)
+    await wait_until(lambda: len(recorder.readings) == 4)
     assert recorder.values() == [
         ("press-1", [Metric("temperature", 21.5, "degC")]),
         ("press-1", [Metric("running", 1.0, "degC")]),
@@ -222,7 +199,7 @@ async def test_json_state_and_plain_availability_on_one_subscription(
     await publisher.publish("home/plug1/availability", "online")
     await publisher.publish("home/plug1/state", {"power": 12.5})
     await publisher.publish("home/plug1/availability", {"state": "offline"})
-    await until(lambda: len(recorder.device_events()) == 2 and len(recorder.readings) == 1)
+    await wait_until(lambda: len(recorder.device_events()) == 2 and len(recorder.readings) == 1)
     assert recorder.device_events() == [
         ("plug1", EventKind.ONLINE, "plug1 is online"),
         ("plug1", EventKind.OFFLINE, "plug1 is offline"),
@@ -244,7 +221,7 @@ async def test_garbage_goes_to_the_dead_letters_and_the_connector_keeps_going(
     await publisher.publish("json/p2", '{"value": ')
     await publisher.publish("json/p2", '{"other": 1}')
     await publisher.publish("plant/p1/temperature", "22")
-    await until(lambda: len(recorder.readings) == 1)
+    await wait_until(lambda: len(recorder.readings) == 1)
     assert recorder.dead_letters == [
         (b"warm", "'warm' is not a number", "plant/p1/temperature"),
         (b'{"value": ', "invalid JSON: Expecting value at character 10", "json/p2"),
@@ -297,7 +274,7 @@ async def test_zigbee2mqtt(publisher: Publisher, start: Start) -> None:
     await publisher.publish("zigbee2mqtt/bridge/devices", [COORDINATOR, LIGHT, SENSOR], retain=True)
     await publisher.publish("zigbee2mqtt/bridge/state", {"state": "online"}, retain=True)
     _, recorder = await start(zigbee2mqtt={})
-    await until(lambda: len(recorder.device_events()) == 3)
+    await wait_until(lambda: len(recorder.device_events()) == 3)
     assert sorted(recorder.device_events()) == [
         ("0x000b57fffec6a5b2", EventKind.DISCOVERED, "kitchen/light joined the list"),
         ("0x00158d0001a2b3c4", EventKind.DISCOVERED, "kitchen joined the list"),
@@ -324,7 +301,7 @@ async def test_zigbee2mqtt(publisher: Publisher, start: Start) -> None:
         },
     )
     await publisher.publish("zigbee2mqtt/kitchen", "not json")
-    await until(lambda: len(recorder.dead_letters) == 1)
+    await wait_until(lambda: len(recorder.dead_letters) == 1)
     assert recorder.values() == [
         (
             "0x000b57fffec6a5b2",
@@ -384,7 +361,7 @@ async def test_homeassistant_discovery(publisher: Publisher, start: Start) -> No
     )
     await publisher.publish("homeassistant/sensor/climate1/humidity/config", humidity, retain=True)
     connector, recorder = await start(homeassistant={})
-    await until(lambda: len(recorder.device_events()) == 2)
+    await wait_until(lambda: len(recorder.device_events()) == 2)
     assert sorted(recorder.device_events()) == [
         ("climate1", EventKind.DISCOVERED, "sensor humidity discovered"),
         ("climate1", EventKind.DISCOVERED, "sensor temperature discovered"),
@@ -404,7 +381,7 @@ async def test_homeassistant_discovery(publisher: Publisher, start: Start) -> No
 
     await publisher.publish("devices/climate1/state", {"temperature": 21.46, "humidity": 40})
     await publisher.publish("devices/climate1/status", "offline")  # plain text next to JSON state
-    await until(lambda: len(recorder.readings) == 1 and len(recorder.events) == 1)
+    await wait_until(lambda: len(recorder.readings) == 1 and len(recorder.events) == 1)
     assert sorted(recorder.values()[0][1], key=lambda m: m.name) == [
         Metric("humidity", 40.0, "%"),
         Metric("temperature", 21.5, "°C"),
@@ -419,20 +396,20 @@ async def test_homeassistant_discovery(publisher: Publisher, start: Start) -> No
 
     # An empty retained config removes the entity.
     await publisher.publish("homeassistant/sensor/climate1/humidity/config", b"", retain=True)
-    await until(lambda: len(recorder.events) == 2)
+    await wait_until(lambda: len(recorder.events) == 2)
     assert recorder.device_events()[1] == ("climate1", EventKind.REMOVED, "sensor humidity removed")
     await publisher.publish(
         "devices/climate1/state", {"temperature": 22.0, "humidity": 41}, retain=True
     )
-    await until(lambda: len(recorder.readings) == 2)
+    await wait_until(lambda: len(recorder.readings) == 2)
     assert recorder.values()[1] == ("climate1", [Metric("temperature", 22.0, "°C")])
 
     # Home Assistant comes online: retained states are read again, republished configs taken.
     await publisher.publish("homeassistant/status", "online")
-    await until(lambda: len(recorder.readings) == 3)
+    await wait_until(lambda: len(recorder.readings) == 3)
     assert recorder.values()[2] == ("climate1", [Metric("temperature", 22.0, "°C")])
     await publisher.publish("homeassistant/sensor/climate1/humidity/config", humidity)
-    await until(lambda: len(recorder.events) == 3)
+    await wait_until(lambda: len(recorder.events) == 3)
     assert recorder.device_events()[2] == (
         "climate1",
         EventKind.DISCOVERED,
@@ -453,10 +430,10 @@ async def test_homeassistant_unreadable_state_and_config(
         "homeassistant/sensor/y/config",
         {"stat_t": "y/state", "val_tpl": "{{ value | regex_replace('a') }}"},
     )
-    await until(lambda: len(recorder.events) == 2 and len(recorder.dead_letters) == 1)
+    await wait_until(lambda: len(recorder.events) == 2 and len(recorder.dead_letters) == 1)
     await connector.wait_subscribed(5)
     await publisher.publish("x/state", "garbage")
-    await until(lambda: len(recorder.dead_letters) == 2)
+    await wait_until(lambda: len(recorder.dead_letters) == 2)
     assert [(reason, origin) for _, reason, origin in recorder.dead_letters] == [
         (
             "value template not supported: unsupported filter 'regex_replace'; supported: abs, bool, d, default, float, int, is_defined, lower, multiply, round, string, trim, upper",
@@ -529,14 +506,14 @@ async def test_persistent_session_delivers_what_was_published_while_away(
         mappings=[{"topic": "meter/{device}/{metric}", "unit": "kWh"}],
     )
     await publisher.publish("meter/m1/energy", "1")
-    await until(lambda: len(recorder.readings) == 1)
+    await wait_until(lambda: len(recorder.readings) == 1)
 
     await proxy.cut()
-    await until(lambda: any(e.kind is EventKind.DISCONNECTED for e in recorder.events))
+    await wait_until(lambda: any(e.kind is EventKind.DISCONNECTED for e in recorder.events))
     for value in ("2", "3", "4"):
         await publisher.publish("meter/m1/energy", value)  # the broker queues them for our session
     await proxy.open()
-    await until(lambda: 4.0 in recorder.numbers(), timeout=10)  # it reconnects by itself
+    await wait_until(lambda: 4.0 in recorder.numbers(), timeout_s=10)  # it reconnects by itself
     # QoS 1 is at least once: if the cut beat our ack of "1" to the broker, "1" comes again.
     assert recorder.numbers() in ([1.0, 2.0, 3.0, 4.0], [1.0, 1.0, 2.0, 3.0, 4.0])
     connects = [e.details for e in recorder.events if e.kind is EventKind.CONNECTED]
@@ -552,12 +529,12 @@ async def test_a_restarted_connector_resumes_its_session(
     first, recorder = await start(
         client_id=client_id, mappings=[{"topic": "meter/{device}/{metric}"}]
     )
-    await until(lambda: len(recorder.readings) == 1)
+    await wait_until(lambda: len(recorder.readings) == 1)
     await first.close()
     await publisher.publish("meter/m1/energy", "11")
     await publisher.publish("meter/m1/energy", "12")
     _, again = await start(client_id=client_id, mappings=[{"topic": "meter/{device}/{metric}"}])
-    await until(lambda: len(again.readings) == 2)
+    await wait_until(lambda: len(again.readings) == 2)
     await asyncio.sleep(0.2)  # the retained 10 must not come back: the subscription was kept
     assert again.numbers() == [11.0, 12.0]
 
@@ -577,11 +554,11 @@ async def test_a_broker_that_is_down_at_start_is_not_an_error(
     connector = MqttConnector(config, recorder, ConnectorContext())
     try:
         await connector.connect()
-        await until(lambda: len(recorder.events) == 1)
+        await wait_until(lambda: len(recorder.events) == 1)
         await proxy.open()
         await connector.wait_subscribed(10)
         await publisher.publish("m/d1/level", "3")
-        await until(lambda: len(recorder.readings) == 1)
+        await wait_until(lambda: len(recorder.readings) == 1)
     finally:
         await connector.close()
     assert [(e.kind, e.message) for e in recorder.events] == [

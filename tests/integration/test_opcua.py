@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -27,7 +27,8 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.opcua.config import OpcUaServerConfig
 from sentio_iot.producers.opcua.connector import OpcUaConnector
-from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading
+from sentio_iot.producers.recording import RecordingEmitter, wait_until
+from sentio_iot.records import EventKind, Metric, Quality, Reading
 
 NAMESPACE = "urn:sentio-iot:tests:plant"
 T0 = datetime(2025, 3, 1, 8, 0, 0, 250000, tzinfo=UTC)
@@ -55,39 +56,14 @@ def free_port() -> int:
         return port
 
 
-@dataclass
-class Recorder:
-    """The Emitter the connector writes into: what it emitted, in order."""
-
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, str]] = field(default_factory=list)
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
-
-    def kinds(self, device_id: str) -> list[EventKind]:
-        return [e.kind for e in self.events if e.device_id == device_id]
+class Recorder(RecordingEmitter):
+    """What the connector emitted, with the lookups these tests ask for."""
 
     def of(self, metric: str) -> list[Metric]:
         return [m for r in self.readings for m in r.metrics if m.name == metric]
 
     def reading_of(self, metric: str) -> list[Reading]:
         return [r for r in self.readings if r.metrics[0].name == metric]
-
-
-async def until(condition: Callable[[], bool], timeout_s: float = 5.0) -> None:
-    async with asyncio.timeout(timeout_s):
-        while not condition():
-            await asyncio.sleep(0.01)
 
 
 @dataclass
@@ -251,7 +227,7 @@ ALL_NODES = [
 
 async def test_values_types_qualities_and_units() -> None:
     async with plant_server(free_port()) as plant, running(settings(plant.url, ALL_NODES)) as got:
-        await until(lambda: len(got.readings) == 8)
+        await wait_until(lambda: len(got.readings) == 8)
         initial = {r.metrics[0].name: r.metrics[0] for r in got.readings}
         assert initial == {
             "speed": Metric("speed", 1450.0, "rpm", Quality.GOOD),
@@ -284,7 +260,7 @@ async def test_values_types_qualities_and_units() -> None:
         await plant.write("running", False, ua.VariantType.Boolean, at(4))
         await plant.write("state", "stopped", ua.VariantType.String, at(5))
         await plant.write("energy", 2**40, ua.VariantType.Int64, at(6))
-        await until(lambda: len(got.readings) == 6)
+        await wait_until(lambda: len(got.readings) == 6)
         assert [(r.metrics[0], r.ts_us) for r in got.readings] == [
             (Metric("speed", 1502.5, "rpm", Quality.GOOD), us(at(1))),
             (Metric("pressure", 3.25, "bar", Quality.GOOD), us(at(2))),
@@ -306,7 +282,7 @@ async def test_values_types_qualities_and_units() -> None:
             ua.VariantType.Double,
         )
         await plant.write("speed", 1499.0, ua.VariantType.Double, at(9))
-        await until(lambda: len(got.readings) == 3)
+        await wait_until(lambda: len(got.readings) == 3)
         # one publish may group changes by node: order across nodes is not kept, within one it is
         assert sorted(((r.metrics[0], r.ts_us) for r in got.readings), key=lambda x: x[1]) == [
             (Metric("speed", None, "rpm", Quality.BAD), us(at(7))),
@@ -340,11 +316,11 @@ async def test_deadband_suppresses_small_changes() -> None:
         {"node_id": "ns=2;s=Pump1.Speed", "metric": "speed", "unit": "rpm"},
     ]
     async with plant_server(free_port()) as plant, running(settings(plant.url, nodes)) as got:
-        await until(lambda: len(got.readings) == 2)
+        await wait_until(lambda: len(got.readings) == 2)
         for step, value in enumerate([10.5, 10.9, 12.5, 12.0, 13.6, 13.0]):
             await plant.write("vibration", value, ua.VariantType.Double, at(step))
         await plant.write("speed", 1.0, ua.VariantType.Double, at(10))  # a marker after them
-        await until(lambda: len(got.of("speed")) == 2)
+        await wait_until(lambda: len(got.of("speed")) == 2)
         # each change is compared with the previous sample: 10.9->12.5 and 12.0->13.6 pass
         assert [m.value for m in got.of("vibration")] == [10.0, 12.5, 13.6]
         assert [r.ts_us for r in got.reading_of("vibration")[1:]] == [us(at(2)), us(at(4))]
@@ -393,9 +369,9 @@ async def test_secure_endpoint_with_certificates_and_password(tmp_path: Path) ->
         for mode, before, after in (("SignAndEncrypt", 1450.0, 1234.0), ("Sign", 1234.0, 987.0)):
             config = settings(plant.url, nodes, security_mode=mode, **secure)
             async with running(config) as got:
-                await until(lambda got=got: len(got.readings) == 1)
+                await wait_until(lambda got=got: len(got.readings) == 1)
                 await plant.write("speed", after, ua.VariantType.Double, at(1))
-                await until(lambda got=got: len(got.readings) == 2)
+                await wait_until(lambda got=got: len(got.readings) == 2)
                 assert [m.value for m in got.of("speed")] == [before, after]
                 assert got.kinds("plc1") == [EventKind.CONNECTED]
                 assert got.events[0].details["security_mode"] == mode
@@ -416,7 +392,7 @@ async def test_secure_endpoint_with_certificates_and_password(tmp_path: Path) ->
             (impostor, "no answer within 0.3 s"),
         ):
             async with running(config) as got:
-                await until(lambda got=got: len(got.events) >= 1)
+                await wait_until(lambda got=got: len(got.events) >= 1)
                 await asyncio.sleep(0.3)  # a few retries
                 assert got.kinds("plc1") == [EventKind.DISCONNECTED]
                 assert reason in got.events[0].message
@@ -432,15 +408,17 @@ async def test_resubscribes_after_the_server_restarts() -> None:
     config = settings(f"opc.tcp://127.0.0.1:{port}/sentio/", nodes)
     async with running(config) as got:
         async with plant_server(port) as plant:
-            await until(lambda: len(got.readings) == 2)
+            await wait_until(lambda: len(got.readings) == 2)
             await plant.write("speed", 1300.0, ua.VariantType.Double, at(1))
-            await until(lambda: len(got.readings) == 3)
-        await until(lambda: got.kinds("plc1").count(EventKind.DISCONNECTED) == 2)
+            await wait_until(lambda: len(got.readings) == 3)
+        await wait_until(lambda: got.kinds("plc1").count(EventKind.DISCONNECTED) == 2)
         async with plant_server(port) as plant:
-            await until(lambda: got.kinds("plc1").count(EventKind.CONNECTED) == 2, timeout_s=10)
+            await wait_until(
+                lambda: got.kinds("plc1").count(EventKind.CONNECTED) == 2, timeout_s=10
+            )
             await plant.write("speed", 1600.0, ua.VariantType.Double, at(2))
             await plant.write("temperature", 70.0, ua.VariantType.Double, at(3))
-            await until(lambda: len(got.readings) == 7)
+            await wait_until(lambda: len(got.readings) == 7)
     assert [(m.name, m.value) for r in got.readings for m in r.metrics] == [
         ("speed", 1450.0),
         ("temperature", 61.5),
@@ -509,14 +487,18 @@ async def test_a_silent_server_is_noticed_by_the_watchdog() -> None:
             f"opc.tcp://127.0.0.1:{tunnel.port}/sentio/", nodes, request_timeout_s=0.5
         )
         async with running(config) as got:
-            await until(lambda: len(got.readings) == 1)
+            await wait_until(lambda: len(got.readings) == 1)
             tunnel.silent = True
-            await until(lambda: got.kinds("plc1") == [EventKind.CONNECTED, EventKind.DISCONNECTED])
+            await wait_until(
+                lambda: got.kinds("plc1") == [EventKind.CONNECTED, EventKind.DISCONNECTED]
+            )
             assert "no answer to the watchdog probe within 0.5 s" in got.events[1].message
             tunnel.silent = False
-            await until(lambda: got.kinds("plc1").count(EventKind.CONNECTED) == 2, timeout_s=10)
+            await wait_until(
+                lambda: got.kinds("plc1").count(EventKind.CONNECTED) == 2, timeout_s=10
+            )
             await plant.write("speed", 1234.0, ua.VariantType.Double, at(1))
-            await until(lambda: got.of("speed")[-1].value == 1234.0)
+            await wait_until(lambda: got.of("speed")[-1].value == 1234.0)
 
 
 async def test_unreachable_server_is_an_event_not_an_exception() -> None:

@@ -25,7 +25,8 @@ from sentio_iot.producers.mqtt.zigbee2mqtt import (
     resolve_friendly_name,
     state_metrics,
 )
-from sentio_iot.records import DeviceEvent, EventKind, Metric, Reading
+from sentio_iot.producers.recording import RecordingEmitter
+from sentio_iot.records import EventKind, Metric
 
 NAMES = {"kitchen", "kitchen/light", "kitchen/light/ceiling", "0x00158d0001a2b3c4"}
 
@@ -164,26 +165,8 @@ def test_availability_garbage() -> None:
         availability_kind(b"maybe")
 
 
-class Recorder:
-    def __init__(self) -> None:
-        self.readings: list[Reading] = []
-        self.events: list[DeviceEvent] = []
-        self.dead_letters: list[tuple[bytes, str, str]] = []
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
-
-
 def test_state_before_the_device_list_is_held_until_it_arrives() -> None:
-    recorder = Recorder()
+    recorder = RecordingEmitter()
     timers: list[tuple[float, Callable[[], None]]] = []
     bridge = Zigbee2Mqtt(
         Zigbee2MqttPreset.model_validate({}),
@@ -204,7 +187,7 @@ def test_state_before_the_device_list_is_held_until_it_arrives() -> None:
 
 
 def test_held_state_is_keyed_by_friendly_name_when_no_device_list_comes() -> None:
-    recorder = Recorder()
+    recorder = RecordingEmitter()
     timers: list[Callable[[], None]] = []
     bridge = Zigbee2Mqtt(
         Zigbee2MqttPreset.model_validate({}),
@@ -219,7 +202,7 @@ def test_held_state_is_keyed_by_friendly_name_when_no_device_list_comes() -> Non
 
 
 def test_renamed_and_removed_devices() -> None:
-    recorder = Recorder()
+    recorder = RecordingEmitter()
     bridge = Zigbee2Mqtt(
         Zigbee2MqttPreset.model_validate({}), Output(recorder, {}), lambda *_: None
     )

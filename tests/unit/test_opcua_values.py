@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,7 +22,8 @@ from sentio_iot.producers.opcua.session import (
     to_node_id,
 )
 from sentio_iot.producers.opcua.values import decode, timestamp_us
-from sentio_iot.records import DeviceEvent, EventKind, Metric, Quality, Reading, now_us
+from sentio_iot.producers.recording import RecordingEmitter
+from sentio_iot.records import EventKind, Metric, Quality, Reading, now_us
 
 S = ua.StatusCodes
 T1 = datetime(2025, 3, 1, 8, 0, 0, 250000, tzinfo=UTC)
@@ -191,27 +191,9 @@ def test_browse_path_as_relative_path() -> None:
     }
 
 
-@dataclass
-class Recorder:
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, str]] = field(default_factory=list)
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
-
-
 def test_changes_become_readings_without_repeats() -> None:
     """What the subscription hands over: a value repeated by a new subscription is not emitted again."""
-    recorder = Recorder()
+    recorder = RecordingEmitter()
     config = settings(
         labels={"line": "L1"},
         nodes=[

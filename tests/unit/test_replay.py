@@ -11,6 +11,7 @@ import pytest
 
 from sentio_iot.errors import ConfigError
 from sentio_iot.producers.connector import ConnectorContext
+from sentio_iot.producers.recording import RecordingEmitter
 from sentio_iot.producers.replay.config import ReplayConfig, ReplayFormat
 from sentio_iot.producers.replay.connector import ReplayConnector, replay_offset_s, replay_ts_us
 from sentio_iot.producers.replay.formats import (
@@ -37,25 +38,14 @@ def cmapss_line(unit: int, cycle: int, first: float = 0.5) -> str:
 
 
 @dataclass
-class Recorder:
-    """Collects what a connector emits (the Emitter interface)."""
+class Recorder(RecordingEmitter):
+    """What the connector emitted, and when each reading came (for pacing)."""
 
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, str]] = field(default_factory=list)
     times: list[float] = field(default_factory=list)
 
     def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
+        super().reading(reading)
         self.times.append(time.monotonic())
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
 
 
 async def replay(path: Path, **settings: Any) -> Recorder:

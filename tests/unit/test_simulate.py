@@ -6,7 +6,6 @@ import csv
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 
 from sentio_iot.config import load_config
 from sentio_iot.producers.connector import ConnectorContext
+from sentio_iot.producers.recording import RecordingEmitter
 from sentio_iot.producers.simulate.anomalies import (
     GROUND_TRUTH_FIELDS,
     Anomaly,
@@ -33,31 +33,11 @@ from sentio_iot.producers.simulate.plant import (
     fleet_kinds,
     wear_level,
 )
-from sentio_iot.records import DeviceEvent, EventKind, Reading
+from sentio_iot.records import EventKind
 
 START = "2024-03-01T00:00:00Z"
 START_US = 1_709_251_200_000_000
 HOUR_US = 3_600_000_000
-
-
-@dataclass
-class Recorder:
-    """Collects what a connector emits (the Emitter interface)."""
-
-    readings: list[Reading] = field(default_factory=list)
-    events: list[DeviceEvent] = field(default_factory=list)
-    dead_letters: list[tuple[bytes, str, str]] = field(default_factory=list)
-
-    def reading(self, reading: Reading) -> None:
-        self.readings.append(reading)
-
-    def event(self, event: DeviceEvent) -> None:
-        self.events.append(event)
-
-    def dead_letter(
-        self, raw: bytes, reason: str, *, origin: str, key: bytes | None = None
-    ) -> None:
-        self.dead_letters.append((raw, reason, origin))
 
 
 def config(**changes: Any) -> SimulateConfig:
@@ -98,7 +78,7 @@ async def test_connector_runs_are_byte_identical_including_the_ground_truth(tmp_
     for run in ("a", "b"):
         truth = tmp_path / f"{run}.jsonl"
         cfg = config(rate=1e6, count=30, anomaly_rate=30, ground_truth_path=truth)
-        emitted = Recorder()
+        emitted = RecordingEmitter()
         connector = SimulatedPlantConnector(cfg, emitted, ConnectorContext(site="hall-1"))
         await connector.connect()
         await connector.run()
@@ -110,7 +90,7 @@ async def test_connector_runs_are_byte_identical_including_the_ground_truth(tmp_
 
 
 async def test_connector_emits_every_device_with_increasing_seq_and_labels() -> None:
-    emitted = Recorder()
+    emitted = RecordingEmitter()
     cfg = config(rate=1e6, count=4, labels={"line": "2"})
     connector = SimulatedPlantConnector(cfg, emitted, ConnectorContext(tenant="acme", site="s1"))
     await connector.connect()
@@ -326,7 +306,7 @@ async def test_ground_truth_csv_has_the_documented_columns(tmp_path: Path) -> No
     cfg = config(
         rate=1e6, count=120, anomaly_rate=60, time_acceleration=60, ground_truth_path=truth
     )
-    connector = SimulatedPlantConnector(cfg, Recorder(), ConnectorContext())
+    connector = SimulatedPlantConnector(cfg, RecordingEmitter(), ConnectorContext())
     await connector.connect()
     await connector.run()
     await connector.close()

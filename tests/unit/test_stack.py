@@ -387,3 +387,20 @@ def test_mqtt_probe_needs_a_real_connack() -> None:
     assert received == [MQTT_CONNECT, bytes([0xE0, 0])]
     refused = mqtt_answers(free_ports(1)[0])
     assert not refused.healthy
+
+
+@pytest.mark.parametrize(
+    ("healthy", "calls"), [(True, ["block"]), (False, ["up", "block", "down"])]
+)
+def test_used_or_started_starts_and_stops_only_a_stack_that_was_not_running(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch, healthy: bool, calls: list[str]
+) -> None:
+    stack = Stack(settings)
+    seen: list[str] = []
+    monkeypatch.setattr(stack, "healthy", lambda: healthy)
+    monkeypatch.setattr(stack, "up", lambda progress=None: seen.append("up"))
+    monkeypatch.setattr(stack, "down", lambda progress=None: seen.append("down"))
+    with stack.used_or_started() as used:
+        assert used is stack
+        seen.append("block")
+    assert seen == calls
