@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
 
 from sentio_iot.config import KafkaSettings
+
+LIBRDKAFKA_LOG = logging.getLogger("sentio_iot.librdkafka")
 
 
 def client_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
@@ -15,6 +18,7 @@ def client_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         "bootstrap.servers": settings.bootstrap_servers,
         "client.id": settings.client_id,
         "security.protocol": settings.security_protocol.lower(),
+        "logger": LIBRDKAFKA_LOG,  # librdkafka's own lines through logging, not raw stderr
     }
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
