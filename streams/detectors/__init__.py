@@ -1,0 +1,1 @@
+"""Online anomaly detectors: plain Python, no Kafka, so benchmarks drive them directly."""
