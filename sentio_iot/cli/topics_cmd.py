@@ -40,7 +40,8 @@ def list_topics(config_path: Path | None) -> None:
 
     config = load(config_path)
     rows = [("TOPIC", "SCHEMA", "KEY", "PARTITIONS", "CLEANUP", "RETENTION", "MESSAGES")]
-    for state in topic_states(config):
+    states = topic_states(config)
+    for state in states:
         spec = state.spec
         if state.exists:
             retention = state.configs.get("retention.ms", "?")
@@ -63,5 +64,5 @@ def list_topics(config_path: Path | None) -> None:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
-    if any(not s.exists for s in topic_states(config)):
+    if any(not s.exists for s in states):
         click.echo("some topics are missing: run `sentio topics apply`")
