@@ -86,8 +86,9 @@ def run_plant(config: SentioConfig, *, devices: int, rate: float, duration: floa
     import asyncio
 
     from sentio_iot.producers.runtime import ProducerRuntime
+    from sentio_iot.stack.paths import StackPaths
 
-    ground_truth = config.stack.home / "state" / "simulate-ground-truth.csv"
+    ground_truth = StackPaths(config.stack.home).state / "simulate-ground-truth.csv"
     plant = {"devices": devices, "rate": rate, "seed": 7, "ground_truth_path": str(ground_truth)}
     plant_config = config.model_copy(update={"producers": {"simulate": [plant]}})
     runtime = ProducerRuntime(plant_config, "simulate", progress_every_s=5.0)
