@@ -17,19 +17,17 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sentio_iot.config_errors import format_validation_error
 from sentio_iot.errors import ConfigError
+from sentio_iot.settings import Section
+from sentio_iot.settings.sinks import SinkSettings
+from sentio_iot.settings.streams import StreamSettings
+from sentio_iot.settings.tracing import TracingSettings
 
 ENV_PREFIX = "SENTIO_"
-
-
-class Section(BaseModel):
-    """Base for every configuration section: unknown keys are errors, not silently ignored."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class KafkaSettings(Section):
@@ -164,6 +162,9 @@ class SentioConfig(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     producer: ProducerSettings = Field(default_factory=ProducerSettings)  # type: ignore[arg-type]
+    streams: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
+    sinks: SinkSettings = Field(default_factory=SinkSettings)  # type: ignore[arg-type]
+    tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
     producers: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
         description="Devices per connector, e.g. producers.modbus: [...]; validated by each connector.",

@@ -1,0 +1,1 @@
+"""Faust agents: one module per agent; the logic they call lives in plain modules beside them."""

@@ -1,0 +1,1 @@
+"""Alerting: rules, the alarm life cycle and deduplication, free of Kafka."""

@@ -1,0 +1,1 @@
+"""Remaining useful life: preprocessing, the TensorFlow model and the versioned model store."""
