@@ -162,9 +162,9 @@ class SentioConfig(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     producer: ProducerSettings = Field(default_factory=ProducerSettings)  # type: ignore[arg-type]
-    streams: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
-    sinks: SinkSettings = Field(default_factory=SinkSettings)  # type: ignore[arg-type]
-    tracing: TracingSettings = Field(default_factory=TracingSettings)  # type: ignore[arg-type]
+    streams: StreamSettings = Field(default_factory=StreamSettings)
+    sinks: SinkSettings = Field(default_factory=SinkSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     producers: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
         description="Devices per connector, e.g. producers.modbus: [...]; validated by each connector.",

@@ -13,6 +13,6 @@ from sentio_iot.settings.rul import RulSettings
 class StreamSettings(Section):
     """The stream workers (`sentio stream worker`): Faust app, windows, device state."""
 
-    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)  # type: ignore[arg-type]
-    alerts: AlertSettings = Field(default_factory=AlertSettings)  # type: ignore[arg-type]
-    rul: RulSettings = Field(default_factory=RulSettings)  # type: ignore[arg-type]
+    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
+    alerts: AlertSettings = Field(default_factory=AlertSettings)
+    rul: RulSettings = Field(default_factory=RulSettings)
