@@ -51,7 +51,7 @@ class BackendUnavailable(TransientError):
         self.retry_after_s = retry_after_s
 
 
-class RejectedRecords(Exception):  # noqa: N818 - a result the runtime handles, not a failure
+class RejectedRecords(Exception):
     """The backend refused these records for good; ``reasons`` maps batch index -> answer."""
 
     def __init__(self, reasons: Mapping[int, str]) -> None:
