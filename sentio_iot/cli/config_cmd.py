@@ -40,8 +40,18 @@ def show(path: Path | None) -> None:
 
 
 @config_group.command("reference")
-def reference() -> None:
+@click.option(
+    "--connectors",
+    is_flag=True,
+    help="Print the connectors reference (docs/connectors.md) instead: options and examples.",
+)
+def reference(connectors: bool) -> None:
     """Print the configuration reference (Markdown) generated from the models."""
+    if connectors:
+        from sentio_iot.connector_reference import render_connectors
+
+        click.echo(render_connectors(), nl=False)
+        return
     from sentio_iot.config_reference import render_all
 
     click.echo(render_all(), nl=False)
