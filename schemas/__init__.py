@@ -27,6 +27,7 @@ SCHEMA_NAMES: tuple[str, ...] = (
     "DeviceEvent",
     "Alert",
     "DeadLetter",
+    "AlertCommand",
 )
 """Every record type of the contract; ``avro/<name>.avsc`` holds each one."""
 

@@ -89,6 +89,13 @@ CATALOG: tuple[TopicSpec, ...] = (
         retention_days=90,
     ),
     TopicSpec(
+        name="alert-commands",
+        doc="Operators' commands on alerts (acknowledge, clear), consumed by the alerts agent.",
+        key="device_id (UTF-8)",
+        value_schema="AlertCommand",
+        retention_days=7,
+    ),
+    TopicSpec(
         name="deadletter",
         doc="Messages no stage could decode or write, with the original bytes and the reason.",
         key="the original key (bytes)",

@@ -162,7 +162,7 @@ class SentioConfig(BaseSettings):
     topics: TopicSettings = Field(default_factory=TopicSettings)  # type: ignore[arg-type]
     stack: StackSettings = Field(default_factory=StackSettings)  # type: ignore[arg-type]
     producer: ProducerSettings = Field(default_factory=ProducerSettings)  # type: ignore[arg-type]
-    streams: StreamSettings = Field(default_factory=StreamSettings)
+    streams: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
     producers: dict[str, list[dict[str, Any]]] = Field(

@@ -34,4 +34,5 @@ def test_catalog_names_and_schemas_are_unique() -> None:
         "DeviceEvent",
         "Alert",
         "DeadLetter",
+        "AlertCommand",
     } == set(schemas)

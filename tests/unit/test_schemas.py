@@ -219,6 +219,16 @@ def test_contract_shapes() -> None:
             "ts",
             "headers",
         ],
+        "AlertCommand": [
+            "command_id",
+            "device_id",
+            "type",
+            "action",
+            "alert_id",
+            "ts",
+            "user",
+            "comment",
+        ],
     }
     metric = load_schema("Reading")["fields"][2]["type"]["items"]
     assert [f["name"] for f in metric["fields"]] == ["name", "value", "text", "unit", "quality"]
