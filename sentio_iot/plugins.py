@@ -74,3 +74,64 @@ def load_connector_plugin(name: str) -> ConnectorPlugin:
     if not isinstance(plugin, ConnectorPlugin):
         raise ConfigError(f"entry point {name} = {points[name].value} is not a ConnectorPlugin")
     return plugin
+
+
+# -- sink backends ---------------------------------------------------------------------------
+
+SINK_GROUP = "sentio_iot.sinks"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SinkPlugin:
+    """What a sink backend declares: its settings model and writer, as import strings.
+
+    ``section`` names the sub-section of ``sinks`` the writer reads (``sinks.<section>``);
+    the writer class is built as ``writer_class(config)`` with the whole SentioConfig.
+    """
+
+    name: str
+    summary: str
+    settings_model: str
+    writer: str
+    section: str = ""  # defaults to ``name``
+
+    @property
+    def section_name(self) -> str:
+        return self.section or self.name
+
+    def load_settings_model(self) -> type[BaseModel]:
+        model = import_string(self.settings_model)
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
+            raise ConfigError(f"sink {self.name}: {self.settings_model} is not a pydantic model")
+        return model
+
+    def load_writer(self) -> Any:
+        try:
+            return import_string(self.writer)
+        except ImportError as exc:
+            raise ConfigError(
+                f"sink {self.name} cannot be loaded: {exc}; reinstall sentio-iot"
+            ) from exc
+
+
+@cache
+def _sink_entry_points() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=SINK_GROUP)}
+
+
+def sink_names() -> list[str]:
+    return sorted(_sink_entry_points())
+
+
+def load_sink_plugin(name: str) -> SinkPlugin:
+    points = _sink_entry_points()
+    if name not in points:
+        known = ", ".join(sorted(points)) or "none"
+        raise ConfigError(f"unknown sink '{name}'; installed sinks: {known}")
+    try:
+        plugin = points[name].load()
+    except ImportError as exc:
+        raise ConfigError(f"sink {name} cannot be loaded: {exc}") from exc
+    if not isinstance(plugin, SinkPlugin):
+        raise ConfigError(f"entry point {name} = {points[name].value} is not a SinkPlugin")
+    return plugin

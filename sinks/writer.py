@@ -15,7 +15,11 @@ Any other exception is a bug: the runtime logs it and retries like BackendUnavai
 credentials) so a misconfigured sink stops at start-up instead of retrying forever.
 
 Writers register as ``sentio_iot.sinks`` entry points: ``name = "module:PLUGIN"``, a
-:class:`SinkPlugin`, loaded lazily by name like the connectors.
+:class:`~sentio_iot.plugins.SinkPlugin`, loaded lazily by name like the connectors. The
+runtime (``sinks/runtime.py``) builds the writer as ``writer_class(config)`` with the whole
+SentioConfig; the writer reads its own section ``config.sinks.<name>`` (which also holds
+the ``health_port`` the runtime serves /health and /metrics on). ``start`` may use
+``sinks.http_endpoint.HttpEndpoint.probe`` for the ConfigError on a wrong URL or credentials.
 """
 
 from __future__ import annotations

@@ -58,9 +58,15 @@ def produce(
         raise click.UsageError(f"name a protocol ({names}) or use --list")
 
     from sentio_iot.producers.runtime import ProducerRuntime
+    from sentio_iot.tracing import configure_tracing
 
     config = load(config_path)
     if not (ctx.obj and ctx.obj.get("debug")):
         configure_logging(getattr(logging, config.log_level))
+    tracing = configure_tracing(config, "sentio-producer")  # before the publisher's tracer
     runtime = ProducerRuntime(config, protocol, progress_every_s=progress_every)
-    asyncio.run(runtime.run(duration_s=duration))
+    try:
+        asyncio.run(runtime.run(duration_s=duration))
+    finally:
+        if tracing is not None:
+            tracing.shutdown()  # export the last spans

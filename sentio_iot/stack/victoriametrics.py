@@ -14,6 +14,25 @@ PACKAGE = "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics"
 BINARY = "victoria-metrics"
 # Replayed data sets (NAB, C-MAPSS) carry timestamps years old; the default month drops them.
 RETENTION = "100y"
+SCRAPE_INTERVAL_S = 10
+# The workers' /metrics (ports fixed by the worker contract): the pipeline-health dashboard
+# reads their counters from VictoriaMetrics, so the stack scrapes them while they run.
+SCRAPE_TARGETS: dict[str, tuple[int, ...]] = {
+    "sentio-producer": (9464,),
+    "sentio-streams": (6066, 6067, 6068, 6069),
+    "sentio-sinks": (9471, 9472, 9473, 9474),
+}
+
+
+def render_scrape_config(
+    targets: dict[str, tuple[int, ...]] = SCRAPE_TARGETS, interval_s: int = SCRAPE_INTERVAL_S
+) -> str:
+    """The ``-promscrape.config`` file: one job per kind of worker, static loopback targets."""
+    lines = ["global:", f"  scrape_interval: {interval_s}s", "scrape_configs:"]
+    for job, ports in targets.items():
+        listed = ", ".join(f'"{HOST}:{port}"' for port in ports)
+        lines += [f"  - job_name: {job}", "    static_configs:", f"      - targets: [{listed}]"]
+    return "\n".join(lines) + "\n"
 
 
 class VictoriaMetricsService(Service):
@@ -42,8 +61,14 @@ class VictoriaMetricsService(Service):
         go_install(go, PACKAGE, version, self.paths.bin, BINARY)
         progress(f"victoriametrics: built in {time.monotonic() - started:.1f} s")
 
+    @property
+    def scrape_config_path(self) -> Path:
+        return self.paths.conf / "victoriametrics-scrape.yml"
+
     def prepare(self, progress: Progress) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.scrape_config_path.parent.mkdir(parents=True, exist_ok=True)
+        self.scrape_config_path.write_text(render_scrape_config(), encoding="utf-8")
 
     def command(self) -> list[str]:
         binary = self._binary()
@@ -53,6 +78,12 @@ class VictoriaMetricsService(Service):
             f"-httpListenAddr={HOST}:{self.settings.victoriametrics_port}",
             f"-storageDataPath={self.data_dir}",
             f"-retentionPeriod={RETENTION}",
+            # Sinks write at least once: a replayed sample (same series, same millisecond)
+            # must not count twice. 1ms keeps exactly one sample per millisecond.
+            "-dedup.minScrapeInterval=1ms",
+            f"-promscrape.config={self.scrape_config_path}",
+            # Workers come and go; a stopped one is no error worth a log line every 10 s.
+            "-promscrape.suppressScrapeErrors",
         ]
 
     def check(self) -> Health:

@@ -1,0 +1,103 @@
+"""Loki writer: device events, alerts and anomalies as log lines through Loki's push API.
+
+Lines, labels and metadata follow :mod:`sentio_iot.sinks.loki_streams`. The body is a
+snappy-compressed protobuf ``PushRequest`` (``sinks.loki.format: protobuf``) or the JSON
+push body (``json``). VictoriaLogs takes both at ``/insert/loki/api/v1/push``. A request the
+backend refuses (400: too old, too long, invalid) is halved until the refused records are
+found; they go to the dead-letter topic with the answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sentio_iot.config import SentioConfig
+from sentio_iot.plugins import SinkPlugin
+from sentio_iot.sinks import loki_streams
+from sentio_iot.sinks.halving import refused_records
+from sentio_iot.sinks.http_endpoint import HttpEndpoint
+from sentio_iot.sinks.loki_push import (
+    JSON_HEADERS,
+    PROTOBUF_HEADERS,
+    group_streams,
+    json_body,
+    protobuf_body,
+)
+from sentio_iot.sinks.loki_streams import Defaults, Logged
+from sentio_iot.sinks.writer import RejectedRecords, SinkRecord, Writer
+
+log = logging.getLogger(__name__)
+
+FIELD = "sinks.loki"
+
+
+class LokiWriter(Writer):
+    """Pushes batches of log lines to Loki or VictoriaLogs."""
+
+    topics = ("device-events", "alerts", "anomalies")
+
+    def __init__(self, config: SentioConfig) -> None:
+        self.settings = config.sinks.loki
+        self.startup_timeout_s = config.sinks.startup_timeout_s
+        self.defaults = Defaults(tenant=config.tenant, site=config.site)
+        headers = {"X-Scope-OrgID": self.settings.tenant_id} if self.settings.tenant_id else {}
+        if self.settings.format == "protobuf":
+            self.encode, self.headers = protobuf_body, PROTOBUF_HEADERS
+        else:
+            self.encode, self.headers = json_body, JSON_HEADERS
+        self.endpoint = HttpEndpoint(
+            FIELD, auth=self.settings.auth, timeout_s=self.settings.timeout_s, headers=headers
+        )
+
+    async def start(self) -> None:
+        await self.endpoint.probe(
+            self.settings.url, self.encode([]), self.headers, self.startup_timeout_s
+        )
+        log.info("pushing to %s (%s)", self.settings.url, self.settings.format)
+
+    async def write(self, batch: Sequence[SinkRecord]) -> None:
+        logged: dict[int, Logged] = {}
+        reasons: dict[int, str] = {}
+        for index, record in enumerate(batch):
+            try:
+                logged[index] = self.log_line(record)
+            except (KeyError, TypeError, ValueError) as exc:
+                reasons[index] = f"record does not fit the {record.catalog_name} contract: {exc!r}"
+
+        async def send(subset: list[int]) -> str | None:
+            response = await self.endpoint.post(
+                self.settings.url,
+                self.encode(group_streams([logged[i] for i in subset])),
+                self.headers,
+            )
+            if response.status_code < 300:
+                return None
+            return f"{self.settings.url} answered {response.status_code}: {response.text.strip()[:500]}"
+
+        reasons.update(await refused_records(sorted(logged), send))
+        if reasons:
+            raise RejectedRecords(reasons)
+
+    def log_line(self, record: SinkRecord) -> Logged:
+        value = record.value
+        if isinstance(value, bytes):
+            raise TypeError(f"{record.catalog_name} records are Avro, got raw bytes")
+        trace = loki_streams.trace_id(record.headers)
+        if record.catalog_name == "alerts":
+            return loki_streams.alert(value, self.defaults, trace, record.timestamp_ms)
+        logger = loki_streams.LOGGERS.get(record.catalog_name)
+        if logger is None:
+            raise ValueError(f"no log lines for records of {record.catalog_name}")
+        return logger(value, self.defaults, trace)
+
+    async def close(self) -> None:
+        await self.endpoint.close()
+
+
+PLUGIN = SinkPlugin(
+    name="loki",
+    summary="Device events, alerts and anomalies as log lines (Loki push API; VictoriaLogs)",
+    settings_model="sentio_iot.settings.sinks:LokiSinkSettings",
+    writer="sentio_iot.sinks.loki:LokiWriter",
+)

@@ -1,0 +1,110 @@
+"""VictoriaMetrics writer: readings, rollups, anomalies, RUL and alerts as time series.
+
+Series follow :mod:`sentio_iot.sinks.vm_series`. ``sinks.victoriametrics.method`` picks the
+wire format: ``import`` (JSON lines to ``/api/v1/import``, the default: faster here, see
+benchmarks/sinks_bench.py) or ``remote_write`` (snappy protobuf to ``/api/v1/write``).
+
+VictoriaMetrics answers a whole request; a record it cannot store is found either before
+sending (NaN values) or by splitting a refused batch in halves until the refused record is
+alone, and reported as :class:`RejectedRecords` with VictoriaMetrics' answer.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from sentio_iot.config import SentioConfig
+from sentio_iot.plugins import SinkPlugin
+from sentio_iot.sinks.halving import refused_records
+from sentio_iot.sinks.http_endpoint import HttpEndpoint
+from sentio_iot.sinks.vm_payloads import group, import_body, remote_write_body
+from sentio_iot.sinks.vm_series import SAMPLERS, Defaults, Rejected, Sample
+from sentio_iot.sinks.writer import RejectedRecords, SinkRecord, Writer
+
+log = logging.getLogger(__name__)
+
+FIELD = "sinks.victoriametrics"
+IMPORT_PATH = "/api/v1/import"
+REMOTE_WRITE_PATH = "/api/v1/write"
+REMOTE_WRITE_HEADERS = {
+    "Content-Type": "application/x-protobuf",
+    "Content-Encoding": "snappy",
+    "X-Prometheus-Remote-Write-Version": "0.1.0",
+}
+IMPORT_HEADERS = {"Content-Type": "application/x-ndjson"}
+
+
+class VictoriaMetricsWriter(Writer):
+    """Writes batches to one VictoriaMetrics (single node, or vminsert's prefix URL)."""
+
+    topics = ("readings", "rollups", "anomalies", "rul", "alerts")
+
+    def __init__(self, config: SentioConfig) -> None:
+        self.settings = config.sinks.victoriametrics
+        self.startup_timeout_s = config.sinks.startup_timeout_s
+        self.defaults = Defaults(tenant=config.tenant, site=config.site)
+        base = self.settings.url.rstrip("/")
+        if self.settings.method == "import":
+            self.url, self.headers, self.encode = base + IMPORT_PATH, IMPORT_HEADERS, import_body
+        else:
+            self.url, self.headers = base + REMOTE_WRITE_PATH, REMOTE_WRITE_HEADERS
+            self.encode = remote_write_body
+        self.endpoint = HttpEndpoint(
+            FIELD, auth=self.settings.auth, timeout_s=self.settings.timeout_s
+        )
+
+    async def start(self) -> None:
+        await self.endpoint.probe(self.url, self.encode({}), self.headers, self.startup_timeout_s)
+        log.info("writing to %s (%s)", self.url, self.settings.method)
+
+    async def write(self, batch: Sequence[SinkRecord]) -> None:
+        samples: list[list[Sample]] = []
+        reasons: dict[int, str] = {}
+        for index, record in enumerate(batch):
+            samples.append(self._samples(record, index, reasons))
+        reasons.update(await self._send(list(range(len(batch))), samples))
+        if reasons:
+            raise RejectedRecords(reasons)
+
+    async def close(self) -> None:
+        await self.endpoint.close()
+
+    def _samples(self, record: SinkRecord, index: int, reasons: dict[int, str]) -> list[Sample]:
+        sampler = SAMPLERS.get(record.catalog_name)
+        value = record.value
+        if sampler is None or isinstance(value, bytes):
+            reasons[index] = f"no series for records of {record.catalog_name}"
+            return []
+        out: list[Sample] = []
+        try:
+            for sample in sampler(value, self.defaults):
+                out.append(sample)
+        except Rejected as exc:
+            reasons[index] = str(exc)
+        except (KeyError, TypeError, ValueError) as exc:
+            reasons[index] = f"record does not fit the {record.catalog_name} contract: {exc!r}"
+        return out
+
+    async def _send(self, indexes: list[int], samples: list[list[Sample]]) -> dict[int, str]:
+        """Send the samples of ``indexes``; the refused ones (found by halving) with the answer."""
+
+        async def send(subset: list[int]) -> str | None:
+            body = self.encode(group(s for i in subset for s in samples[i]))
+            if not body:
+                return None
+            response = await self.endpoint.post(self.url, body, self.headers)
+            if response.status_code < 300:
+                return None
+            text = response.text.strip()[:500]
+            return f"VictoriaMetrics answered {response.status_code}: {text}"
+
+        return await refused_records(indexes, send)
+
+
+PLUGIN = SinkPlugin(
+    name="victoriametrics",
+    summary="Readings, rollups, anomalies, RUL and alerts as VictoriaMetrics time series",
+    settings_model="sentio_iot.settings.sinks:VictoriaMetricsSinkSettings",
+    writer="sentio_iot.sinks.victoriametrics:VictoriaMetricsWriter",
+)
