@@ -1,0 +1,116 @@
+"""Serving: a sliding window per device, and one batched model call for many devices.
+
+Pure (no Kafka): the RUL agent keeps a ``DeviceWindow`` per device in a table (its state is
+the last ``window`` rows, plain lists, so it serialises as JSON), feeds each reading in with
+``observe``, and hands the devices that are due to ``predict_batch``, which scales their
+windows and calls the network once for all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from sentio_iot.streams.rul.preprocessing import pad
+from sentio_iot.streams.rul.store import LoadedModel
+
+
+@dataclass
+class DeviceWindow:
+    """The recent rows of one device for one model: ``rows[i]`` lines up with the model's metrics."""
+
+    model_name: str
+    rows: list[list[float]] = field(default_factory=list)
+    ts_us: int = 0  # of the latest row
+    labels: dict[str, str] = field(default_factory=dict)
+    predicted_us: int | None = None  # event time of the last prediction
+
+    def to_state(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "rows": self.rows,
+            "ts_us": self.ts_us,
+            "labels": self.labels,
+            "predicted_us": self.predicted_us,
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any]) -> DeviceWindow:
+        return cls(
+            state["model_name"],
+            [list(map(float, row)) for row in state["rows"]],
+            int(state["ts_us"]),
+            dict(state["labels"]),
+            state.get("predicted_us"),
+        )
+
+    def due(self, min_interval_us: int) -> bool:
+        """Whether enough event time has passed since the last prediction."""
+        return self.predicted_us is None or self.ts_us - self.predicted_us >= min_interval_us
+
+
+class RulPredictor:
+    """One loaded model version: keeps device windows to its shape and predicts in batches."""
+
+    def __init__(self, model: LoadedModel) -> None:
+        self.model = model
+        self.metrics = model.preprocessing.metrics
+        self.window = model.preprocessing.window
+
+    def observe(
+        self,
+        window: DeviceWindow,
+        values: Mapping[str, float | None],
+        ts_us: int,
+        labels: Mapping[str, str],
+    ) -> bool:
+        """Append a reading's row; False (window unchanged) when a model metric is missing."""
+        row = [values.get(name) for name in self.metrics]
+        if any(v is None or not np.isfinite(v) for v in row):
+            return False
+        window.rows.append([float(v) for v in row if v is not None])
+        del window.rows[: max(0, len(window.rows) - self.window)]
+        window.ts_us = ts_us
+        window.labels = dict(labels)
+        return True
+
+    def inputs(self, windows: Sequence[DeviceWindow]) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The model input for each window: scaled, padded to ``window`` rows like the offline protocol."""
+        prep = self.model.preprocessing
+        return np.stack(
+            [pad(prep.scale(np.asarray(w.rows, dtype=np.float64)), self.window) for w in windows]
+        )
+
+    def predict_batch(self, devices: Sequence[tuple[str, DeviceWindow]]) -> list[dict[str, Any]]:
+        """One ``model(x)`` call for every device; RulPrediction records in the same order."""
+        devices = [(d, w) for d, w in devices if w.rows]
+        if not devices:
+            return []
+        x = self.inputs([w for _, w in devices])
+        out = np.asarray(self.model.network(x, training=False), dtype=np.float64).reshape(
+            len(x), -1
+        )
+        prep = self.model.preprocessing
+        records = []
+        for (device_id, window), estimates in zip(devices, out, strict=True):
+            rul = max(0.0, float(estimates.mean()))
+            spread = len(estimates) > 1  # an ensemble's members give an interval
+            records.append(
+                {
+                    "device_id": device_id,
+                    "ts": window.ts_us,
+                    "rul": rul,
+                    "rul_unit": prep.rul_unit,
+                    "lower": max(0.0, float(estimates.min())) if spread else None,
+                    "upper": float(estimates.max()) if spread else None,
+                    "model_name": self.model.name,
+                    "model_version": str(self.model.version),
+                    "window_size": self.window,
+                    "labels": dict(window.labels),
+                }
+            )
+            window.predicted_us = window.ts_us
+        return records

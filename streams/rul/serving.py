@@ -1,0 +1,73 @@
+"""One batch of readings through the RUL models (pure, no Kafka; the RUL agent drives it).
+
+Each device's ``DeviceWindow`` is loaded from table bytes once per batch, fed its readings,
+and written back once; the devices whose window moved and whose last prediction is at
+least ``min_interval`` of event time old are predicted together, one model call per model
+and ``batch_size`` devices.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from sentio_iot.streams.rul.predictor import DeviceWindow
+from sentio_iot.streams.rul.routing import ModelRouter
+
+log = logging.getLogger(__name__)
+
+
+class RulBatch:
+    def __init__(self, router: ModelRouter, min_interval_s: float) -> None:
+        self.router = router
+        self.min_interval_us = round(min_interval_s * 1_000_000)
+        self.windows: dict[str, DeviceWindow | None] = {}  # None: no model serves the device
+        self.moved: set[str] = set()
+
+    def loaded(self, device_id: str) -> bool:
+        return device_id in self.windows
+
+    def load(self, device_id: str, state: bytes | None) -> None:
+        self.windows[device_id] = (
+            DeviceWindow.from_state(json.loads(state)) if state is not None else None
+        )
+
+    def add(self, reading: Mapping[str, Any]) -> bool:
+        """Feed one decoded Reading record; False when no model serves its device."""
+        device_id = reading["device_id"]
+        values = {m["name"]: m["value"] for m in reading["metrics"]}
+        labels = reading.get("labels") or {}
+        name = self.router.model_for(labels, values.keys())
+        if name is None:
+            return False
+        predictor = self.router.predictor(name)
+        if predictor is None:
+            return False
+        window = self.windows.get(device_id)
+        if window is None or window.model_name != name:
+            window = self.windows[device_id] = DeviceWindow(name)  # new, or model changed
+        if predictor.observe(window, values, reading["ts"], labels):
+            self.moved.add(device_id)
+        return True
+
+    def predictions(self, batch_size: int) -> Iterator[tuple[str, list[dict[str, Any]]]]:
+        """(model name, RulPrediction records) for every due device, ``batch_size`` at a time."""
+        by_model: dict[str, list[tuple[str, DeviceWindow]]] = {}
+        for device_id in sorted(self.moved):
+            window = self.windows[device_id]
+            if window is not None and window.due(self.min_interval_us):
+                by_model.setdefault(window.model_name, []).append((device_id, window))
+        for name, devices in by_model.items():
+            predictor = self.router.predictor(name)
+            if predictor is None:
+                continue
+            for first in range(0, len(devices), batch_size):
+                yield name, predictor.predict_batch(devices[first : first + batch_size])
+
+    def dump(self, device_id: str) -> bytes | None:
+        window = self.windows.get(device_id)
+        if window is None:
+            return None
+        return json.dumps(window.to_state(), separators=(",", ":")).encode()
