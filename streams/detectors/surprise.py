@@ -1,0 +1,259 @@
+"""Surprise: how far a reading is from what its series usually does, reported at the onset.
+
+Per reading ``x`` the detector measures some of five features, each a "raw surprise":
+
+* ``level``: ``z = |x - mean| / std`` against exponentially weighted moments of the values
+  (half-life ``half_life`` readings): spikes, dips, a new level;
+* ``step``: the same for the step ``x - x_prev``: spikes, jumps, a change of noise;
+* ``drift``: the same for the mean of the last ``drift_window`` readings: a slow move of
+  the level, a change of regime hidden in noise;
+* ``daily``: the same against the moments of the reading's slot of the day (UTC; one
+  moment per slot, ``daily_slots`` per day): a reading unusual for this time of day;
+* ``context``: how new the pattern of the last ``context_length`` readings is
+  (``ContextMemory``): a missing peak or a flat stretch in a periodic series.
+
+By default (``calibrate=False``) the largest raw z of the features becomes
+``score = z² / (z² + threshold²)`` (0.5 at ``z = threshold``, see ``band_score``), times
+``(1 - tail)^rarity_power`` where ``tail`` is the share of the last ``history`` z that were
+at least as large (``RankCalibrator``): a surprise this series shows every few hundred
+readings (recurring spikes) is damped, a first-ever one is not.
+With ``calibrate=True`` each raw surprise (averaged over its last ``smooth`` values) is
+ranked against its own last ``history`` values (``RankCalibrator``) instead, and
+``score = 1 - min(1, k * min(tails))`` for ``k`` features: the rarity of the surprise *in this series*.
+Last, ``OnsetGate`` reports an episode once: a score of at least ``fire`` damps (by
+``damp``) the scores not higher than it during the next ``quiet`` readings.
+
+With ``log_values`` the detector sees ``log(1 + max(x, 0))``: for counts and rates whose
+spikes are multiplicative (fewer false alarms on spiky series, ``expected`` and the band are
+then on the log scale too).
+
+Warm-up: the first ``warmup`` readings only teach the moments (score 0.0, ``warm=False``);
+a daily slot is used once it has ``daily_min_count`` readings. Readings count, not time,
+except for the daily slot (from ``ts_us``). NaN/inf readings are gaps: they change nothing
+and return the previous score. Cost per reading: a few float operations per feature (and,
+calibrated, a bisection and an O(history) list insert per feature).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import Field
+
+from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
+from sentio_iot.streams.detectors.calibration import RankCalibrator
+from sentio_iot.streams.detectors.context import ContextMemory
+from sentio_iot.streams.detectors.moments import EwMoments, alpha_for, band_score
+from sentio_iot.streams.detectors.onset import OnsetGate
+
+BAND_Z = 4.0  # width of the reported band (expected ± BAND_Z standard deviations)
+
+FeatureName = Literal["level", "step", "drift", "context", "daily"]
+US_PER_DAY = 86_400_000_000
+
+
+class SurpriseParams(DetectorParams):
+    """Parameters of the surprise detector."""
+
+    features: tuple[FeatureName, ...] = Field(
+        ("level", "drift", "daily"), min_length=1, description="Surprises measured per reading."
+    )
+    log_values: bool = Field(
+        False,
+        description="Score log(1 + x) instead of x: for non-negative, spiky metrics (counts, rates); negatives count as 0.",
+    )
+    half_life: float = Field(
+        600.0, gt=0, description="Half-life of the level, step and drift moments, in readings."
+    )
+    warmup: int = Field(
+        50, ge=2, description="Readings learnt from before the first score; they score 0.0."
+    )
+    smooth: int = Field(1, ge=1, description="Raw surprises averaged before calibration (1: none).")
+    history: int = Field(8000, ge=10, description="Past raw surprises a new one is ranked against.")
+    drift_window: int = Field(
+        60, ge=2, description="Readings in the short mean of the drift feature."
+    )
+    context_length: int = Field(6, ge=1, description="Readings in a context (context feature).")
+    context_bins: int = Field(8, ge=1, description="Bins across the warm-up range of values.")
+    context_capacity: int = Field(20000, ge=100, description="Most contexts remembered per series.")
+    daily_slots: int = Field(
+        24,
+        ge=1,
+        description="Slots per day of the daily feature (24: one per hour of the day, UTC).",
+    )
+    daily_half_life: float = Field(
+        50.0, gt=0, description="Half-life of each slot's moments, in readings of that slot."
+    )
+    daily_min_count: int = Field(
+        10, ge=2, description="Readings a slot needs before the daily feature uses it."
+    )
+    threshold: float = Field(
+        6.0, gt=0, description="z (largest over the features) that scores 0.5 (not calibrated)."
+    )
+    calibrate: bool = Field(
+        False,
+        description="Rank each surprise against its own past (else combine the raw z-scores).",
+    )
+    rarity_power: float = Field(
+        100.0,
+        ge=0,
+        description="Score x (1 - tail)^power, tail = share of the last `history` z at least as high (0: off).",
+    )
+    fire: float = Field(
+        0.2, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
+    )
+    quiet: int = Field(
+        150, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
+    )
+    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    min_scale: float = Field(
+        1e-9,
+        gt=0,
+        description="Smallest standard deviation; keeps constant series from dividing by 0.",
+    )
+
+
+class SurpriseDetector(Detector[SurpriseParams]):
+    """The largest of several z-scores (or their rarity here), reported at the onset."""
+
+    name = "surprise"
+    version = 1
+    params_model = SurpriseParams
+
+    def __init__(self, params: SurpriseParams | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        alpha = alpha_for(p.half_life)
+        self._level = EwMoments(alpha)
+        self._step = EwMoments(alpha)
+        self._drift = EwMoments(alpha)
+        self._window: deque[float] = deque(maxlen=p.drift_window)
+        self._context = ContextMemory(p.context_length, p.context_bins, p.context_capacity)
+        daily_alpha = alpha_for(p.daily_half_life)
+        self._daily = [EwMoments(daily_alpha) for _ in range(p.daily_slots)]
+        self._warmup_values: list[float] = []
+        self._previous: float | None = None
+        self._raws = {name: deque[float](maxlen=p.smooth) for name in p.features}
+        self._calibrators = {name: RankCalibrator(p.history) for name in p.features}
+        self._rarity = RankCalibrator(p.history)
+        self._gate = OnsetGate(p.fire, p.quiet, p.damp)
+        self._last = COLD
+
+    def update(self, ts_us: int, value: float) -> Score:
+        if not is_reading(value):
+            return self._last
+        p = self.params
+        expected, std = self._level.mean, self._level.std
+        if p.log_values:
+            value = math.log1p(max(value, 0.0))
+        raws = self._measure(ts_us, value)
+        if raws is None:
+            return COLD
+        if p.calibrate:
+            surprise = 1.0 - self._calibrated_tail(raws)
+        else:
+            top = max(raws.values(), default=0.0)
+            surprise = band_score(top, p.threshold)
+            if p.rarity_power:
+                surprise *= (1.0 - self._rarity.tail(top)) ** p.rarity_power
+                self._rarity.add(top)
+        score = self._gate.gate(surprise)
+        self._last = Score(
+            min(1.0, max(0.0, score)),
+            expected=expected,
+            lower=expected - BAND_Z * std,
+            upper=expected + BAND_Z * std,
+            warm=True,
+        )
+        return self._last
+
+    def _calibrated_tail(self, raws: dict[FeatureName, float]) -> float:
+        tails = []
+        for name, raw in raws.items():
+            recent = self._raws[name]
+            recent.append(raw)
+            smoothed = sum(recent) / len(recent)
+            calibrator = self._calibrators[name]
+            tails.append(calibrator.tail(smoothed))
+            calibrator.add(smoothed)
+        return min(1.0, len(tails) * min(tails)) if tails else 1.0
+
+    def _measure(self, ts_us: int, value: float) -> dict[FeatureName, float] | None:
+        """Learn from ``value``; its raw surprises, or None while warming up."""
+        p = self.params
+        previous, self._previous = self._previous, value
+        step = 0.0 if previous is None else value - previous
+        self._window.append(value)
+        short = sum(self._window) / len(self._window)
+        raws: dict[FeatureName, float] = {}
+        warm = self._level.count >= p.warmup
+        slot = self._daily[(ts_us % US_PER_DAY) * p.daily_slots // US_PER_DAY]
+        if warm:
+            for name in p.features:
+                if name == "level":
+                    raws[name] = self._level.z(value, p.min_scale)
+                elif name == "step":
+                    raws[name] = self._step.z(step, p.min_scale)
+                elif name == "drift" and self._drift.count >= p.warmup + p.drift_window:
+                    raws[name] = self._drift.z(short, p.min_scale)
+                elif name == "context":
+                    if self._context.origin is None:
+                        self._context.start(self._warmup_values)
+                        self._warmup_values = []
+                    raws[name] = self._context.novelty(value)
+                elif name == "daily":
+                    ready = slot.count >= p.daily_min_count
+                    raws[name] = slot.z(value, p.min_scale) if ready else 0.0
+        elif "context" in p.features:
+            self._warmup_values.append(value)
+        self._level.add(value)
+        if previous is not None:
+            self._step.add(step)
+        self._drift.add(short)
+        slot.add(value)
+        return raws if warm else None
+
+    def _export_state(self) -> dict[str, Any]:
+        return {
+            "level": self._level.to_list(),
+            "step": self._step.to_list(),
+            "drift": self._drift.to_list(),
+            "daily": [m.to_list() for m in self._daily],
+            "window": list(self._window),
+            "context": self._context.to_dict(),
+            "warmup_values": list(self._warmup_values),
+            "previous": self._previous,
+            "raws": {name: list(values) for name, values in self._raws.items()},
+            "calibrators": {name: c.to_list() for name, c in self._calibrators.items()},
+            "rarity": self._rarity.to_list(),
+            "gate": self._gate.to_list(),
+            "last": self._last.to_dict(),
+        }
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        p = self.params
+        alpha = alpha_for(p.half_life)
+        self._level = EwMoments.from_list(alpha, state["level"])
+        self._step = EwMoments.from_list(alpha, state["step"])
+        self._drift = EwMoments.from_list(alpha, state["drift"])
+        daily_alpha = alpha_for(p.daily_half_life)
+        self._daily = [EwMoments.from_list(daily_alpha, m) for m in state["daily"]]
+        self._window = deque((float(v) for v in state["window"]), maxlen=p.drift_window)
+        self._context.restore(state["context"])
+        self._warmup_values = [float(v) for v in state["warmup_values"]]
+        previous = state["previous"]
+        self._previous = None if previous is None else float(previous)
+        self._raws = {
+            name: deque((float(v) for v in state["raws"][name]), maxlen=p.smooth)
+            for name in p.features
+        }
+        self._calibrators = {
+            name: RankCalibrator(p.history, [float(v) for v in state["calibrators"][name]])
+            for name in p.features
+        }
+        self._rarity = RankCalibrator(p.history, [float(v) for v in state["rarity"]])
+        self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
+        self._last = Score.from_dict(state["last"])
