@@ -17,6 +17,7 @@ VARIANTS: dict[str, Variant] = {
         Variant("surprise-no-rarity", "surprise", {"rarity_power": 0.0}),
         Variant("surprise-log", "surprise", {"log_values": True}),
         Variant("surprise-small-state", "surprise", {"history": 1000}),
+        Variant("surprise-stream", "surprise", {"history": 200}),
         Variant("surprise-level-step", "surprise", {"features": ["level", "step"]}),
         Variant(
             "surprise-all-features",

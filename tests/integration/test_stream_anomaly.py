@@ -23,7 +23,14 @@ def test_spike_gives_one_anomaly_and_state_survives_a_new_worker(
     stream_testbed: StreamTestbed,
 ) -> None:
     bed = stream_testbed.configure(
-        streams={"anomaly": {"params": {"warmup": 10}, "threshold": 0.9, "refractory_s": 60}}
+        streams={
+            "anomaly": {
+                "detector": "robust_zscore",
+                "params": {"warmup": 10},
+                "threshold": 0.9,
+                "refractory_s": 60,
+            }
+        }
     )
     worker = bed.start_worker(agents="anomaly")
     # 20 s of noise (warm-up ends after 10), a spike at 20 s, noise again

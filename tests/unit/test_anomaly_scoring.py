@@ -16,7 +16,12 @@ NOISE = [10.0, 10.2, 9.8, 10.1, 9.9]  # median 10, MAD 0.1
 
 
 def settings(**overrides: Any) -> AnomalySettings:
-    base: dict[str, Any] = {"params": {"warmup": 10}, "refractory_s": 60}
+    base: dict[str, Any] = {
+        "detector": "robust_zscore",
+        "params": {"warmup": 10},
+        "threshold": 0.9,
+        "refractory_s": 60,
+    }
     return AnomalySettings.model_validate({**base, **overrides})
 
 
