@@ -1,12 +1,14 @@
-"""``sentio run``: the main job on this machine.
+"""``sentio run``: the main job, the whole pipeline on this machine.
 
-For now: the local stack, the topic catalog, every schema registered, a round trip of Avro
-readings through Kafka, and the simulated plant publishing through the producer runtime
-(store-and-forward included). The streams and sinks join it as they land.
+The local stack (reused when it is up), the topic catalog and every schema (idempotent), an
+optional round trip of Avro readings through Kafka, then the pipeline as child processes:
+the simulated plant, the stream workers and the sinks, watched in a live view (or one
+progress line now and then when headless) until ``--duration`` is over or Ctrl-C.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -14,25 +16,92 @@ import click
 
 from sentio_iot.cli.options import config_option, load
 from sentio_iot.config import SentioConfig
+from sentio_iot.pipeline.plant import DEFAULT_SIZE, DEVICE_RATE, DeviceCount
 
 
 @click.command("run")
 @config_option
 @click.option(
-    "--count", default=10_000, show_default=True, help="Readings to send in the round trip."
+    "--devices",
+    type=DeviceCount(),
+    default=DEFAULT_SIZE,
+    show_default=True,
+    help="Simulated devices: a number, or small (24), medium (200), large (1000).",
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0, min_open=True),
+    default=DEVICE_RATE,
+    show_default=True,
+    help="Readings/s per simulated device.",
+)
+@click.option(
+    "--duration",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds the pipeline runs; default: until Ctrl-C.",
+)
+@click.option(
+    "--headless",
+    is_flag=True,
+    help="No live view: a progress line every 10 s and a summary (automatic without a terminal).",
+)
+@click.option(
+    "--stream-workers",
+    type=click.IntRange(min=1, max=4),
+    default=1,
+    show_default=True,
+    help="Stream workers sharing the partitions (web ports 6066 and up).",
+)
+@click.option(
+    "--count",
+    type=click.IntRange(min=0),
+    default=1_000,
+    show_default=True,
+    help="Readings sent in the Avro round trip before the pipeline starts; 0 skips it.",
 )
 @click.option(
     "--no-stack",
     is_flag=True,
     help="Use Kafka and the registry from the configuration; start nothing.",
 )
-@click.option("--devices", default=50, show_default=True, help="Simulated devices in the plant.")
-@click.option("--rate", default=2.0, show_default=True, help="Readings/s per simulated device.")
-@click.option("--duration", default=20.0, show_default=True, help="Seconds the plant runs.")
 def run(
-    config_path: Path | None, count: int, no_stack: bool, devices: int, rate: float, duration: float
+    config_path: Path | None,
+    devices: int,
+    rate: float,
+    duration: float | None,
+    headless: bool,
+    stream_workers: int,
+    count: int,
+    no_stack: bool,
 ) -> None:
-    """Start the local stack and run the pipeline end to end on this machine."""
+    """Run the whole pipeline on this machine: plant -> Kafka -> streams -> sinks, live."""
+    from sentio_iot.pipeline.main_job import PlantSize, run_pipeline
+
+    began = time.monotonic()
+    config = load(config_path)
+    prepare(config, no_stack=no_stack, count=count)
+    outcome = run_pipeline(
+        config,
+        PlantSize(devices, rate, duration),
+        headless=headless or not sys.stdout.isatty(),
+        stream_workers=stream_workers,
+        out=sys.stdout,
+        began=began,
+    )
+    if not no_stack:
+        click.echo("the stack keeps running: `sentio stack down` stops it")
+    # A worker this install or machine cannot run (said in one line) does not fail the run.
+    if not outcome.published or outcome.failed:
+        raise SystemExit(1)
+
+
+def prepare(config: SentioConfig, *, no_stack: bool, count: int) -> None:
+    """The stack up (or reused), topics and schemas as the catalog says, the round trip."""
+    from confluent_kafka import Consumer
+
+    from sentio_iot.kafka import consumer_config
+    from sentio_iot.pipeline.topics_ready import wait_for_partitions
     from sentio_iot.registry import SchemaRegistry
     from sentio_iot.schemas.catalog import CATALOG
     from sentio_iot.serde import AvroSerde
@@ -40,64 +109,33 @@ def run(
     from sentio_iot.stack import Stack
     from sentio_iot.topic_admin import apply_topics
 
-    config = load(config_path)
-    began = time.perf_counter()
     if not no_stack:
         click.echo("== local stack")
         Stack(config.stack).up(progress=lambda line: click.echo(f"  {line}"))
 
-    click.echo("== topics")
     changes = apply_topics(config)
     click.echo(
-        f"  {len(changes)} change(s) applied"
+        f"== topics: {len(changes)} change(s) applied"
         if changes
-        else f"  all {len(CATALOG)} topics match the catalog"
+        else f"== topics: all {len(CATALOG)} match the catalog"
     )
-
-    click.echo("== schemas")
     with SchemaRegistry(config.schema_registry) as registry:
-        for spec in CATALOG:
-            if spec.value_schema:
-                topic = spec.topic(config.topics)
-                schema_id = AvroSerde(registry, topic, spec.value_schema).register()
-                click.echo(f"  {topic}-value: {spec.value_schema} registered as id {schema_id}")
+        ids = [
+            AvroSerde(registry, spec.topic(config.topics), spec.value_schema).register()
+            for spec in CATALOG
+            if spec.value_schema
+        ]
+    click.echo(f"== schemas: {len(ids)} registered (ids {', '.join(map(str, ids))})")
 
-    click.echo("== round trip")
-    topic = CATALOG[0].topic(config.topics)
-    report = round_trip(config, topic, count, progress=lambda line: click.echo(f"  {line}"))
-    click.echo(
-        f"  {report.identical}/{report.sent} readings came back identical (schema id {report.schema_id})"
-    )
-
-    click.echo(f"== simulated plant: {devices} devices x {rate:g}/s for {duration:g} s")
-    published = run_plant(config, devices=devices, rate=rate, duration=duration)
-    ok = report.ok and published > 0
-    click.echo(f"== {'ok' if ok else 'FAILED'}: {time.perf_counter() - began:.1f} s in all")
-    if not no_stack:
-        click.echo(
-            "the stack keeps running: `sentio stack status` to look, `sentio stack down` to stop it"
-        )
-    if not ok:
-        raise SystemExit(1)
-
-
-def run_plant(config: SentioConfig, *, devices: int, rate: float, duration: float) -> int:
-    """Run the simulated plant through the real producer runtime; return readings published."""
-    import asyncio
-
-    from sentio_iot.producers.runtime import ProducerRuntime
-    from sentio_iot.stack.paths import StackPaths
-
-    ground_truth = StackPaths(config.stack.home).state / "simulate-ground-truth.csv"
-    plant = {"devices": devices, "rate": rate, "seed": 7, "ground_truth_path": str(ground_truth)}
-    plant_config = config.model_copy(update={"producers": {"simulate": [plant]}})
-    runtime = ProducerRuntime(plant_config, "simulate", progress_every_s=5.0)
-    asyncio.run(runtime.run(duration_s=duration))
-    metrics = runtime.publisher.metrics
-    published = int(metrics.total(metrics.published))
-    click.echo(
-        f"  {published} readings published ({published / duration:,.0f}/s), "
-        f"{metrics.total(metrics.buffered)} buffered, {metrics.total(metrics.dropped)} dropped; "
-        f"ground truth of injected anomalies in {ground_truth}"
-    )
-    return published
+    if count:
+        topic = CATALOG[0].topic(config.topics)
+        if changes:  # just created: wait until its partitions have leaders that answer
+            consumer = Consumer(consumer_config(config.kafka, "sentio-run-topic-check"))
+            try:
+                wait_for_partitions(consumer, [topic])
+            finally:
+                consumer.close()
+        report = round_trip(config, topic, count, progress=lambda line: None)
+        click.echo(f"== round trip: {report.identical}/{report.sent} readings came back identical")
+        if not report.ok:
+            raise SystemExit(1)

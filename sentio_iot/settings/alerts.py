@@ -86,15 +86,17 @@ class RulRule(RuleSettings):
         description="Predictions below `below` needed within window_s to fire (one bad prediction is noise).",
     )
     below: float = Field(
-        50.0, gt=0, description="Fire when the RUL is below this, in the prediction's rul_unit."
+        12.0,
+        gt=0,
+        description="Fire when the RUL is below this, in the prediction's rul_unit (the shipped plant models predict hours, capped at 48; C-MAPSS cycles, capped at 125).",
     )
     critical_below: float | None = Field(
-        20.0,
+        4.0,
         ge=0,
         description="Below this the alert is CRITICAL (escalated at once); null: never escalate.",
     )
     hysteresis: float = Field(
-        10.0,
+        6.0,
         ge=0,
         description="The alert resolves when the RUL rises above below + hysteresis.",
     )

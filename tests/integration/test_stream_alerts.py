@@ -75,7 +75,14 @@ def wait_for_events(worker: WorkerProcess, agent: str, count: int, timeout_s: fl
 def test_offline_and_rul_alerts_fire_and_resolve_and_ack_acknowledges(
     stream_testbed: StreamTestbed,
 ) -> None:
-    bed = stream_testbed.configure(streams={"alerts": {"check_interval_s": 1}})
+    bed = stream_testbed.configure(
+        streams={
+            "alerts": {
+                "check_interval_s": 1,
+                "rul_low": {"below": 50, "critical_below": 20, "hysteresis": 10},
+            }
+        }
+    )
     worker = bed.start_worker(agents="alerts")
     t0 = now_us()
     bed.produce("device-events", [device_event("pump-1", "OFFLINE", t0)])

@@ -191,7 +191,7 @@ def test_rul_low_fires_escalates_holds_in_the_hysteresis_and_resolves() -> None:
 
 
 def test_a_rul_dip_that_recovers_before_repeat_does_not_fire() -> None:
-    eng = engine(rul_low={"repeat": 2})
+    eng = engine(rul_low={"repeat": 2, "below": 50, "critical_below": 20, "hysteresis": 10})
     slot = eng.new_slot("pump-1", "rul_low")
     assert eng.on_rul(slot, rul(0, 45), at(0)) == []
     assert eng.on_rul(slot, rul(10, 70), at(10)) == []  # above below + hysteresis: clears
