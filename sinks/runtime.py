@@ -3,7 +3,8 @@
     Kafka --consume/decode--> Batcher --write (retry)--> backend --> dead letters flushed
           --> offsets committed (in order)
 
-- One consumer group per backend (``sentio-sink-<backend>``): several processes share the
+- One consumer group per backend (``sentio-sink-<backend>``; with another topic prefix
+  ``<prefix>sink-<backend>``, so pipelines on different prefixes never share a group): several processes share the
   partitions. Offsets are committed only after the writer returned for every record up to
   them (at-least-once); VictoriaMetrics drops identical samples, so a replay adds nothing.
 - A batch closes at ``sinks.batch_size`` records or ``sinks.batch_timeout_s`` of age. Up to
@@ -93,7 +94,7 @@ class SinkRuntime:
             assert plugin is not None
             health_port = int(getattr(config.sinks, plugin.section_name).health_port)
         self.health_port = health_port
-        self.group_id = group_id or f"sentio-sink-{backend}"
+        self.group_id = group_id or default_group_id(config.topics.prefix, backend)
         self.progress_every_s = progress_every_s
         self.metrics = SinkMetrics(backend)
         self.tracer = trace.get_tracer("sentio_iot.sinks")
@@ -419,3 +420,10 @@ class SinkRuntime:
                 signal.signal(sig, handler)
 
         return restore
+
+
+def default_group_id(topic_prefix: str, backend: str) -> str:
+    """``sentio-sink-<backend>`` for the default prefix, else one named after the prefix."""
+    if topic_prefix == "sentio.":
+        return f"sentio-sink-{backend}"
+    return f"{topic_prefix}sink-{backend}"

@@ -9,11 +9,16 @@ from typing import Any
 import click
 
 from sentio_iot import __version__
+from sentio_iot.cli.alerts_cmd import alerts_group
 from sentio_iot.cli.config_cmd import config_group
+from sentio_iot.cli.models_cmd import models_group
 from sentio_iot.cli.produce_cmd import produce
 from sentio_iot.cli.run_cmd import run
+from sentio_iot.cli.sink_cmd import sink
 from sentio_iot.cli.stack_cmd import stack_group
+from sentio_iot.cli.stream_cmd import stream_group
 from sentio_iot.cli.topics_cmd import topics_group
+from sentio_iot.cli.train_cmd import train_group
 from sentio_iot.errors import ConfigError, SentioError
 from sentio_iot.telemetry import configure_logging
 
@@ -47,6 +52,11 @@ cli.add_command(stack_group)
 cli.add_command(topics_group)
 cli.add_command(run)
 cli.add_command(produce)
+cli.add_command(sink)
+cli.add_command(train_group)
+cli.add_command(models_group)
+cli.add_command(stream_group)
+cli.add_command(alerts_group)
 
 
 def main() -> None:

@@ -27,7 +27,7 @@ from sentio_iot.telemetry import configure_logging
 @click.option(
     "--group-id",
     default=None,
-    help="Kafka consumer group. Default: sentio-sink-BACKEND (processes with one group share partitions).",
+    help="Kafka consumer group. Default: sentio-sink-BACKEND, or PREFIXsink-BACKEND with another topic prefix (processes with one group share partitions).",
 )
 @click.option(
     "--progress-every",

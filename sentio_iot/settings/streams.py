@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from pydantic import Field
 
 from sentio_iot.settings import Section
@@ -9,10 +12,91 @@ from sentio_iot.settings.alerts import AlertSettings
 from sentio_iot.settings.anomaly import AnomalySettings
 from sentio_iot.settings.rul import RulSettings
 
+AGENT_NAMES = ("rollups", "device_state", "anomaly", "rul", "alerts")
+
+
+class RollupSettings(Section):
+    """Tumbling-window rollups per device and metric on event time."""
+
+    windows_s: list[int] = Field(
+        default_factory=lambda: [60, 3600],
+        min_length=1,
+        description="Window sizes in seconds; each gets its own tumbling windows, e.g. [60, 3600].",
+    )
+    grace_s: int = Field(
+        10,
+        ge=0,
+        le=86400,
+        description="How long (event time) a window stays open after its end for late readings.",
+    )
+
+
+class DeviceStateSettings(Section):
+    """Last value, last-seen time and online/offline per device."""
+
+    offline_after_s: float | None = Field(
+        None,
+        gt=0,
+        description="Fixed silence (s) after which a device is OFFLINE; null: learned from the device's own cadence (offline_factor x its typical interval, at least offline_floor_s).",
+    )
+    offline_factor: float = Field(
+        3.0, ge=1, description="Learned timeout = this factor x the device's typical interval."
+    )
+    offline_floor_s: float = Field(
+        30.0, gt=0, description="Smallest learned timeout (s), so a fast device does not flap."
+    )
+    check_interval_s: float = Field(
+        5.0, gt=0, le=3600, description="How often (wall clock, s) silent devices are looked for."
+    )
+
 
 class StreamSettings(Section):
     """The stream workers (`sentio stream worker`): Faust app, windows, device state."""
 
-    anomaly: AnomalySettings = Field(default_factory=AnomalySettings)
-    alerts: AlertSettings = Field(default_factory=AlertSettings)
-    rul: RulSettings = Field(default_factory=RulSettings)
+    app_id: str = Field(
+        "sentio-streams",
+        pattern=r"^[A-Za-z0-9._-]+$",
+        description="Faust application id: the consumer group and the prefix of its changelog topics; workers with the same id share the partitions.",
+    )
+    agents: list[str] = Field(
+        default_factory=lambda: list(AGENT_NAMES),
+        description=f"Agents this worker runs, any of: {', '.join(AGENT_NAMES)}.",
+    )
+    state_dir: Path = Field(
+        Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state")))
+        / "sentio-iot"
+        / "streams",
+        description="Folder of the RocksDB tables (one sub-folder per app id and web port).",
+    )
+    web_host: str = Field("127.0.0.1", description="Address of the /health and /metrics server.")
+    web_port: int = Field(
+        6066, ge=1, le=65535, description="Port of /health and /metrics (the next worker: +1)."
+    )
+    batch_max: int = Field(
+        5000, ge=1, le=100000, description="Most readings an agent processes as one batch."
+    )
+    batch_within_s: float = Field(
+        1.0, gt=0, le=60, description="Longest wait (s) to fill a batch before processing it."
+    )
+    commit_interval_s: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="How often (s) a transaction commits offsets, table changes and output together.",
+    )
+    session_timeout_s: float = Field(
+        10.0,
+        ge=6,
+        le=300,
+        description="Kafka group session timeout: how soon a killed worker's partitions move.",
+    )
+    heartbeat_interval_s: float = Field(
+        3.0, gt=0, le=100, description="Kafka group heartbeat interval."
+    )
+    rollups: RollupSettings = Field(default_factory=lambda: RollupSettings.model_validate({}))
+    device_state: DeviceStateSettings = Field(
+        default_factory=lambda: DeviceStateSettings.model_validate({})
+    )
+    anomaly: AnomalySettings = Field(default_factory=lambda: AnomalySettings.model_validate({}))
+    alerts: AlertSettings = Field(default_factory=lambda: AlertSettings.model_validate({}))
+    rul: RulSettings = Field(default_factory=lambda: RulSettings.model_validate({}))
