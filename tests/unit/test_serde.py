@@ -119,6 +119,16 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "ts": TS,
         "headers": [{"key": "traceparent", "value": b"00-abc"}, {"key": "empty", "value": None}],
     },
+    "AlertCommand": {
+        "command_id": "7f9c2d1e",
+        "device_id": "press-07",
+        "type": "anomaly",
+        "action": "ACK",
+        "alert_id": "press-07/anomaly/1764300000000000",
+        "ts": TS,
+        "user": "operator",
+        "comment": "on it",
+    },
 }
 
 

@@ -1,0 +1,67 @@
+"""``sentio stream worker``: run the Faust stream agents (rollups, device state, ...)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from sentio_iot.cli.options import config_option, load
+from sentio_iot.telemetry import configure_logging
+
+
+@click.group("stream")
+def stream_group() -> None:
+    """The stream processing workers (Faust, exactly once)."""
+
+
+@stream_group.command("worker")
+@config_option
+@click.option(
+    "--web-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Port of /health and /metrics (default streams.web_port; one per worker on a host).",
+)
+@click.option(
+    "--agents",
+    default=None,
+    help="Comma-separated agents to run (default streams.agents), e.g. rollups,device_state.",
+)
+@click.pass_context
+def worker(
+    ctx: click.Context, config_path: Path | None, web_port: int | None, agents: str | None
+) -> None:
+    """Consume the catalog topics and run the agents until SIGTERM/SIGINT.
+
+    Workers with the same streams.app_id share the partitions: start another to scale out.
+    SIGTERM finishes the batch in hand, commits its transaction and exits 0.
+    """
+    import faust
+
+    from sentio_iot.streams.app import StreamApp
+    from sentio_iot.tracing import configure_tracing
+
+    config = load(config_path)
+    debug = bool(ctx.obj and ctx.obj.get("debug"))
+    level = logging.DEBUG if debug else getattr(logging, config.log_level)
+    configure_logging(level)
+    if level > logging.DEBUG:  # Faust's own INFO lines (every service start/stop) drown ours
+        for noisy in ("faust", "mode", "aiokafka"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+    names = [a.strip() for a in agents.split(",") if a.strip()] if agents else None
+    app = StreamApp(config, agents=names, web_port=web_port)
+    app.prepare()
+    provider = configure_tracing(config, "sentio-streams")
+    try:
+        faust.Worker(
+            app.faust,
+            loglevel=logging.getLevelName(level),
+            quiet=True,
+            override_logging=False,
+        ).execute_from_commandline()
+    finally:
+        app.close()
+        if provider is not None:
+            provider.shutdown()

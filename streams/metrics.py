@@ -1,0 +1,115 @@
+"""The stream worker's counters, rendered in the Prometheus text format for ``/metrics``.
+
+Dimensions are labels, not parts of names (``sentio_stream_events_total{agent="rollups"}``).
+Counters are bumped from the event loop only, so there is no lock. Gauges (lag, table sizes)
+are read when ``/metrics`` is asked, through callables the app registers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+MetricType = Literal["counter", "gauge"]
+PREFIX = "sentio_stream_"
+
+# A gauge source yields (label values, value) pairs when /metrics is asked.
+GaugeSource = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
+
+
+@dataclass
+class Family:
+    """One metric name with its help text, label names and a value per label set."""
+
+    name: str
+    help: str
+    type: MetricType
+    labels: tuple[str, ...]
+    values: dict[tuple[str, ...], float] = field(default_factory=dict)
+
+    def inc(self, *label_values: str, by: float = 1) -> None:
+        """Add ``by`` to the series with these label values (in the order of ``labels``)."""
+        self.values[label_values] = self.values.get(label_values, 0) + by
+
+    def get(self, *label_values: str) -> float:
+        return self.values.get(label_values, 0)
+
+
+class StreamMetrics:
+    """Counters of the contract (brief: worker ports and Prometheus metrics) and gauges."""
+
+    def __init__(self) -> None:
+        self._families: dict[str, Family] = {}
+        self._gauges: dict[str, GaugeSource] = {}
+        self.events = self._family(
+            "events_total", "Messages an agent took from its topics.", "counter", ("agent",)
+        )
+        self.emitted = self._family(
+            "emitted_total", "Records an agent sent, per topic.", "counter", ("agent", "topic")
+        )
+        self.deadletter = self._family(
+            "deadletter_total",
+            "Messages an agent sent to the dead-letter topic.",
+            "counter",
+            ("agent",),
+        )
+        self.anomalies = self._family(
+            "anomalies_total", "Anomalies emitted, per detector.", "counter", ("detector",)
+        )
+        self.alerts = self._family(
+            "alerts_total", "Alert state changes emitted.", "counter", ("severity", "status")
+        )
+        self.rul_predictions = self._family(
+            "rul_predictions_total", "RUL predictions emitted, per model.", "counter", ("model",)
+        )
+        self.seconds = self._family(
+            "seconds_total",
+            "Where the worker's time goes: process_batch (agents), wait_for_commit (a batch "
+            "held while a transaction commits), flush_table_changes, commit.",
+            "counter",
+            ("phase",),
+        )
+        self.lag = self._family(
+            "lag", "Messages not yet read, per source partition.", "gauge", ("topic", "partition")
+        )
+        self.table_keys = self._family(
+            "table_keys", "Keys held in each table on this worker.", "gauge", ("table",)
+        )
+
+    def _family(
+        self, name: str, help_text: str, kind: MetricType, labels: tuple[str, ...]
+    ) -> Family:
+        family = Family(PREFIX + name, help_text, kind, labels)
+        self._families[family.name] = family
+        return family
+
+    def gauge_source(self, family: Family, source: GaugeSource) -> None:
+        """Read ``family``'s values from ``source`` on every scrape (replacing what it had)."""
+        self._gauges[family.name] = source
+
+    def render(self) -> str:
+        """All families in the Prometheus text exposition format."""
+        lines: list[str] = []
+        for family in self._families.values():
+            source = self._gauges.get(family.name)
+            if source is not None:
+                family.values = {labels: value for labels, value in source()}
+            lines.append(f"# HELP {family.name} {family.help}")
+            lines.append(f"# TYPE {family.name} {family.type}")
+            for label_values, value in sorted(family.values.items()):
+                pairs = ",".join(
+                    f'{name}="{_escape(v)}"'
+                    for name, v in zip(family.labels, label_values, strict=True)
+                )
+                lines.append(f"{family.name}{{{pairs}}} {_format(value)}")
+        return "\n".join(lines) + "\n"
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _format(value: float) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
