@@ -1,7 +1,7 @@
 """Every Grafana panel shows data from the real VictoriaMetrics and VictoriaLogs.
 
-A panel fails when any of its queries errors, or when none of them returns data. Needs what the pipeline writes (simulated plant -> streams -> sinks) inside ``query_window``;
-a session fixture that runs the pipeline first belongs in conftest.py. Template variables are
+A panel fails when any of its queries errors, or when none of them returns data. The module
+first runs the main job (simulated plant -> streams -> sinks) for PIPELINE_S seconds. Template variables are
 resolved the way Grafana resolves them (their ``label_values`` queries), preferring a device
 with both an anomaly and a RUL prediction so every device panel has something to show.
 
@@ -19,6 +19,7 @@ import json
 import os
 import re
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,6 +38,10 @@ RATE_INTERVAL = "1m"
 MAX_POINTS = 1000  # Grafana's default max data points per panel
 # How far back the dashboards look; SENTIO_DASHBOARD_WINDOW_S widens it by hand.
 WINDOW_S = float(os.environ.get("SENTIO_DASHBOARD_WINDOW_S", "3600"))
+# The first panel test waits for the pipeline run (module fixture) inside its own timeout.
+pytestmark = pytest.mark.timeout(400)
+PIPELINE_S = 90  # how long the main job runs before the panels are queried
+SCRAPE_S = 12  # VictoriaMetrics scrapes the workers every 10 s
 
 
 @dataclass(frozen=True)
@@ -128,10 +133,34 @@ class Window:
 
 
 @pytest.fixture(scope="module")
-def query_window() -> Window:
-    """The time range the dashboards are looked at: the last WINDOW_S seconds up to now."""
+def query_window(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Window]:
+    """Runs the main job (`sentio run`: simulated plant -> streams -> sinks) on topics of its
+    own for PIPELINE_S, on the workers' standard ports so VictoriaMetrics scrapes their
+    counters, then looks at the last WINDOW_S seconds up to now. The anomaly alert rule
+    fires on the first anomaly here, so the alert panels have something to show in a short run.
+    """
+    from click.testing import CliRunner
+
+    from sentio_iot.cli.main import cli
+
+    name = f"t-dashboards-{uuid.uuid4().hex[:8]}"
+    state = tmp_path_factory.mktemp("dashboards")
+    env = {
+        "SENTIO_TOPICS__PREFIX": f"{name}.",
+        "SENTIO_STREAMS__APP_ID": name,
+        "SENTIO_STREAMS__STATE_DIR": str(state / "streams"),
+        "SENTIO_PRODUCER__BUFFER_DIR": str(state / "buffer"),
+        "SENTIO_STREAMS__ALERTS__ANOMALY__REPEAT": "1",
+    }
+    with pytest.MonkeyPatch.context() as patch:
+        for key, value in env.items():
+            patch.setenv(key, value)
+        args = ["run", "--headless", "--devices", "small", "--duration", str(PIPELINE_S)]
+        result = CliRunner().invoke(cli, [*args, "--count", "10"])
+    assert result.exit_code == 0, result.output
+    time.sleep(SCRAPE_S)  # the last scrape of the workers' counters, and indexing
     now = time.time()
-    return Window(now - WINDOW_S, now)
+    yield Window(now - WINDOW_S, now)
 
 
 @pytest.fixture(scope="module")
