@@ -10,30 +10,8 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Literal
 
-MetricType = Literal["counter", "gauge"]
-
-
-@dataclass
-class Family:
-    """One metric name with its help text, label names and a value per label set."""
-
-    name: str
-    help: str
-    type: MetricType
-    labels: tuple[str, ...]
-    values: dict[tuple[str, ...], float] = field(default_factory=dict)
-
-
-def escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def format_value(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+from sentio_iot.prometheus import Family, MetricType, render_families
 
 
 class ProducerMetrics:
@@ -139,17 +117,7 @@ class ProducerMetrics:
     def render(self) -> str:
         """Every family in the Prometheus text exposition format (version 0.0.4)."""
         readings = {name: float(read()) for name, read in self._gauges.items()}
-        lines: list[str] = []
         with self._lock:
             for name, value in readings.items():
                 self._families[name].values[(self.protocol,)] = value
-            for family in self._families.values():
-                lines.append(f"# HELP {family.name} {family.help}")
-                lines.append(f"# TYPE {family.name} {family.type}")
-                for labels, value in sorted(family.values.items()):
-                    pairs = ",".join(
-                        f'{name}="{escape(label)}"'
-                        for name, label in zip(family.labels, labels, strict=True)
-                    )
-                    lines.append(f"{family.name}{{{pairs}}} {format_value(value)}")
-        return "\n".join(lines) + "\n"
+            return render_families(self._families.values())

@@ -1,4 +1,4 @@
-"""Logging set-up (key=value lines); OpenTelemetry tracing joins here later."""
+"""Logging set-up (key=value lines). Tracing is set up in sentio_iot.tracing."""
 
 from __future__ import annotations
 

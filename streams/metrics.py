@@ -8,32 +8,13 @@ are read when ``/metrics`` is asked, through callables the app registers.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from typing import Literal
 
-MetricType = Literal["counter", "gauge"]
+from sentio_iot.prometheus import Family, MetricType, render_families
+
 PREFIX = "sentio_stream_"
 
 # A gauge source yields (label values, value) pairs when /metrics is asked.
 GaugeSource = Callable[[], Iterable[tuple[tuple[str, ...], float]]]
-
-
-@dataclass
-class Family:
-    """One metric name with its help text, label names and a value per label set."""
-
-    name: str
-    help: str
-    type: MetricType
-    labels: tuple[str, ...]
-    values: dict[tuple[str, ...], float] = field(default_factory=dict)
-
-    def inc(self, *label_values: str, by: float = 1) -> None:
-        """Add ``by`` to the series with these label values (in the order of ``labels``)."""
-        self.values[label_values] = self.values.get(label_values, 0) + by
-
-    def get(self, *label_values: str) -> float:
-        return self.values.get(label_values, 0)
 
 
 class StreamMetrics:
@@ -90,26 +71,8 @@ class StreamMetrics:
 
     def render(self) -> str:
         """All families in the Prometheus text exposition format."""
-        lines: list[str] = []
         for family in self._families.values():
             source = self._gauges.get(family.name)
             if source is not None:
                 family.values = {labels: value for labels, value in source()}
-            lines.append(f"# HELP {family.name} {family.help}")
-            lines.append(f"# TYPE {family.name} {family.type}")
-            for label_values, value in sorted(family.values.items()):
-                pairs = ",".join(
-                    f'{name}="{_escape(v)}"'
-                    for name, v in zip(family.labels, label_values, strict=True)
-                )
-                lines.append(f"{family.name}{{{pairs}}} {_format(value)}")
-        return "\n".join(lines) + "\n"
-
-
-def _escape(value: str) -> str:
-    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-
-
-def _format(value: float) -> str:
-    value = float(value)
-    return str(int(value)) if value.is_integer() and abs(value) < 2**53 else repr(value)
+        return render_families(self._families.values())
