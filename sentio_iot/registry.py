@@ -104,9 +104,14 @@ class SchemaRegistry:
         self._call("PUT", f"/config/{_quote(subject)}", {"compatibility": level})
 
     def subjects(self) -> list[str]:
-        """Every subject the registry knows."""
+        """The subjects the registry knows (Apicurio 3 lists at most 1000, without paging)."""
         answer = self._call("GET", "/subjects")
         return [str(subject) for subject in answer]
+
+    def versions(self, subject: str) -> list[int]:
+        """The version numbers registered under ``subject``; RegistryError 404 when none."""
+        answer = self._call("GET", f"/subjects/{quote(subject, safe='')}/versions")
+        return [int(version) for version in answer]
 
     def close(self) -> None:
         self._http.close()
