@@ -24,6 +24,7 @@ with `SENTIO_` + the path in capitals, `__` between levels (`SENTIO_KAFKA__BOOTS
 _XDG_DEFAULTS = {
     "sentio-iot": "`$XDG_CACHE_HOME/sentio-iot` (else `~/.cache/sentio-iot`)",
     "buffer": "`$XDG_STATE_HOME/sentio-iot/buffer` (else `~/.local/state/sentio-iot/buffer`)",
+    "streams": "`$XDG_STATE_HOME/sentio-iot/streams` (else `~/.local/state/sentio-iot/streams`)",
 }
 
 
