@@ -213,13 +213,21 @@ def label_values(http: httpx.Client, definition: str, window: Window) -> list[st
     return values
 
 
-def devices_with(http: httpx.Client, series: str, window: Window) -> set[str]:
-    return set(label_values(http, f"label_values({series}, device)", window))
+def devices_with(http: httpx.Client, selector: str, window: Window) -> set[str]:
+    """Devices with a sample of ``selector`` inside the window. VictoriaMetrics answers
+    ``label_values`` from its per-day index, so it also names devices of earlier runs that
+    day whose points lie outside the window; this asks the samples themselves."""
+    span = f"{int(window.end - window.start)}s"
+    expr = f"count by (device) (last_over_time({selector}[{span}]))"
+    response = http.get(f"{VM}/api/v1/query", params={"query": expr, "time": window.end})
+    assert response.status_code == 200, f"{expr}: {response.status_code} {response.text}"
+    return {r["metric"]["device"] for r in response.json()["data"]["result"]}
 
 
 def resolve_variables(http: httpx.Client, board: dict[str, Any], window: Window) -> dict[str, str]:
     """A value per template variable, in order (later ones may use earlier ones); a variable
-    without values is left out, so only the panels that use it fail."""
+    without values is left out, so only the panels that use it fail. A device is one with
+    points in the window, preferably with both an anomaly score and a RUL prediction."""
     preferred = devices_with(http, "sentio_anomaly_score", window) & devices_with(
         http, "sentio_rul", window
     )
@@ -230,11 +238,15 @@ def resolve_variables(http: httpx.Client, board: dict[str, Any], window: Window)
         if variable.get("regex"):
             pattern = re.compile(variable["regex"].strip("/"))
             candidates = [m.group(1) for c in candidates if (m := pattern.match(c))]
-        if not candidates:
-            continue
         if variable["name"] == "device":
-            candidates = sorted(candidates, key=lambda c: (c not in preferred, c))
-        values[variable["name"]] = candidates[0]
+            selector = re.fullmatch(r"label_values\((.+),\s*device\)", definition)
+            assert selector, f"device variable without a series selector: {definition}"
+            live = devices_with(http, selector[1], window)
+            candidates = sorted(
+                (c for c in candidates if c in live), key=lambda c: (c not in preferred, c)
+            )
+        if candidates:
+            values[variable["name"]] = candidates[0]
     return values
 
 
