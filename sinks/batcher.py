@@ -60,6 +60,11 @@ class Batcher:
             return False
         return len(batch) >= self.size or now - batch.opened_at >= self.timeout_s
 
+    @property
+    def empty(self) -> bool:
+        """No batch open, or an open one with nothing to write or commit."""
+        return self.current is None or self.current.empty
+
     def time_left(self, now: float) -> float:
         """Seconds until the open batch is due by age (the full timeout when none is open)."""
         if self.current is None or self.current.empty:

@@ -74,6 +74,7 @@ class SinkConsumer:
         )
         self.paused = False
         self.stopping = False
+        self._committed: dict[tuple[str, int], int] = {}  # next offset, as this process committed
 
     @property
     def topics(self) -> list[str]:
@@ -110,7 +111,28 @@ class SinkConsumer:
                 exc.args[0],
             )
             return False
+        self._committed.update(offsets)
         return True
+
+    def commit_markers(self) -> None:
+        """Commit each assigned partition's position where it is past what was committed.
+
+        Call it only when every record consumed so far is written and committed: what then
+        lies between is transaction markers (control records, written after every Kafka
+        transaction of the stream workers, never handed to a consumer), which the position
+        skips but no record's offset ever covers. Without this the group's lag never reaches
+        0 on topics written with transactions.
+        """
+        assigned = self._consumer.assignment()
+        if not assigned:
+            return
+        ahead = {
+            (tp.topic, tp.partition): tp.offset
+            for tp in self._consumer.position(assigned)
+            if tp.offset >= 0 and tp.offset != self._committed.get((tp.topic, tp.partition))
+        }
+        if ahead:
+            self.commit(ahead)
 
     def lag(self) -> dict[tuple[str, int], int]:
         """Records behind the end of each assigned partition.
@@ -163,7 +185,10 @@ class SinkConsumer:
         self.paused = pause
 
     def _revoked(self, _consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        self._on_revoke({(tp.topic, tp.partition) for tp in partitions})
+        revoked = {(tp.topic, tp.partition) for tp in partitions}
+        for key in revoked:
+            self._committed.pop(key, None)
+        self._on_revoke(revoked)
 
     def _take(self, message: Message, polled: Polled) -> None:
         error = message.error()

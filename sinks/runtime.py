@@ -7,6 +7,8 @@
   ``<prefix>sink-<backend>``, so pipelines on different prefixes never share a group): several processes share the
   partitions. Offsets are committed only after the writer returned for every record up to
   them (at-least-once); VictoriaMetrics drops identical samples, so a replay adds nothing.
+  An idle sink with everything committed also commits its position past transaction
+  markers, so its group's lag reaches 0 on topics the stream workers write in transactions.
 - A batch closes at ``sinks.batch_size`` records or ``sinks.batch_timeout_s`` of age. Up to
   ``sinks.max_in_flight`` batches are written at once; commits stay in consumption order.
 - ``BackendUnavailable`` (or any unexpected error): the batch is written again after an
@@ -52,6 +54,7 @@ log = logging.getLogger(__name__)
 POLL_S = 0.2  # longest a poll waits, so stop requests and due batches are seen quickly
 STOP_GRACE_S = 15.0  # how long a stopping sink keeps retrying its last batches
 LAG_EVERY_S = 5.0
+MARKERS_EVERY_S = 1.0  # how often an idle sink commits its position past transaction markers
 
 
 @dataclass
@@ -167,7 +170,7 @@ class SinkRuntime:
     async def _consume_until_stopped(self) -> None:
         consumer = self._consumer
         assert consumer is not None
-        last_lag = 0.0
+        last_lag = last_markers = 0.0
         while not self._stop.is_set():
             await self._settle()
             full = len(self._in_flight) >= self.settings.max_in_flight
@@ -184,6 +187,10 @@ class SinkRuntime:
             self._add(polled)
             if self.batcher.is_due(time.monotonic()) and not pause:
                 self._launch()
+            idle = not (polled.records or polled.handled or self._in_flight or pause)
+            if idle and self.batcher.empty and now - last_markers >= MARKERS_EVERY_S:
+                await consumer.call(consumer.commit_markers)  # everything consumed is committed
+                last_markers = now
             if now - last_lag >= LAG_EVERY_S:
                 self.metrics.set_lag(await consumer.call(consumer.lag))
                 last_lag = now

@@ -246,8 +246,10 @@ class Orchestrator:
         return stopped
 
     def _drain(self, stage: str, wanted: Callable[[str], bool]) -> None:
-        """Wait until the stage's consumer lag is 0 or stops moving (transaction markers
-        count as lag and are never consumed), at most DRAIN_S."""
+        """Wait until the stage's consumer lag is 0 or stops moving, at most DRAIN_S. The
+        stream workers' group keeps one message of lag per partition of an input written in
+        transactions (Faust commits the last record's offset, not the marker after it); the
+        sinks commit past the markers once idle."""
         began = time.monotonic()
         seen: list[int] = []
         while not self.stop.is_set() and time.monotonic() - began < DRAIN_S:

@@ -83,6 +83,21 @@ def publish(config: SentioConfig, records: list[tuple[str, dict[str, Any] | byte
         assert producer.flush(15) == 0
 
 
+def publish_in_transactions(config: SentioConfig, values: list[dict[str, Any]]) -> None:
+    """Readings the way the stream workers write: one Kafka transaction each, so every record
+    is followed by a transaction marker (a control record no consumer ever sees)."""
+    with SchemaRegistry(config.schema_registry) as registry:
+        topic = spec("readings").topic(config.topics)
+        serde = AvroSerde(registry, topic, "Reading")
+        settings = producer_config(config.kafka)
+        producer = Producer({**settings, "transactional.id": f"{topic}-test"})
+        producer.init_transactions(15)
+        for value in values:
+            producer.begin_transaction()
+            producer.produce(topic, serde.encode(value), value["device_id"].encode())
+            producer.commit_transaction(15)
+
+
 def dead_letters(config: SentioConfig, group: str, expected: int) -> list[dict[str, Any]]:
     topic = spec("deadletter").topic(config.topics)
     consumer = Consumer(consumer_config(config.kafka, f"{group}-check"))
@@ -409,6 +424,40 @@ def test_sigterm_writes_commits_and_exits_cleanly(unique_name: str, tmp_path: Pa
         consumer.close()
     # an empty partition has nothing to commit (-1001: no offset)
     assert [max(tp.offset, 0) for tp in committed] == ends and sum(ends) == 3
+
+
+async def test_lag_reaches_zero_past_transaction_markers(unique_name: str) -> None:
+    """Records written in transactions: once everything is written, the sink's committed
+    offsets reach the end of each partition, markers included, so its group's lag is 0."""
+    config = sink_config(f"{unique_name}.")
+    create_topics(config, ("readings", "deadletter"))
+    device = f"{unique_name}-pump"
+    publish_in_transactions(
+        config, [reading(device, TS + n * 1000, float(n), None) for n in range(4)]
+    )
+    topic = spec("readings").topic(config.topics)
+    probe = Consumer(consumer_config(config.kafka, unique_name))
+    partitions = [TopicPartition(topic, p) for p in range(2)]
+    ends = [probe.get_watermark_offsets(tp, timeout=10)[1] for tp in partitions]
+    assert sum(ends) == 8  # 4 records and 4 markers
+
+    def committed() -> list[int]:
+        return [max(tp.offset, 0) for tp in probe.committed(partitions, timeout=10)]
+
+    async def caught_up() -> None:
+        deadline = time.monotonic() + 15
+        while committed() != ends:
+            assert time.monotonic() < deadline, f"committed {committed()}, ends {ends}"
+            await asyncio.sleep(0.3)
+
+    runtime = SinkRuntime(config, "victoriametrics", group_id=unique_name, health_port=0)
+    try:
+        await run_until(runtime, 4, check=caught_up)
+        assert committed() == ends
+    finally:
+        probe.close()
+    got = export(f'sentio_temperature{{device="{device}"}}', 4)
+    assert [v for series in got.values() for _ts, v in series] == [0.0, 1.0, 2.0, 3.0]
 
 
 async def test_two_processes_share_the_partitions(unique_name: str) -> None:
