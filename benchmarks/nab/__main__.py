@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from benchmarks.nab.corpus import QUICK_SERIES, load_corpus
-from benchmarks.nab.runner import run_variant, table
+from benchmarks.nab.runner import half, run_variant, table
 from benchmarks.nab.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -32,6 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--series", nargs="*", help="only these series (category/file.csv)")
     parser.add_argument("--results", type=Path, default=DEFAULT_RESULTS, help="scores folder")
     parser.add_argument("--no-write", action="store_true", help="do not write per-row scores")
+    parser.add_argument(
+        "--halves",
+        action="store_true",
+        help="also score the even- and odd-indexed series apart (tune on one, check on the other)",
+    )
     args = parser.parse_args(argv)
 
     names = list(VARIANTS) if args.detector == "all" else args.detector.split(",")
@@ -54,6 +59,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {run.points_per_second:,.0f} points/s", file=sys.stderr, flush=True)
         runs.append(run)
     print(table(runs))
+    if args.halves:
+        for label, start in (("even", 0), ("odd", 1)):
+            print(f"\n{label}-indexed series only (sorted by name, from 0):")
+            print(table([half(run, start) for run in runs]))
     return 0
 
 

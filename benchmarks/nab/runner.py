@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,12 @@ def run_variant(
             write_scores(results_dir / variant.name, series, scored)
     points = sum(len(f.scores) for f in files)
     return VariantRun(variant, files, points, cpu, score_all_profiles(files))
+
+
+def half(run: VariantRun, start: int) -> VariantRun:
+    """The run scored on every other series from ``start`` (0: even, 1: odd); same CPU figures."""
+    files = run.files[start::2]
+    return replace(run, files=files, results=score_all_profiles(files))
 
 
 def write_scores(folder: Path, series: Series, scored: ScoredFile) -> None:

@@ -8,22 +8,36 @@ from __future__ import annotations
 
 from benchmarks.nab.runner import Variant
 
+# the surprise detector's defaults before the typical-size scaling (version 1, NAB 60.2)
+SURPRISE_V1 = {
+    "scale_power": 0.0,
+    "threshold": 6.0,
+    "rarity_power": 100.0,
+    "daily_half_life": 50.0,
+    "fire": 0.2,
+    "quiet": 150,
+}
+
 VARIANTS: dict[str, Variant] = {
     v.name: v
     for v in (
         Variant("robust_zscore", "robust_zscore", {}),
         Variant("surprise", "surprise", {}),
         Variant("surprise-no-onset-gate", "surprise", {"quiet": 0}),
-        Variant("surprise-no-rarity", "surprise", {"rarity_power": 0.0}),
+        Variant("surprise-no-scale", "surprise", {"scale_power": 0.0, "threshold": 6.0}),
+        Variant("surprise-scale-p2", "surprise", {"scale_power": 2.0}),
+        Variant("surprise-with-rarity", "surprise", {"rarity_power": 20.0}),
         Variant("surprise-log", "surprise", {"log_values": True}),
-        Variant("surprise-small-state", "surprise", {"history": 1000}),
-        Variant("surprise-stream", "surprise", {"history": 200}),
         Variant("surprise-level-step", "surprise", {"features": ["level", "step"]}),
+        Variant(
+            "surprise-with-step", "surprise", {"features": ["level", "drift", "daily", "step"]}
+        ),
         Variant(
             "surprise-all-features",
             "surprise",
             {"features": ["level", "step", "drift", "daily", "context"]},
         ),
+        Variant("surprise-v1", "surprise", SURPRISE_V1),
         Variant(
             "surprise-calibrated",
             "surprise",

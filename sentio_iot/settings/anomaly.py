@@ -18,11 +18,11 @@ class AnomalySettings(Section):
         description="Detector run per device and metric (an entry point of the sentio_iot.detectors group).",
     )
     params: dict[str, Any] = Field(
-        default_factory=lambda: {"history": 200},
-        description="Parameters of the detector (its own model checks them at start-up); empty: its defaults. The default keeps the surprise detector's state near 8 KB per series (NAB standard 56.7 vs 60.2 with its 160 KB default; docs/ml-anomaly.md).",
+        default_factory=dict,
+        description="Parameters of the detector (its own model checks them at start-up); empty: its defaults.",
     )
     threshold: float = Field(
-        0.5,
+        0.8,
         gt=0,
         le=1,
         description="Score (0..1) at or above which a reading is anomalous.",

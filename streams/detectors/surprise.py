@@ -12,11 +12,18 @@ Per reading ``x`` the detector measures some of five features, each a "raw surpr
 * ``context``: how new the pattern of the last ``context_length`` readings is
   (``ContextMemory``): a missing peak or a flat stretch in a periodic series.
 
-By default (``calibrate=False``) the largest raw z of the features becomes
-``score = z² / (z² + threshold²)`` (0.5 at ``z = threshold``, see ``band_score``), times
-``(1 - tail)^rarity_power`` where ``tail`` is the share of the last ``history`` z that were
-at least as large (``RankCalibrator``): a surprise this series shows every few hundred
-readings (recurring spikes) is damped, a first-ever one is not.
+By default (``calibrate=False``) each raw z is first divided by its feature's *typical
+size in this series* (``scale_power`` p > 0): ``x = z / max(s, scale_floor)`` with
+``s = (EW mean of past z^p)^(1/p)`` (half-life ``scale_half_life`` readings). A series that
+is always a little surprised (noisy, spiky, with a feature that fits it badly) needs a
+larger z to score as high as a calm one: one threshold then means the same rarity on every
+series. The mean starts as if ``scale_prior`` readings of Gaussian noise had been seen
+(``E|Z|^p``, typical size 1.24 for p = 3.5), so the first readings are not over-scaled;
+a feature not ready yet (drift, daily) counts its z as 0, which lowers its typical size
+until it is. The largest ``x`` over the features becomes ``score = x² / (x² + threshold²)``
+(0.5 at ``x = threshold``, see ``band_score``), optionally times ``(1 - tail)^rarity_power``
+where ``tail`` is the share of the last ``history`` x that were at least as large
+(``RankCalibrator``). ``scale_power = 0`` skips the scaling (then ``threshold`` is in raw z).
 With ``calibrate=True`` each raw surprise (averaged over its last ``smooth`` values) is
 ranked against its own last ``history`` values (``RankCalibrator``) instead, and
 ``score = 1 - min(1, k * min(tails))`` for ``k`` features: the rarity of the surprise *in this series*.
@@ -31,7 +38,7 @@ Warm-up: the first ``warmup`` readings only teach the moments (score 0.0, ``warm
 a daily slot is used once it has ``daily_min_count`` readings. Readings count, not time,
 except for the daily slot (from ``ts_us``). NaN/inf readings are gaps: they change nothing
 and return the previous score. Cost per reading: a few float operations per feature (and,
-calibrated, a bisection and an O(history) list insert per feature).
+with rarity or calibrated, a bisection and an O(history) list insert per feature).
 """
 
 from __future__ import annotations
@@ -85,28 +92,49 @@ class SurpriseParams(DetectorParams):
         description="Slots per day of the daily feature (24: one per hour of the day, UTC).",
     )
     daily_half_life: float = Field(
-        50.0, gt=0, description="Half-life of each slot's moments, in readings of that slot."
+        20.0, gt=0, description="Half-life of each slot's moments, in readings of that slot."
     )
     daily_min_count: int = Field(
         10, ge=2, description="Readings a slot needs before the daily feature uses it."
     )
+    scale_power: float = Field(
+        3.5,
+        ge=0,
+        description="Divide each feature's z by its typical size in this series, the p-th root of the EW mean of its z^p, p = scale_power (0: off).",
+    )
+    scale_half_life: float = Field(
+        8000.0, gt=0, description="Half-life of the typical size of each feature's z, in readings."
+    )
+    scale_floor: float = Field(
+        0.7, gt=0, description="Smallest typical size: a very regular series is not over-scaled."
+    )
+    scale_prior: float = Field(
+        50.0,
+        ge=0,
+        description="Readings' worth of weight given at the start to the typical size of Gaussian noise, so the first readings are not over-scaled.",
+    )
     threshold: float = Field(
-        6.0, gt=0, description="z (largest over the features) that scores 0.5 (not calibrated)."
+        2.0,
+        gt=0,
+        description="z (largest over the features, after scaling) that scores 0.5 (not calibrated).",
     )
     calibrate: bool = Field(
         False,
         description="Rank each surprise against its own past (else combine the raw z-scores).",
     )
     rarity_power: float = Field(
-        100.0,
+        0.0,
         ge=0,
         description="Score x (1 - tail)^power, tail = share of the last `history` z at least as high (0: off).",
     )
     fire: float = Field(
-        0.2, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
+        0.36,
+        ge=0,
+        le=1,
+        description="Smallest score that silences lower ones for `quiet` readings.",
     )
     quiet: int = Field(
-        150, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
+        125, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
     )
     damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
     min_scale: float = Field(
@@ -117,10 +145,10 @@ class SurpriseParams(DetectorParams):
 
 
 class SurpriseDetector(Detector[SurpriseParams]):
-    """The largest of several z-scores (or their rarity here), reported at the onset."""
+    """The largest of several z-scores, each against its habit in this series, at the onset."""
 
     name = "surprise"
-    version = 1
+    version = 2
     params_model = SurpriseParams
 
     def __init__(self, params: SurpriseParams | None = None) -> None:
@@ -139,6 +167,11 @@ class SurpriseDetector(Detector[SurpriseParams]):
         self._raws = {name: deque[float](maxlen=p.smooth) for name in p.features}
         self._calibrators = {name: RankCalibrator(p.history) for name in p.features}
         self._rarity = RankCalibrator(p.history)
+        size_alpha = alpha_for(p.scale_half_life)
+        prior = gaussian_moment(p.scale_power) if p.scale_power else 0.0
+        self._sizes = {
+            name: EwMoments(size_alpha, weight=p.scale_prior, mean=prior) for name in p.features
+        }
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
         self._last = COLD
 
@@ -155,7 +188,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
         if p.calibrate:
             surprise = 1.0 - self._calibrated_tail(raws)
         else:
-            top = max(raws.values(), default=0.0)
+            top = self._scale(raws) if p.scale_power else max(raws.values(), default=0.0)
             surprise = band_score(top, p.threshold)
             if p.rarity_power:
                 surprise *= (1.0 - self._rarity.tail(top)) ** p.rarity_power
@@ -169,6 +202,17 @@ class SurpriseDetector(Detector[SurpriseParams]):
             warm=True,
         )
         return self._last
+
+    def _scale(self, raws: dict[FeatureName, float]) -> float:
+        """The largest z over its feature's typical size, then learn the sizes from them."""
+        p = self.params
+        power = p.scale_power
+        top = 0.0
+        for name, raw in raws.items():
+            size = self._sizes[name]
+            top = max(top, raw / max(size.mean ** (1.0 / power), p.scale_floor))
+            size.add(raw**power)
+        return top
 
     def _calibrated_tail(self, raws: dict[FeatureName, float]) -> float:
         tails = []
@@ -229,6 +273,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
             "raws": {name: list(values) for name, values in self._raws.items()},
             "calibrators": {name: c.to_list() for name, c in self._calibrators.items()},
             "rarity": self._rarity.to_list(),
+            "sizes": {name: m.to_list() for name, m in self._sizes.items()},
             "gate": self._gate.to_list(),
             "last": self._last.to_dict(),
         }
@@ -255,5 +300,14 @@ class SurpriseDetector(Detector[SurpriseParams]):
             for name in p.features
         }
         self._rarity = RankCalibrator(p.history, [float(v) for v in state["rarity"]])
+        size_alpha = alpha_for(p.scale_half_life)
+        self._sizes = {
+            name: EwMoments.from_list(size_alpha, state["sizes"][name]) for name in p.features
+        }
         self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
         self._last = Score.from_dict(state["last"])
+
+
+def gaussian_moment(power: float) -> float:
+    """``E|Z|^power`` for a standard normal ``Z``: the typical size of noise's z-scores."""
+    return float(2.0 ** (power / 2.0) * math.gamma((power + 1.0) / 2.0) / math.sqrt(math.pi))

@@ -8,16 +8,22 @@ import random
 
 import pytest
 
+from sentio_iot.settings.anomaly import AnomalySettings
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.context import ContextMemory
 from sentio_iot.streams.detectors.moments import EwMoments, band_score
 from sentio_iot.streams.detectors.onset import OnsetGate
 from sentio_iot.streams.detectors.registry import create_detector, restore_detector
-from sentio_iot.streams.detectors.surprise import SurpriseDetector, SurpriseParams
+from sentio_iot.streams.detectors.surprise import (
+    SurpriseDetector,
+    SurpriseParams,
+    gaussian_moment,
+)
 
 HOUR_US = 3_600_000_000
 STEP_US = 300_000_000  # five minutes, like most NAB series
+ALERT = AnomalySettings().threshold  # the stream's default alert threshold
 
 
 def noisy(seed: int, n: int, level: float = 20.0, sigma: float = 1.0) -> list[float]:
@@ -121,20 +127,26 @@ def test_spike_scores_high_and_normal_noise_low() -> None:
     values = noisy(42, 2000)
     values[1000] += 12.0
     scores = feed(SurpriseDetector(), values)
-    assert scores[1000].score > 0.75  # z about 12 -> 144 / (144 + 36) = 0.8
+    # noise's z-scores are typically 1.24 (the Gaussian prior, then learnt): z about 12 is
+    # x about 9.6 typical sizes -> 9.6^2 / (9.6^2 + 2^2) = 0.96
+    assert scores[1000].score > 0.9
     normal = [s.score for i, s in enumerate(scores) if s.warm and i != 1000]
     assert len(normal) == 2000 - 50 - 1
-    assert max(normal) < 0.5  # normal noise stays inside the band (z < 6)
-    assert sum(s < 0.2 for s in normal) / len(normal) > 0.99
+    assert max(normal) < ALERT  # noise never reaches the stream's alert threshold
+    assert sum(s < 0.5 for s in normal) / len(normal) > 0.99
 
 
 def test_level_shift_is_reported_once_at_its_onset() -> None:
     values = noisy(7, 600, level=0.0) + noisy(8, 600, level=15.0)
     scores = feed(SurpriseDetector(), values)
-    assert scores[600].score > 0.8
-    # the gate silences the rest of the episode: nothing else reaches 0.5 in 150 readings
-    assert max(s.score for s in scores[601:751]) < 0.5
-    assert max(s.score for s in scores[100:600]) < 0.5
+    assert scores[600].score > 0.95
+    # the gate silences the rest of the episode: nothing else reaches the alert threshold in
+    # the quiet period (125 readings)
+    assert max(s.score for s in scores[601:726]) < ALERT
+    # before it: noise, scored far lower; the daily slots' first rough z-scores (usable
+    # from the end of day 1, reading 288) are the highest of it, still below the onset
+    assert max(s.score for s in scores[:600]) < scores[600].score - 0.15
+    assert max(s.score for s in scores[300:600]) < ALERT
 
 
 def test_daily_feature_flags_a_reading_unusual_for_its_hour() -> None:
@@ -145,8 +157,13 @@ def test_daily_feature_flags_a_reading_unusual_for_its_hour() -> None:
     values[25 * 24 + 3] = 0.0  # the hour-3 peak of day 25 is missing
     detector = SurpriseDetector(SurpriseParams(features=("daily",), warmup=48))
     scores = [detector.update(i * HOUR_US, v) for i, v in enumerate(values)]
-    assert scores[25 * 24 + 3].score > 0.8  # z about 20, a first-ever surprise here
-    assert max(s.score for i, s in enumerate(scores[24 * 5 :], 24 * 5) if i != 25 * 24 + 3) < 0.5
+    missing = 25 * 24 + 3
+    assert scores[missing].score > 0.95  # z about 20
+    # the slots become usable on day 10 (daily_min_count 10): their first z-scores, from
+    # ten readings each, are rough, and the typical size is still the prior's; from day 12
+    # on nothing but the missing peak reaches the alert threshold
+    assert max(s.score for i, s in enumerate(scores) if i != missing) < scores[missing].score
+    assert max(s.score for i, s in enumerate(scores[24 * 12 :], 24 * 12) if i != missing) < ALERT
 
 
 def test_log_values_scores_on_the_log_scale() -> None:
@@ -155,5 +172,32 @@ def test_log_values_scores_on_the_log_scale() -> None:
     values[300] = 1000.0  # ten times the usual count
     scores = feed(SurpriseDetector(SurpriseParams(log_values=True)), values)
     assert scores[299].expected == pytest.approx(math.log(101.0), abs=0.05)
-    assert scores[300].score > 0.75
-    assert max(s.score for s in scores[60:300]) < 0.5
+    assert scores[300].score > 0.9
+    assert max(s.score for s in scores[60:300]) < ALERT
+
+
+def test_gaussian_moment_is_the_mean_power_of_standard_normal_z() -> None:
+    assert gaussian_moment(2.0) == pytest.approx(1.0)  # the variance
+    assert gaussian_moment(4.0) == pytest.approx(3.0)  # the kurtosis
+    rng = random.Random(11)
+    sample = [abs(rng.gauss(0.0, 1.0)) ** 3.5 for _ in range(200_000)]
+    assert sum(sample) / len(sample) == pytest.approx(gaussian_moment(3.5), rel=0.02)
+
+
+def test_a_series_that_is_often_surprised_is_scored_against_its_own_habit() -> None:
+    # the same jump (+8) is routine in a series with a jump every 40 readings, and new in a
+    # calm one: scaled by each series' typical z, only the calm one alerts
+    calm = noisy(12, 3000)
+    spiky = noisy(12, 3000)
+    for i in range(100, 3000, 40):
+        spiky[i] += 8.0
+    calm[2900] += 8.0
+    assert spiky[2900] == calm[2900]  # 2900 = 100 + 70 * 40: one of the spiky series' jumps
+    scaled = SurpriseParams(quiet=0)  # no onset gate: the raw scores
+    calm_score, spiky_score = (feed(SurpriseDetector(scaled), v)[2900].score for v in (calm, spiky))
+    assert calm_score > ALERT
+    assert spiky_score < 0.7
+    # without scaling both see about the same z (0.59 and 0.46)
+    plain = SurpriseParams(quiet=0, scale_power=0.0, threshold=6.0)
+    unscaled = [feed(SurpriseDetector(plain), v)[2900].score for v in (calm, spiky)]
+    assert abs(unscaled[0] - unscaled[1]) < 0.2

@@ -79,6 +79,19 @@ def test_benchmark_prints_the_table_and_writes_nab_layout(
     assert float(lines[SPIKE]["anomaly_score"]) > 0.5
 
 
+def test_halves_score_every_other_series_apart(
+    corpus: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--data", str(corpus), "--quick", "--no-write", "--detector", "surprise"]
+    assert main([*args, "--halves"]) == 0
+    out = capsys.readouterr().out
+    whole, even, odd = out.split("-indexed series only")[0], *out.split("-indexed series only")[1:]
+    assert "| surprise | surprise | 100.0 |" in whole
+    # even: c.csv (no window) and b.csv, odd: a.csv; each half holds one spike, detected
+    assert "| surprise | surprise | 100.0 | 100.0 | 100.0 |" in even
+    assert "| surprise | surprise | 100.0 | 100.0 | 100.0 |" in odd
+
+
 def test_unknown_variant_is_a_usage_error(corpus: Path) -> None:
     with pytest.raises(SystemExit) as info:
         main(["--data", str(corpus), "--detector", "nope", "--no-write"])
