@@ -25,7 +25,7 @@ class AnomalySettings(Section):
         0.8,
         gt=0,
         le=1,
-        description="Score (0..1) at or above which a reading is anomalous.",
+        description="Score (0..1) at or above which a reading is anomalous. Scales differ by detector: about 0.8 for surprise, 0.25 for novelty (docs/ml-anomaly.md).",
     )
     include: list[str] = Field(
         default_factory=list,

@@ -1,0 +1,331 @@
+"""Novelty: has this series ever shown the shape of its last few readings?
+
+A category memory in the spirit of Adaptive Resonance Theory, as a nearest-neighbour memory
+(``CategoryMemory``), one per scale ``(agg, points)`` in ``scales`` and vigilance in
+``vigilance``:
+
+* the readings are averaged in blocks of ``agg``; each completed block makes a window, the
+  means of the last ``points`` blocks (``points * agg`` readings; ``(1, 1)``: the reading);
+* the window is put on the scale of the series: distances are divided by the range (largest
+  minus smallest reading before this one, widened as new extremes appear);
+* the memory holds at most ``capacity`` categories (a prototype window each). The window's
+  distance ``d`` to its nearest category (largest coordinate difference, ``metric="max"``,
+  or mean one, ``"mean"``, as a fraction of the range) is compared with the vigilance:
+  within it, the window resonates and the category moves towards it (by ``1 / uses``, at
+  least ``learn_rate``); beyond it, the window is new and becomes a category itself (the
+  least recently used one is replaced once the memory is full);
+* the raw novelty ``r = d / vigilance`` becomes ``r² / (r² + threshold²)`` (``band_score``),
+  times ``(1 - tail)^rarity_power`` where ``tail`` is the share of the last ``history`` raw
+  novelties of that scale at least as large (``RankCalibrator``).
+
+The novelty is the mean (``combine="mean"``) or the largest of the memories' scores (a
+memory scores 0.0 on readings that complete no window of its scale); several vigilances
+around one value make the score graded and less dependent on the exact vigilance. With
+``surprise_weight > 0`` (the default, 0.25) the detector also runs a ``SurpriseDetector``
+(its defaults, its own onset gate off), scores the larger of the novelty and
+``surprise_weight * surprise``, and reports the surprise detector's expected value and
+band. Last, ``OnsetGate`` reports an episode once: a score of at least ``fire`` damps (by
+``damp``) the scores not higher than it during the next ``quiet`` readings.
+
+The defaults (one reading per window, three vigilances, 5-7 % of the range) make it a
+"has the series been here before?" memory: a value in a band of the range that the series
+has not visited (a spike, a dip, a new level, a stretch outside its usual bands) is new;
+values it keeps returning to are learnt during warm-up and stay quiet. So the memories
+first learn for a whole daily cycle (``learn_s``, one day of event time, and at least
+``warmup`` readings): a young series visits new bands every hour of its first day. The range only
+grows: after one huge spike the bands are coarser for good (drop the state to start over).
+Scores are low by design: a window just at a memory's vigilance (r = 1) scores 0.2 there,
+and the memories are averaged (the NAB-optimal thresholds of the defaults are 0.20 to 0.23).
+
+With ``log_values`` the memories see ``log(1 + max(x, 0))`` (counts and rates whose spikes
+are multiplicative). Warm-up: the first ``warmup`` readings and the first ``learn_s``
+seconds of event time only fill the memories (score 0.0, ``warm=False``). NaN/inf readings are gaps: they change nothing and return the
+previous score. Memory: at most ``capacity * points`` numbers per memory. Cost per reading:
+a few float operations, and per memory and completed window one vectorised distance to at
+most ``capacity`` prototypes (NumPy).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from collections.abc import Mapping
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import Field
+
+from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
+from sentio_iot.streams.detectors.calibration import RankCalibrator
+from sentio_iot.streams.detectors.moments import band_score
+from sentio_iot.streams.detectors.onset import OnsetGate
+from sentio_iot.streams.detectors.surprise import SurpriseDetector, SurpriseParams
+
+Metric = Literal["max", "mean"]
+
+
+class NoveltyParams(DetectorParams):
+    """Parameters of the novelty detector."""
+
+    log_values: bool = Field(
+        False,
+        description="Learn log(1 + x) instead of x: for non-negative, spiky metrics (counts, rates); negatives count as 0.",
+    )
+    scales: tuple[tuple[int, int], ...] = Field(
+        ((1, 1),),
+        min_length=1,
+        description="Windows compared, as (readings averaged per point, points per window).",
+    )
+    vigilance: tuple[float, ...] = Field(
+        (0.05, 0.06, 0.07),
+        min_length=1,
+        description="Distances (fractions of the range) within which a window resonates; one memory each per scale.",
+    )
+    combine: Literal["mean", "max"] = Field(
+        "mean", description="How the scores of the memories (scales x vigilances) combine."
+    )
+    metric: Metric = Field(
+        "max", description="Distance between windows: largest or mean coordinate difference."
+    )
+    learn_rate: float = Field(
+        0.05, gt=0, le=1, description="Smallest pull of a resonating category towards the window."
+    )
+    capacity: int = Field(200, ge=1, description="Most categories remembered per scale.")
+    warmup: int = Field(
+        50, ge=1, description="Readings learnt from before the first score; they score 0.0."
+    )
+    learn_s: float = Field(
+        86_400.0,
+        ge=0,
+        description="Seconds of event time from the first reading that only teach the memories (e.g. 86400: a whole daily cycle), on top of `warmup`.",
+    )
+    threshold: float = Field(
+        2.0, gt=0, description="Novelty d / vigilance that scores 0.5 (before rarity)."
+    )
+    rarity_power: float = Field(
+        0.0,
+        ge=0,
+        description="Score x (1 - tail)^power, tail = share of the last `history` novelties at least as high (0: off).",
+    )
+    history: int = Field(2000, ge=10, description="Past novelties a new one is ranked against.")
+    surprise_weight: float = Field(
+        0.25, ge=0, description="Weight of the surprise detector's score in the max (0: off)."
+    )
+    fire: float = Field(
+        0.1, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
+    )
+    quiet: int = Field(
+        80, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
+    )
+    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    min_scale: float = Field(
+        1e-9, gt=0, description="Smallest range; keeps constant series from dividing by 0."
+    )
+
+
+class CategoryMemory:
+    """Prototype windows of one scale; ``learn`` answers d / vigilance of each new window."""
+
+    __slots__ = (
+        "_block_len",
+        "_block_sum",
+        "_means",
+        "_protos",
+        "_size",
+        "_used_at",
+        "_uses",
+        "agg",
+        "capacity",
+        "learn_rate",
+        "metric",
+        "points",
+        "vigilance",
+        "windows",
+    )
+
+    def __init__(
+        self,
+        agg: int,
+        points: int,
+        vigilance: float,
+        metric: Metric,
+        learn_rate: float,
+        capacity: int,
+    ) -> None:
+        self.agg, self.points, self.vigilance = agg, points, vigilance
+        self.metric, self.learn_rate, self.capacity = metric, learn_rate, capacity
+        self._block_sum = 0.0
+        self._block_len = 0
+        self._means: deque[float] = deque(maxlen=points)
+        self._protos = np.zeros((capacity, points))
+        self._uses = np.zeros(capacity, dtype=np.int64)
+        self._used_at = np.zeros(capacity, dtype=np.int64)
+        self._size = 0
+        self.windows = 0
+
+    def learn(self, value: float, scale: float) -> float | None:
+        """Learn from ``value``; d / vigilance when it completes a window, else None."""
+        self._block_sum += value
+        self._block_len += 1
+        if self._block_len < self.agg:
+            return None
+        self._means.append(self._block_sum / self._block_len)
+        self._block_sum, self._block_len = 0.0, 0
+        if len(self._means) < self.points:
+            return None
+        self.windows += 1
+        window = np.asarray(self._means)
+        if self._size == 0:
+            self._create(window)
+            return None
+        diffs = np.abs(self._protos[: self._size] - window)
+        distances = diffs.max(axis=1) if self.metric == "max" else diffs.mean(axis=1)
+        nearest = int(distances.argmin())
+        raw = float(distances[nearest]) / (scale * self.vigilance)
+        if raw <= 1.0:
+            uses = int(self._uses[nearest]) + 1
+            rate = max(self.learn_rate, 1.0 / uses)
+            self._protos[nearest] += rate * (window - self._protos[nearest])
+            self._uses[nearest] = uses
+            self._used_at[nearest] = self.windows
+        else:
+            self._create(window)
+        return raw
+
+    def _create(self, window: np.ndarray) -> None:
+        if self._size < self.capacity:
+            slot = self._size
+            self._size += 1
+        else:
+            slot = int(self._used_at.argmin())
+        self._protos[slot] = window
+        self._uses[slot] = 1
+        self._used_at[slot] = self.windows
+
+    def to_dict(self) -> dict[str, Any]:
+        n = self._size
+        return {
+            "block": [self._block_sum, self._block_len],
+            "means": list(self._means),
+            "protos": self._protos[:n].tolist(),
+            "uses": self._uses[:n].tolist(),
+            "used_at": self._used_at[:n].tolist(),
+            "windows": self.windows,
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        block_sum, block_len = state["block"]
+        self._block_sum, self._block_len = float(block_sum), int(block_len)
+        self._means = deque((float(v) for v in state["means"]), maxlen=self.points)
+        protos = state["protos"]
+        n = len(protos)
+        if n > self.capacity:
+            raise ValueError(f"{n} categories for a capacity of {self.capacity}")
+        self._size = n
+        if n:
+            self._protos[:n] = np.asarray(protos, dtype=np.float64).reshape(n, self.points)
+        self._uses[:n] = np.asarray(state["uses"], dtype=np.int64)
+        self._used_at[:n] = np.asarray(state["used_at"], dtype=np.int64)
+        self.windows = int(state["windows"])
+
+
+class NoveltyDetector(Detector[NoveltyParams]):
+    """Distance of the recent windows to the nearest remembered ones, reported at the onset."""
+
+    name = "novelty"
+    version = 1
+    params_model = NoveltyParams
+
+    def __init__(self, params: NoveltyParams | None = None) -> None:
+        super().__init__(params)
+        p = self.params
+        self._count = 0
+        self._first_us: int | None = None
+        self._low = float("inf")
+        self._high = float("-inf")
+        self._memories = [
+            CategoryMemory(agg, points, vigilance, p.metric, p.learn_rate, p.capacity)
+            for agg, points in p.scales
+            for vigilance in p.vigilance
+        ]
+        self._rarity = [RankCalibrator(p.history) for _ in self._memories]
+        self._surprise = (
+            SurpriseDetector(SurpriseParams.model_validate({"quiet": 0}))
+            if p.surprise_weight > 0
+            else None
+        )
+        self._gate = OnsetGate(p.fire, p.quiet, p.damp)
+        self._last = COLD
+
+    def update(self, ts_us: int, value: float) -> Score:
+        if not is_reading(value):
+            return self._last
+        p = self.params
+        band = self._surprise.update(ts_us, value) if self._surprise is not None else COLD
+        if p.log_values:
+            value = math.log1p(max(value, 0.0))
+        self._count += 1
+        if self._first_us is None:
+            self._first_us = ts_us
+        learning = self._count <= p.warmup or ts_us - self._first_us < p.learn_s * 1e6
+        scale = self._high - self._low
+        self._low = min(self._low, value)
+        self._high = max(self._high, value)
+        if scale <= 0:
+            scale = self._high - self._low
+        scale = max(scale, p.min_scale)
+        scores = []
+        for memory, rarity in zip(self._memories, self._rarity, strict=True):
+            raw = memory.learn(value, scale)
+            if raw is None or learning:
+                scores.append(0.0)
+                continue
+            score = band_score(raw, p.threshold)
+            if p.rarity_power:
+                score *= (1.0 - rarity.tail(raw)) ** p.rarity_power
+                rarity.add(raw)
+            scores.append(score)
+        if learning:
+            return COLD
+        novelty = sum(scores) / len(scores) if p.combine == "mean" else max(scores)
+        score = self._gate.gate(max(novelty, p.surprise_weight * band.score))
+        self._last = Score(
+            min(1.0, max(0.0, score)),
+            expected=band.expected,
+            lower=band.lower,
+            upper=band.upper,
+            warm=True,
+        )
+        return self._last
+
+    def _export_state(self) -> dict[str, Any]:
+        return {
+            "count": self._count,
+            "first_us": self._first_us,
+            "low": self._low if self._count else None,
+            "high": self._high if self._count else None,
+            "memories": [m.to_dict() for m in self._memories],
+            "rarity": [r.to_list() for r in self._rarity],
+            "surprise": self._surprise.to_state() if self._surprise is not None else None,
+            "gate": self._gate.to_list(),
+            "last": self._last.to_dict(),
+        }
+
+    def _restore_state(self, state: Mapping[str, Any]) -> None:
+        p = self.params
+        self._count = int(state["count"])
+        first = state["first_us"]
+        self._first_us = None if first is None else int(first)
+        low, high = state["low"], state["high"]
+        self._low = float("inf") if low is None else float(low)
+        self._high = float("-inf") if high is None else float(high)
+        memories = state["memories"]
+        if len(memories) != len(self._memories):
+            raise ValueError(f"{len(memories)} memories for {len(self._memories)} scales")
+        for memory, data in zip(self._memories, memories, strict=True):
+            memory.restore(data)
+        self._rarity = [RankCalibrator(p.history, [float(v) for v in r]) for r in state["rarity"]]
+        if self._surprise is not None:
+            self._surprise = SurpriseDetector.from_state(state["surprise"])
+        self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
+        self._last = Score.from_dict(state["last"])
