@@ -143,3 +143,21 @@ def test_invalid_settings_name_the_field() -> None:
         AnomalySettings.model_validate({"params": {"warmup": 0}})
     with pytest.raises(ValueError, match=r"threshold\n  Input should be less than or equal to 1"):
         AnomalySettings.model_validate({"threshold": 1.5})
+
+
+def test_the_novelty_detector_runs_in_the_scorer_with_its_band() -> None:
+    scorer = AnomalyScorer(
+        settings(detector="novelty", params={"warmup": 10, "learn_s": 0}, threshold=0.25)
+    )
+    series = scorer.new_series()
+    # past the surprise detector's own 50-reading warm-up, which gives the band; then a
+    # spike far outside the range learnt so far
+    values = [*NOISE * 12, 10.0, 30.0, 10.1]
+    found = feed(scorer, series, values)
+    assert [a.to_record()["value"] for a in found] == [30.0]
+    anomaly = found[0].to_record()
+    assert anomaly["detector"] == "novelty" and anomaly["detector_version"].startswith("1-")
+    assert anomaly["score"] >= 0.25
+    assert anomaly["lower"] < anomaly["expected"] < anomaly["upper"]  # the surprise band
+    restored = scorer.restore(json.loads(json.dumps(series.to_state())))
+    assert restored.to_state() == series.to_state()
