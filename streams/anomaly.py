@@ -100,6 +100,10 @@ class AnomalyScorer:
         self.detector_name = prototype.name
         self._params_state = prototype.to_state()["params"]
         self.detector_version = detector_version(prototype)
+        # the settings' threshold, else the one the detector's authors chose for it
+        self.threshold = (
+            settings.threshold if settings.threshold is not None else prototype.alert_threshold
+        )
 
     def new_series(self) -> Series:
         return Series(self._class(self._params))
@@ -152,7 +156,7 @@ class AnomalyScorer:
     ) -> Anomaly | None:
         """Score one value and learn from it; the Anomaly when an episode starts."""
         result = series.detector.update(ts_us, value)
-        threshold = self.settings.threshold
+        threshold = self.threshold
         if not result.warm or result.score < threshold:
             series.in_episode = False
             return None

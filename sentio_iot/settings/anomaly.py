@@ -21,11 +21,11 @@ class AnomalySettings(Section):
         default_factory=dict,
         description="Parameters of the detector (its own model checks them at start-up); empty: its defaults.",
     )
-    threshold: float = Field(
-        0.8,
+    threshold: float | None = Field(
+        None,
         gt=0,
         le=1,
-        description="Score (0..1) at or above which a reading is anomalous. Scales differ by detector: about 0.8 for surprise, 0.25 for novelty (docs/ml-anomaly.md).",
+        description="Score (0..1) at or above which a reading is anomalous. Empty: the detector's own alert threshold (surprise 0.8, novelty 0.25, forecast and ensemble 0.85, robust_zscore 0.9; docs/ml-anomaly.md); scales differ by detector.",
     )
     include: list[str] = Field(
         default_factory=list,

@@ -74,13 +74,16 @@ class Detector(ABC, Generic[P]):
     """One online detector for one series.
 
     Subclasses set ``name`` (the entry point name), ``version`` (bump it when the state
-    layout or the arithmetic changes, so an old state is refused instead of misread) and
-    ``params_model``, and implement ``update``, ``_export_state`` and ``_restore_state``.
+    layout or the arithmetic changes, so an old state is refused instead of misread),
+    ``params_model`` and ``alert_threshold`` (the score its defaults should alert at, used
+    when the stream's settings name none), and implement ``update``, ``_export_state`` and
+    ``_restore_state``.
     """
 
     name: ClassVar[str]
     version: ClassVar[int]
     params_model: ClassVar[type[DetectorParams]]
+    alert_threshold: ClassVar[float] = 0.5
 
     def __init__(self, params: P | None = None) -> None:
         self.params: P = params if params is not None else cast(P, self.params_model())

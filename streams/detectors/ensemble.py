@@ -56,6 +56,7 @@ class EnsembleDetector(Detector[EnsembleParams]):
 
     name = "ensemble"
     version = 1
+    alert_threshold = 0.85  # the default ensemble's NAB low-FP corpus threshold (0.848)
     params_model = EnsembleParams
 
     def __init__(self, params: EnsembleParams | None = None) -> None:

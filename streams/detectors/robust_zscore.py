@@ -97,6 +97,7 @@ class RobustZScoreDetector(Detector[RobustZScoreParams]):
 
     name = "robust_zscore"
     version = 1
+    alert_threshold = 0.9  # well beyond the band edge (0.5); its score saturates at 1.0
     params_model = RobustZScoreParams
 
     def __init__(self, params: RobustZScoreParams | None = None) -> None:

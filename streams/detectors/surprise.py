@@ -149,6 +149,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
 
     name = "surprise"
     version = 2
+    alert_threshold = 0.8  # just above its NAB low-FP corpus threshold (0.779)
     params_model = SurpriseParams
 
     def __init__(self, params: SurpriseParams | None = None) -> None:

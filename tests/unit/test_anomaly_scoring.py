@@ -161,3 +161,17 @@ def test_the_novelty_detector_runs_in_the_scorer_with_its_band() -> None:
     assert anomaly["lower"] < anomaly["expected"] < anomaly["upper"]  # the surprise band
     restored = scorer.restore(json.loads(json.dumps(series.to_state())))
     assert restored.to_state() == series.to_state()
+
+
+def test_without_a_threshold_the_detector_brings_its_own() -> None:
+    assert AnomalySettings().threshold is None
+    assert AnomalyScorer(AnomalySettings()).threshold == 0.8  # surprise, the default
+    novelty = AnomalyScorer(AnomalySettings(detector="novelty"))
+    assert novelty.threshold == 0.25
+    chosen = AnomalyScorer(AnomalySettings(detector="novelty", threshold=0.4))
+    assert chosen.threshold == 0.4
+    # what an Anomaly record carries is the threshold in force
+    scorer = AnomalyScorer(settings(threshold=None))
+    series = warm(scorer)
+    [anomaly] = feed(scorer, series, [10.0, 50.0], start=10)
+    assert anomaly.to_record()["threshold"] == 0.9  # robust_zscore's own
