@@ -1,6 +1,6 @@
 """Anomaly detectors on the main job's simulated plant, scored against its ground truth.
 
-    python benchmarks/plant_alerts.py [--devices 24] [--hours 48] [--variants a,b,...]
+    python -m benchmarks.plant_alerts [--devices 24] [--hours 48] [--variants a,b,...]
 
 The plant of ``sentio run`` (same seed, rate, anomaly rate and share of degrading machines,
 one reading per 12 s of plant time) is stepped ``--hours`` plant hours without Kafka; every
@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from benchmarks.nab.variants import SURPRISE_V1
 from sentio_iot.pipeline.plant import plant_entry
 from sentio_iot.producers.simulate.anomalies import GroundTruthRow
 from sentio_iot.producers.simulate.config import SimulateConfig
@@ -30,14 +31,6 @@ from sentio_iot.streams.detectors.registry import create_detector
 START = datetime(2026, 11, 1, tzinfo=UTC)
 DAY_US = 86_400_000_000
 AFTER_END_US = 60_000_000
-SURPRISE_V1 = {
-    "scale_power": 0.0,
-    "threshold": 6.0,
-    "rarity_power": 100.0,
-    "daily_half_life": 50.0,
-    "fire": 0.2,
-    "quiet": 150,
-}
 # name: (detector, params, alert threshold)
 VARIANTS: dict[str, tuple[str, dict[str, Any], float]] = {
     "surprise@0.8": ("surprise", {}, 0.8),
