@@ -275,10 +275,12 @@ class NoveltyDetector(Detector[NoveltyParams]):
         if scale <= 0:
             scale = self._high - self._low
         scale = max(scale, p.min_scale)
+        raws = [memory.learn(value, scale) for memory in self._memories]
+        if learning:
+            return COLD
         scores = []
-        for memory, rarity in zip(self._memories, self._rarity, strict=True):
-            raw = memory.learn(value, scale)
-            if raw is None or learning:
+        for raw, rarity in zip(raws, self._rarity, strict=True):
+            if raw is None:
                 scores.append(0.0)
                 continue
             score = band_score(raw, p.threshold)
@@ -286,8 +288,6 @@ class NoveltyDetector(Detector[NoveltyParams]):
                 score *= (1.0 - rarity.tail(raw)) ** p.rarity_power
                 rarity.add(raw)
             scores.append(score)
-        if learning:
-            return COLD
         novelty = sum(scores) / len(scores) if p.combine == "mean" else max(scores)
         score = self._gate.gate(max(novelty, p.surprise_weight * band.score))
         self._last = Score(
