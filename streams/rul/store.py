@@ -10,14 +10,17 @@ Layout (one store)::
 ``promote`` makes a version current and remembers the one before; ``rollback`` returns to
 it. The package ships a read-only store (``streams/rul/models``) with trained defaults; the
 user's store (writable) overrides it name by name. A user's first version of a shipped name
-is numbered after the shipped ones, and rolling back past it serves the shipped model again.
+is numbered after the shipped ones, so a number names one version in either store. The
+user's pointer may name a shipped version (promoting or rolling back to an older shipped
+one); pointing at the shipped current version removes the user's pointer, so the shipped
+store's own pointer (and history) serves again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -109,6 +112,7 @@ class FolderStore:
         if version is None:
             path.unlink(missing_ok=True)
         else:
+            path.parent.mkdir(parents=True, exist_ok=True)  # pointing at a shipped version
             _write_json(path, {"version": version, "history": history})
 
     def version(self, name: str, number: int) -> ModelVersion:
@@ -141,28 +145,47 @@ class ModelStore:
         for store in self._stores():
             for number in store.numbers(name):
                 version = store.version(name, number)
-                is_current = serving is not None and (serving.path == version.path)
-                found.append(
-                    ModelVersion(
-                        name, number, version.path, store.shipped, is_current, version.metadata
-                    )
-                )
+                is_current = serving is not None and serving.path == version.path
+                found.append(replace(version, current=is_current))
         return sorted(found, key=lambda v: (v.version, v.shipped))
 
     def current(self, name: str) -> ModelVersion | None:
         """The serving version: the user's current if set, else the shipped current."""
         for store in self._stores():
             number = store.pointer(name).get("version")
-            if number is not None and number in store.numbers(name):
-                return store.version(name, number)
+            found = self._locate(name, number) if number is not None else None
+            if found is not None:
+                return replace(found, current=True)
         return None
 
-    def find(self, name: str, number: int) -> ModelVersion:
+    def _locate(self, name: str, number: int) -> ModelVersion | None:
         for store in self._stores():
             if number in store.numbers(name):
                 return store.version(name, number)
-        known = ", ".join(str(v.version) for v in self.versions(name)) or "none"
-        raise ConfigError(f"model {name!r} has no version {number} (versions: {known})")
+        return None
+
+    def _pointer(self, name: str) -> dict[str, Any]:
+        """The pointer that serves: the user's if set, else the shipped one."""
+        for store in self._stores():
+            pointer = store.pointer(name)
+            if pointer.get("version") is not None:
+                return pointer
+        return {"version": None, "history": []}
+
+    def _point(self, name: str, number: int, history: list[int]) -> None:
+        shipped = self.packaged.pointer(name).get("version") if self.packaged else None
+        if number == shipped and number not in self.user.numbers(name):
+            self.user.set_pointer(name, None, [])  # the shipped store serves (and keeps history)
+        else:
+            self.user.set_pointer(name, number, history)
+
+    def find(self, name: str, number: int) -> ModelVersion:
+        found = self._locate(name, number)
+        if found is None:
+            known = ", ".join(str(v.version) for v in self.versions(name)) or "none"
+            raise ConfigError(f"model {name!r} has no version {number} (versions: {known})")
+        serving = self.current(name)
+        return replace(found, current=serving is not None and serving.path == found.path)
 
     def load(self, name: str, number: int | None = None) -> LoadedModel:
         """The Keras network, preprocessing and metadata of a version (default: current)."""
@@ -207,30 +230,20 @@ class ModelStore:
 
     def promote(self, name: str, number: int) -> ModelVersion:
         """Make ``number`` the serving version; the one serving before is kept for rollback."""
-        version = self.find(name, number)
-        if version.shipped:
-            # Serving a shipped version again: the user's pointer steps aside.
-            self.user.set_pointer(name, None, [])
-            return self.find(name, number)
-        pointer = self.user.pointer(name)
+        self.find(name, number)  # an unknown version is a ConfigError
         before = self.current(name)
-        history = list(pointer.get("history", []))
+        history = list(self._pointer(name).get("history", []))
         if before is not None and before.version != number:
             history.append(before.version)
-        self.user.set_pointer(name, number, history)
+        self._point(name, number, history)
         return self.find(name, number)
 
     def rollback(self, name: str) -> ModelVersion:
         """Serve the version that served before the last promotion."""
-        pointer = self.user.pointer(name)
-        history = list(pointer.get("history", []))
+        history = list(self._pointer(name).get("history", []))
         while history:
             previous = history.pop()
-            if previous in self.user.numbers(name):
-                self.user.set_pointer(name, previous, history)
-                return self.find(name, previous)
-            shipped = self.packaged.numbers(name) if self.packaged else []
-            if previous in shipped:
-                self.user.set_pointer(name, None, [])
+            if self._locate(name, previous) is not None:
+                self._point(name, previous, history)
                 return self.find(name, previous)
         raise ConfigError(f"model {name!r} has no earlier version to roll back to")

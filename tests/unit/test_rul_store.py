@@ -98,6 +98,29 @@ def test_user_store_overrides_the_shipped_one(tmp_path: Path) -> None:
     ]
 
 
+def test_older_shipped_versions_can_be_promoted_and_rolled_back_to(tmp_path: Path) -> None:
+    shipped = ModelStore(tmp_path / "shipped", shipped=None)
+    shipped.save("m", network(1), PREP, {})
+    shipped.save("m", network(2), PREP, {})  # the package ships v2 current, v1 before it
+    store = ModelStore(tmp_path / "user", shipped=tmp_path / "shipped")
+
+    def serving() -> list[tuple[int, bool]]:
+        return [(v.version, v.shipped) for v in store.versions("m") if v.current]
+
+    assert serving() == [(2, True)]
+    assert store.rollback("m").version == 1 and serving() == [(1, True)]
+    assert store.promote("m", 2).current and serving() == [(2, True)]
+    assert not (tmp_path / "user" / "m" / "current.json").exists()  # the shipped pointer serves
+    assert store.promote("m", 1).current and serving() == [(1, True)]
+    mine = store.save("m", network(3), PREP, {})
+    assert (mine.version, mine.shipped, mine.current) == (3, False, True)
+    assert store.rollback("m").version == 1
+    assert store.rollback("m").version == 2 and serving() == [(2, True)]
+    assert store.rollback("m").version == 1  # the shipped history
+    with pytest.raises(ConfigError, match="no earlier version"):
+        store.rollback("m")
+
+
 def test_unknown_model_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no current version of model 'nope'"):
         ModelStore(tmp_path, shipped=None).load("nope")
