@@ -1,9 +1,12 @@
-"""``python -m benchmarks.cmapss [--sets FD001,FD002] [--seeds 3] [--epochs 60] [--data DIR]``.
+"""``python -m benchmarks.cmapss [--sets FD001,FD002] [--inputs history,window] [--seeds 3]``.
 
 Trains the stream's RUL model (``sentio_iot.streams.rul``, the code `sentio train rul` runs)
 on each C-MAPSS set with several seeds, evaluates on the last window of each test engine, and
-prints the figures beside the published ones. Training uses ``--threads`` CPU threads (2: the
-issue's budget). The figures in docs/ml-rul.md come from this command.
+prints the figures beside the published ones. ``--inputs``: ``history`` is the shipped model
+(the window plus each engine's age and drift since its first cycles), ``window`` the
+window-only input of the published protocol; both by default, side by side. Training uses
+``--threads`` CPU threads (2: the issue's budget). The figures in docs/ml-rul.md come from
+this command.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from sentio_iot.cli.train_cmd import training_metadata
 from sentio_iot.streams.rul.cmapss import nasa_score, rmse
 from sentio_iot.streams.rul.model import TrainingOptions, predict
 from sentio_iot.streams.rul.store import ModelStore
-from sentio_iot.streams.rul.training import SeedResult, load_dataset, train_seed
+from sentio_iot.streams.rul.training import HISTORY, SeedResult, load_dataset, train_seed
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmapss"
@@ -35,6 +38,7 @@ PUBLISHED = {
     "STAR": (10.61, 13.47),
 }
 GOAL = {"FD001": 11.5, "FD002": 15.0}
+INPUTS = {"history": HISTORY, "window": ()}
 
 
 def _spread(values: list[float], digits: int = 2) -> str:
@@ -43,12 +47,18 @@ def _spread(values: list[float], digits: int = 2) -> str:
 
 
 def run_set(
-    name: str, data_dir: Path, seeds: list[int], options: TrainingOptions, store: Path | None
+    name: str,
+    inputs: str,
+    data_dir: Path,
+    seeds: list[int],
+    options: TrainingOptions,
+    store: Path | None,
 ) -> list[str]:
-    """Train and evaluate one set; the row of the results table."""
+    """Train and evaluate one set with one kind of input; the row of the results table."""
     began = time.perf_counter()
     files = [data_dir / f"{kind}_{name}.txt" for kind in ("train", "test", "RUL")]
-    data = load_dataset(*files)
+    data = load_dataset(*files, context=INPUTS[inputs])
+    print(f"{name}, {inputs} inputs ({data.preprocessing.inputs} per cycle):", flush=True)
     results: list[SeedResult] = []
     predictions = []
     for seed in seeds:
@@ -62,7 +72,7 @@ def run_set(
         )
     ensemble = np.mean(predictions, axis=0)
     total = time.perf_counter() - began
-    if store is not None:  # keep the seed with the best validation RMSE, as `sentio train rul`
+    if store is not None and inputs == "history":  # the best validation RMSE, as `sentio train rul`
         best = min(results, key=lambda r: r.validation_rmse)
         metadata = training_metadata(data, results, best, files, options, total)
         saved = ModelStore(store).save(
@@ -71,6 +81,7 @@ def run_set(
         print(f"  saved {saved.name} version {saved.version} (seed {best.seed}) in {saved.path}")
     return [
         name,
+        inputs,
         str(len(seeds)),
         _spread([r.rmse for r in results]),
         _spread([r.score for r in results], 0),
@@ -92,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.cmapss", description=__doc__)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="C-MAPSS folder")
     parser.add_argument("--sets", default="FD001,FD002", help="comma-separated sets")
+    parser.add_argument(
+        "--inputs", default="history,window", help="comma-separated: history, window (see above)"
+    )
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=TrainingOptions().epochs)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
@@ -102,11 +116,20 @@ def main(argv: list[str] | None = None) -> int:
     tf.config.threading.set_inter_op_parallelism_threads(1)
     options = TrainingOptions(epochs=args.epochs)
     seeds = list(range(1, args.seeds + 1))
-    rows = [run_set(name, args.data, seeds, options, args.store) for name in args.sets.split(",")]
+    inputs = args.inputs.split(",")
+    unknown = sorted(set(inputs) - set(INPUTS))
+    if unknown:
+        parser.error(f"--inputs: unknown {', '.join(unknown)}; use history, window or both")
+    rows = [
+        run_set(name, kind, args.data, seeds, options, args.store)
+        for name in args.sets.split(",")
+        for kind in inputs
+    ]
     print()
     print_table(
         [
             "set",
+            "inputs",
             "seeds",
             "RMSE",
             "NASA score",

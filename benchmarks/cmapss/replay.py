@@ -52,7 +52,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def write_config(folder: Path, name: str, base: SentioConfig, data_file: Path) -> Path:
+def write_config(folder: Path, name: str, base: SentioConfig, data_file: Path, model: str) -> Path:
     data: dict[str, Any] = {
         "kafka": {"bootstrap_servers": base.kafka.bootstrap_servers},
         "schema_registry": {"url": base.schema_registry.url},
@@ -60,7 +60,11 @@ def write_config(folder: Path, name: str, base: SentioConfig, data_file: Path) -
         "streams": {
             "app_id": name,
             "state_dir": str(folder / "state"),
-            "rul": {"store_dir": str(folder / "models"), "min_interval_s": 0},
+            "rul": {
+                "store_dir": str(folder / "models"),
+                "min_interval_s": 0,
+                "feature_models": [model],  # FD002 engines report FD001's metrics too
+            },
         },
         "producer": {"health_port": free_port(), "buffer_dir": str(folder / "buffer")},
         "producers": {
@@ -143,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     name = f"bench-rul-{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory(prefix=name) as tmp:
         folder = Path(tmp)
-        config = load_config(write_config(folder, name, load_config(None), data_file))
+        model = f"cmapss_{args.set.lower()}"
+        config = load_config(write_config(folder, name, load_config(None), data_file, model))
         apply_topics(config)
         port = free_port()
         command = [SENTIO, "stream", "worker", "-c", str(folder / "sentio.yaml")]
@@ -163,9 +168,9 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             worker.send_signal(signal.SIGTERM)
             worker.wait(60)
-        served = ModelStore(folder / "models").load(f"cmapss_{args.set.lower()}")
+        served = ModelStore(folder / "models").load(model)
     prep = served.preprocessing
-    x = np.stack([pad(prep.scale(e.column(prep.metrics)), prep.window) for e in engines])
+    x = np.stack([pad(prep.history(e.column(prep.metrics)), prep.window) for e in engines])
     offline = predict(served.network, x)
     streamed = np.array([last.get(f"engine-{e.unit}", {}).get("rul", np.nan) for e in engines])
     complete = [last.get(d, {}).get("ts") == ts for d, ts in wanted.items()]

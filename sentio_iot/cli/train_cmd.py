@@ -81,6 +81,11 @@ def train_group() -> None:
     help="Model store folder (default streams.rul.store_dir).",
 )
 @click.option("--no-promote", is_flag=True, help="Store the new version without serving it.")
+@click.option(
+    "--window-only",
+    is_flag=True,
+    help="C-MAPSS: read only the 30-cycle window, not the engine's age and drift since its first cycles.",
+)
 @click.option("--threads", default=2, show_default=True, help="TensorFlow CPU threads.")
 def train_rul(
     config_path: Path | None,
@@ -93,6 +98,7 @@ def train_rul(
     name: str | None,
     store_dir: Path | None,
     no_promote: bool,
+    window_only: bool,
     threads: int,
 ) -> None:
     """Train a remaining-useful-life model on C-MAPSS files or the simulated plant."""
@@ -108,14 +114,15 @@ def train_rul(
     else:
         if not (train_path and test_path and rul_path):
             raise click.UsageError("give --train, --test and --rul, or --simulate KIND")
-        from sentio_iot.streams.rul.training import load_dataset
+        from sentio_iot.streams.rul.training import HISTORY, load_dataset
 
         files = [train_path, test_path, rul_path]
-        data = load_dataset(train_path, test_path, rul_path)
+        context = () if window_only else HISTORY
+        data = load_dataset(train_path, test_path, rul_path, context=context)
         name = name or "cmapss_" + train_path.stem.removeprefix("train_").lower()
     click.echo(
         f"{name}: {len(data.train_x)} training windows of {data.preprocessing.window} x "
-        f"{len(data.preprocessing.features)}, {len(data.test_x)} test windows, "
+        f"{data.preprocessing.inputs}, {len(data.test_x)} test windows, "
         f"{max(1, len(data.preprocessing.centroids))} operating condition(s)"
     )
     options = TrainingOptions(epochs=epochs)

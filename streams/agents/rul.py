@@ -35,11 +35,13 @@ def attach(app: StreamApp) -> None:
     for name in {*settings.models.values(), *settings.feature_models}:
         predictor = router.predictor(name)
         if predictor is not None:
+            prep = predictor.model.preprocessing
             log.info(
-                "RUL model %s version %d serves (features %s)",
+                "RUL model %s version %d serves (features %s; history inputs: %s)",
                 name,
                 predictor.model.version,
-                ", ".join(predictor.model.preprocessing.features),
+                ", ".join(prep.features),
+                ", ".join(prep.context) or "none",
             )
     table = app.table("rul")
     app.serde("readings")

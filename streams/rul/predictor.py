@@ -1,9 +1,10 @@
 """Serving: a sliding window per device, and one batched model call for many devices.
 
 Pure (no Kafka): the RUL agent keeps a ``DeviceWindow`` per device in a table (its state is
-the last ``window`` rows, plain lists, so it serialises as JSON), feeds each reading in with
-``observe``, and hands the devices that are due to ``predict_batch``, which scales their
-windows and calls the network once for all of them.
+the last ``window`` rows, the reading count and the first ``baseline_rows`` rows, plain lists,
+so it serialises as JSON), feeds each reading in
+with ``observe``, and hands the devices that are due to ``predict_batch``, which scales
+their windows and calls the network once for all of them.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ class DeviceWindow:
     ts_us: int = 0  # of the latest row
     labels: dict[str, str] = field(default_factory=dict)
     predicted_us: int | None = None  # event time of the last prediction
+    count: int = 0  # readings observed for this model: the device's age
+    first: list[list[float]] = field(default_factory=list)  # the first rows: the drift baseline
 
     def to_state(self) -> dict[str, Any]:
         return {
@@ -35,16 +38,21 @@ class DeviceWindow:
             "ts_us": self.ts_us,
             "labels": self.labels,
             "predicted_us": self.predicted_us,
+            "count": self.count,
+            "first": self.first,
         }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> DeviceWindow:
+        rows = [list(map(float, row)) for row in state["rows"]]
         return cls(
             state["model_name"],
-            [list(map(float, row)) for row in state["rows"]],
+            rows,
             int(state["ts_us"]),
             dict(state["labels"]),
             state.get("predicted_us"),
+            int(state.get("count", len(rows))),  # state written before ages were kept
+            [list(map(float, row)) for row in state.get("first", [])],
         )
 
     def due(self, min_interval_us: int) -> bool:
@@ -73,16 +81,29 @@ class RulPredictor:
             return False
         window.rows.append([float(v) for v in row if v is not None])
         del window.rows[: max(0, len(window.rows) - self.window)]
+        window.count += 1
+        if len(window.first) < self.model.preprocessing.baseline_rows:
+            window.first.append(window.rows[-1])  # kept for every model: a promoted one may drift
         window.ts_us = ts_us
         window.labels = dict(labels)
         return True
 
     def inputs(self, windows: Sequence[DeviceWindow]) -> np.ndarray[Any, np.dtype[np.float32]]:
         """The model input for each window: scaled, padded to ``window`` rows like the offline protocol."""
+        return np.stack([pad(self.model_rows(w), self.window) for w in windows])
+
+    def model_rows(self, window: DeviceWindow) -> np.ndarray[Any, np.dtype[np.float32]]:
+        """The window's rows as the model reads them: scaled, with the history inputs if any.
+
+        Equal to the last rows of ``Preprocessing.history`` over the device's whole history.
+        """
         prep = self.model.preprocessing
-        return np.stack(
-            [pad(prep.scale(np.asarray(w.rows, dtype=np.float64)), self.window) for w in windows]
-        )
+        rows = np.asarray(window.rows, dtype=np.float64)
+        if not prep.context:
+            return prep.scale(rows)
+        first = np.asarray(window.first, dtype=np.float64) if window.first else rows
+        age = max(window.count, len(rows)) - len(rows) + 1
+        return prep.with_context(prep.scale(rows), age, prep.baseline(first))
 
     def predict_batch(self, devices: Sequence[tuple[str, DeviceWindow]]) -> list[dict[str, Any]]:
         """One ``model(x)`` call for every device; RulPrediction records in the same order."""

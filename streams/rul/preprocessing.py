@@ -1,9 +1,15 @@
-"""From raw readings to model input: operating conditions, min-max scaling, windows, targets.
+"""From raw readings to model input: operating conditions, min-max scaling, history, windows.
 
 ``Preprocessing`` is what a trained model needs beside its weights; it is stored as JSON
 with the model, so the stream scales readings exactly as training did. Scaling is fitted on
 the training rows only, separately per operating condition when the model has condition
 metrics (C-MAPSS FD002: six flight conditions found by clustering the three settings).
+
+A model may also read two inputs from the device's history beside its window (``context``):
+``age``, how many readings the device has given so far (the cycle number of a C-MAPSS
+engine), and ``drift``, how far each scaled feature has moved from its mean over the
+device's first ``baseline_rows`` readings. Both assume the history starts with the device's
+life (true of C-MAPSS engines and of a machine monitored since commissioning).
 """
 
 from __future__ import annotations
@@ -16,6 +22,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 Array = NDArray[np.float64]
+
+CONTEXTS = ("age", "drift")  # history inputs a model may read beside its window, in input order
 
 
 @dataclass(frozen=True)
@@ -31,6 +39,20 @@ class Preprocessing:
     condition_scale: list[float] = field(default_factory=list)  # per condition metric
     minimum: list[list[float]] = field(default_factory=list)  # per condition, per feature
     maximum: list[list[float]] = field(default_factory=list)
+    context: tuple[str, ...] = ()  # of CONTEXTS
+    baseline_rows: int = 20  # first readings whose mean is the drift baseline
+    age_scale: float = 200.0  # readings; the age input is count / age_scale
+
+    def __post_init__(self) -> None:
+        unknown = [name for name in self.context if name not in CONTEXTS]
+        if unknown:
+            raise ValueError(f"unknown context {unknown}: use any of {', '.join(CONTEXTS)}")
+
+    @property
+    def inputs(self) -> int:
+        """Model inputs per row: the features, then 1 for age, then the features again for drift."""
+        drift = len(self.features) if "drift" in self.context else 0
+        return len(self.features) + ("age" in self.context) + drift
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -58,6 +80,32 @@ class Preprocessing:
         )
         return scaled
 
+    def with_context(
+        self, scaled: NDArray[np.float32], first_age: int, baseline: NDArray[np.float32]
+    ) -> NDArray[np.float32]:
+        """Model rows from scaled rows: ``first_age`` is the first row's reading count (from 1),
+        ``baseline`` the mean scaled row of the device's first ``baseline_rows`` readings.
+        """
+        if not self.context:
+            return scaled
+        columns = [scaled]
+        if "age" in self.context:
+            ages = np.arange(first_age, first_age + len(scaled), dtype=np.float32)
+            columns.append((ages / np.float32(self.age_scale))[:, None])
+        if "drift" in self.context:
+            columns.append(scaled - baseline.astype(np.float32))
+        rows: NDArray[np.float32] = np.concatenate(columns, axis=1).astype(np.float32)
+        return rows
+
+    def baseline(self, first_rows: Array) -> NDArray[np.float32]:
+        """The drift baseline: the mean scaled row of (up to) the first ``baseline_rows`` rows."""
+        mean: NDArray[np.float32] = self.scale(first_rows[: self.baseline_rows]).mean(axis=0)
+        return mean
+
+    def history(self, rows: Array) -> NDArray[np.float32]:
+        """Model rows for a device's whole history, from its first reading on (offline)."""
+        return self.with_context(self.scale(rows), 1, self.baseline(rows))
+
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -66,6 +114,7 @@ class Preprocessing:
         data = dict(data)
         data["features"] = tuple(data["features"])
         data["condition_metrics"] = tuple(data.get("condition_metrics", ()))
+        data["context"] = tuple(data.get("context", ()))
         return cls(**data)
 
 
@@ -79,8 +128,11 @@ def fit(
     condition_metrics: Sequence[str] = (),
     n_conditions: int = 1,
     tail: float = 0.0,
+    context: Sequence[str] = (),
 ) -> Preprocessing:
     """Fit conditions and per-condition min/max on training ``rows`` (features + conditions).
+
+    ``context`` names the history inputs the model reads beside its window (``CONTEXTS``).
 
     ``tail`` > 0 takes the ``tail`` and ``1 - tail`` quantiles instead of min and max, so a
     few injected spikes do not squash the scale of everything else.
@@ -116,6 +168,7 @@ def fit(
         draft.condition_scale,
         low,
         high,
+        tuple(context),
     )
 
 

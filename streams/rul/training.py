@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 WINDOW = 30
 CAP = 125.0
+HISTORY = ("age", "drift")  # the C-MAPSS models' history inputs (preprocessing.CONTEXTS)
 VALIDATION_SHARE = 0.2  # of the training engines, held out for early stopping
 
 
@@ -78,8 +79,12 @@ def dataset_from_engines(
     *,
     window: int = WINDOW,
     cap: float = CAP,
+    context: Sequence[str] = HISTORY,
 ) -> Dataset:
     """Fit the scaler on ``train``; every training window; the last window of each test engine.
+
+    ``context``: the history inputs beside each window (age and drift, see preprocessing);
+    ``()`` gives the window-only protocol of the published figures.
 
     The test engines' true RUL is capped like the training target, as the published figures
     do (a healthy engine shows no sign of how far beyond the cap its life goes);
@@ -95,15 +100,16 @@ def dataset_from_engines(
         rul_unit="cycles",
         condition_metrics=condition_metrics,
         n_conditions=conditions,
+        context=context,
     )
     xs, ys, owners = [], [], []
     for number, engine in enumerate(train):
-        x = windows(prep.scale(rows_of(engine, prep)), window)
+        x = windows(prep.history(rows_of(engine, prep)), window)
         remaining = (engine.cycles[-1] - engine.cycles).astype(np.float64)
         xs.append(x)
         ys.append(targets(remaining, window, cap))
         owners.append(np.full(len(x), number, dtype=np.int64))
-    test_x = np.stack([pad(prep.scale(rows_of(e, prep)), window) for e in test])
+    test_x = np.stack([pad(prep.history(rows_of(e, prep)), window) for e in test])
     return Dataset(
         prep,
         np.concatenate(xs),
@@ -139,7 +145,7 @@ def train_seed(
     began = time.perf_counter()
     held_out = split_engines(data.train_engine, seed)
     prep = data.preprocessing
-    network = rul_model.build(prep.window, len(prep.features), prep.cap, seed, options)
+    network = rul_model.build(prep.window, prep.inputs, prep.cap, seed, options)
     epochs = rul_model.fit(
         network,
         (data.train_x[~held_out], data.train_y[~held_out]),

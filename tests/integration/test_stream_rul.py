@@ -111,7 +111,7 @@ def check_last_predictions(
             last[record["device_id"]] = record
     served = ModelStore(store_dir).load("cmapss_fd001")
     prep = served.preprocessing
-    x = np.stack([pad(prep.scale(e.column(prep.metrics)), prep.window) for e in engines])
+    x = np.stack([pad(prep.history(e.column(prep.metrics)), prep.window) for e in engines])
     offline = predict(served.network, x)
     assert sorted(last) == sorted(f"fd001-{e.unit}" for e in engines)
     for engine, expected in zip(engines, offline, strict=True):

@@ -46,9 +46,42 @@ def test_window_keeps_the_last_rows_and_skips_incomplete_readings() -> None:
 
 
 def test_state_round_trip_through_json() -> None:
-    window = DeviceWindow("m", [[1.0, 2.0]], 7, {"kind": "motor"}, 5)
+    window = DeviceWindow("m", [[1.0, 2.0]], 7, {"kind": "motor"}, 5, 40, [[0.5, 1.5]])
     again = DeviceWindow.from_state(json.loads(json.dumps(window.to_state())))
     assert again == window
+    # state written before ages were kept: the window's rows are all the history known
+    old = {k: v for k, v in window.to_state().items() if k not in ("count", "first")}
+    assert DeviceWindow.from_state(old) == DeviceWindow(
+        "m", [[1.0, 2.0]], 7, {"kind": "motor"}, 5, 1
+    )
+
+
+def test_history_inputs_in_the_stream_equal_the_offline_ones() -> None:
+    prep = Preprocessing(
+        ("a", "b"), 3, 100.0, "hours", minimum=[[0.0, 10.0]], maximum=[[2.0, 20.0]],
+        context=("age", "drift"), baseline_rows=4,
+    )  # fmt: skip
+    model = LoadedModel(
+        "m", 1, build(3, prep.inputs, 100.0, 1, TrainingOptions(filters=4, dense=4)), prep, {}
+    )
+    predictor = RulPredictor(model)
+    rng = np.random.default_rng(3)
+    history = np.column_stack([rng.uniform(0, 2, 9), rng.uniform(10, 20, 9)])
+    window = DeviceWindow("m")
+    for count in range(
+        1, len(history) + 1
+    ):  # shorter than the window and the baseline, then longer
+        a, b = history[count - 1]
+        assert predictor.observe(window, {"a": a, "b": b}, count, {})
+        offline = pad(prep.history(history[:count]), 3)
+        np.testing.assert_allclose(predictor.inputs([window])[0], offline, rtol=1e-6)
+    assert window.count == 9 and len(window.first) == 4 and len(window.rows) == 3
+    again = DeviceWindow.from_state(json.loads(json.dumps(window.to_state())))
+    np.testing.assert_array_equal(predictor.inputs([again]), predictor.inputs([window]))
+    # a window-only model keeps the baseline rows too, for a version with drift promoted later
+    plain = DeviceWindow("m")
+    feed(RulPredictor(loaded()), plain, [(float(i), 10.0) for i in range(25)])
+    assert plain.count == 25 and plain.first == [[float(i), 10.0] for i in range(20)]
 
 
 def test_batch_equals_one_by_one_and_the_record_matches_the_schema() -> None:

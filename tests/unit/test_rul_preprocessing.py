@@ -111,7 +111,7 @@ def test_read_cmapss_files() -> None:
 def test_dataset_follows_the_protocol() -> None:
     train = read_engines(DATA / "train_FD001_few.txt")
     test = read_engines(DATA / "test_FD001_few.txt")
-    data = dataset_from_engines(train, test, read_rul(DATA / "RUL_FD001_few.txt"))
+    data = dataset_from_engines(train, test, read_rul(DATA / "RUL_FD001_few.txt"), context=())
     assert operating_conditions(train) == 1
     assert data.preprocessing.condition_metrics == ()
     # every cycle from the 30th on is a window: (128 - 29) + (135 - 29)
@@ -122,3 +122,74 @@ def test_dataset_follows_the_protocol() -> None:
     assert data.train_x.min() == 0.0 and data.train_x.max() == 1.0
     np.testing.assert_array_equal(data.test_y, [112.0, 111.0, 125.0, 118.0])  # capped
     np.testing.assert_array_equal(data.test_y_uncapped, [112.0, 111.0, 142.0, 118.0])  # type: ignore[arg-type]
+
+
+def test_history_inputs_hand_computed() -> None:
+    prep = Preprocessing(
+        ("a", "b"), 2, 125.0, "cycles", minimum=[[0.0, 10.0]], maximum=[[10.0, 20.0]],
+        context=("age", "drift"), baseline_rows=2, age_scale=4.0,
+    )  # fmt: skip
+    assert prep.inputs == 5  # a, b, age, drift a, drift b
+    rows = np.array([[0.0, 10.0], [2.0, 12.0], [4.0, 20.0], [10.0, 15.0]])
+    # scaled: (0, 0), (.2, .2), (.4, 1), (1, .5); baseline: mean of the first 2 = (.1, .1)
+    np.testing.assert_allclose(
+        prep.history(rows),
+        [
+            [0.0, 0.0, 0.25, -0.1, -0.1],
+            [0.2, 0.2, 0.50, 0.1, 0.1],
+            [0.4, 1.0, 0.75, 0.3, 0.9],
+            [1.0, 0.5, 1.00, 0.9, 0.4],
+        ],
+        rtol=1e-6,
+    )
+    # the same rows from a later window: its first row is the device's 3rd reading
+    np.testing.assert_allclose(
+        prep.with_context(prep.scale(rows[2:]), 3, prep.baseline(rows)), prep.history(rows)[2:]
+    )
+    age_only = Preprocessing(
+        ("a", "b"),
+        2,
+        125.0,
+        "cycles",
+        minimum=[[0.0, 10.0]],
+        maximum=[[10.0, 20.0]],
+        context=("age",),
+    )
+    assert age_only.inputs == 3 and age_only.history(rows).shape == (4, 3)
+    plain = Preprocessing(
+        ("a", "b"), 2, 125.0, "cycles", minimum=[[0.0, 10.0]], maximum=[[10.0, 20.0]]
+    )
+    np.testing.assert_array_equal(plain.history(rows), plain.scale(rows))
+
+
+def test_context_round_trips_and_old_models_have_none() -> None:
+    prep = fit(
+        np.array([[0.0], [1.0]]), ("a",), window=1, cap=1, rul_unit="cycles", context=("drift",)
+    )
+    assert Preprocessing.from_json(prep.to_json()) == prep
+    written_before = {
+        k: v
+        for k, v in prep.to_json().items()
+        if k not in ("context", "baseline_rows", "age_scale")
+    }
+    assert Preprocessing.from_json(written_before).context == ()
+    with pytest.raises(ValueError, match="unknown context \\['cycle'\\]: use any of age, drift"):
+        Preprocessing(("a",), 1, 1.0, "cycles", context=("cycle",))
+
+
+def test_dataset_with_history_inputs() -> None:
+    train = read_engines(DATA / "train_FD001_few.txt")
+    test = read_engines(DATA / "test_FD001_few.txt")
+    data = dataset_from_engines(train, test, read_rul(DATA / "RUL_FD001_few.txt"))
+    assert data.preprocessing.context == ("age", "drift")
+    assert data.train_x.shape == (99 + 106, 30, 29) and data.test_x.shape == (4, 30, 29)
+    # the first window of the first engine ends at cycle 30; the test windows at each engine's end
+    np.testing.assert_allclose(data.train_x[0, :, 14], np.arange(1, 31) / 200.0, rtol=1e-6)
+    np.testing.assert_allclose(
+        data.test_x[:, -1, 14], [31 / 200, 39 / 200, 37 / 200, 34 / 200], rtol=1e-6
+    )
+    # drift: each scaled feature minus its mean over the engine's first 20 cycles
+    scaled = data.preprocessing.scale(train[0].column(INFORMATIVE))
+    np.testing.assert_allclose(
+        data.train_x[0, :, 15:], scaled[:30] - scaled[:20].mean(axis=0), atol=1e-6
+    )

@@ -31,7 +31,8 @@ def test_train_store_list_promote_rollback(tmp_path: Path) -> None:
     result = runner.invoke(cli, args, catch_exceptions=False)
     assert result.exit_code == 0, result.output
     out = result.output
-    assert "cmapss_fd001_few: 205 training windows of 30 x 14, 4 test windows" in out
+    # 14 sensors, the age, 14 drifts per cycle
+    assert "cmapss_fd001_few: 205 training windows of 30 x 29, 4 test windows" in out
     assert "seed 1 epoch   1/1" in out and "seed 2 epoch   1/1" in out
     assert "mean over 2 seed(s): RMSE" in out
     assert "saved cmapss_fd001_few version 1" in out
@@ -43,6 +44,7 @@ def test_train_store_list_promote_rollback(tmp_path: Path) -> None:
     assert meta["metrics"]["rmse"] in [s["rmse"] for s in meta["metrics"]["per_seed"]]
     prep = json.loads((tmp_path / "cmapss_fd001_few" / "1" / "preprocessing.json").read_text())
     assert (prep["window"], prep["cap"], len(prep["features"])) == (30, 125.0, 14)
+    assert (prep["context"], prep["baseline_rows"]) == (["age", "drift"], 20)
 
     store = ModelStore(tmp_path, shipped=None)
     first = store.load("cmapss_fd001_few")
@@ -63,3 +65,23 @@ def test_train_store_list_promote_rollback(tmp_path: Path) -> None:
         cli, ["models", "promote", "cmapss_fd001_few", "9", "--store", str(tmp_path)]
     )
     assert bad.exit_code == 2 and "has no version 9" in bad.output
+
+
+def test_train_window_only(tmp_path: Path) -> None:
+    files = [DATA / f"{kind}_FD001_few.txt" for kind in ("train", "test", "RUL")]
+    args = [
+        "train",
+        "rul",
+        "--train",
+        str(files[0]),
+        "--test",
+        str(files[1]),
+        "--rul",
+        str(files[2]),
+    ]
+    args += ["--seeds", "1", "--epochs", "1", "--store", str(tmp_path), "--window-only"]
+    result = CliRunner().invoke(cli, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "cmapss_fd001_few: 205 training windows of 30 x 14, 4 test windows" in result.output
+    served = ModelStore(tmp_path, shipped=None).load("cmapss_fd001_few")
+    assert served.preprocessing.context == () and served.network.input_shape == (None, 30, 14)
