@@ -109,6 +109,10 @@ def train_rul(
 
     began = time.perf_counter()
     if simulate is not None:
+        if window_only:
+            raise click.UsageError(
+                "--window-only is for C-MAPSS; plant models read the window only"
+            )
         data, files = plant_dataset(simulate), []
         name = name or f"plant_{simulate}"
     else:

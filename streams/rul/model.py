@@ -46,6 +46,7 @@ class TrainingOptions:
     batch_size: int = 256
     learning_rate: float = 1e-3
     patience: int = 10  # epochs without a better validation loss before stopping
+    min_epochs: int = 20  # epochs before early stopping may stop (or pick the best weights)
     filters: int = 32
     dense: int = 64
     dropout: float = 0.2
@@ -83,7 +84,10 @@ def fit(
     keras = load_keras()
     callbacks: list[Any] = [
         keras.callbacks.EarlyStopping(
-            patience=options.patience, restore_best_weights=True, monitor="val_loss"
+            patience=options.patience,
+            restore_best_weights=True,
+            monitor="val_loss",
+            start_from_epoch=options.min_epochs,
         ),
         keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, options.patience // 3)),
     ]

@@ -1,10 +1,10 @@
 """Serving: a sliding window per device, and one batched model call for many devices.
 
 Pure (no Kafka): the RUL agent keeps a ``DeviceWindow`` per device in a table (its state is
-the last ``window`` rows, the reading count and the first ``baseline_rows`` rows, plain lists,
-so it serialises as JSON), feeds each reading in
-with ``observe``, and hands the devices that are due to ``predict_batch``, which scales
-their windows and calls the network once for all of them.
+the last ``window`` rows, the reading count and the first ``baseline_rows`` rows, plain
+lists, so it serialises as JSON), feeds each reading in with ``observe``, and hands the
+devices that are due to ``predict_batch``, which scales their windows and calls the network
+once for all of them.
 """
 
 from __future__ import annotations

@@ -21,6 +21,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from sentio_iot.errors import ConfigError
+
 Array = NDArray[np.float64]
 
 CONTEXTS = ("age", "drift")  # history inputs a model may read beside its window, in input order
@@ -46,7 +48,9 @@ class Preprocessing:
     def __post_init__(self) -> None:
         unknown = [name for name in self.context if name not in CONTEXTS]
         if unknown:
-            raise ValueError(f"unknown context {unknown}: use any of {', '.join(CONTEXTS)}")
+            raise ConfigError(
+                f"preprocessing.context: unknown {', '.join(unknown)}; use any of {', '.join(CONTEXTS)}"
+            )
 
     @property
     def inputs(self) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from sentio_iot.errors import ConfigError
 from sentio_iot.streams.rul.cmapss import (
     COLUMNS,
     INFORMATIVE,
@@ -173,7 +174,9 @@ def test_context_round_trips_and_old_models_have_none() -> None:
         if k not in ("context", "baseline_rows", "age_scale")
     }
     assert Preprocessing.from_json(written_before).context == ()
-    with pytest.raises(ValueError, match="unknown context \\['cycle'\\]: use any of age, drift"):
+    with pytest.raises(
+        ConfigError, match=r"preprocessing\.context: unknown cycle; use any of age, drift"
+    ):
         Preprocessing(("a",), 1, 1.0, "cycles", context=("cycle",))
 
 
