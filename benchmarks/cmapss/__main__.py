@@ -12,7 +12,6 @@ this command.
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sentio_iot.cli.train_cmd import training_metadata
+from sentio_iot.cli.train_cmd import limit_threads, training_metadata
 from sentio_iot.streams.rul.cmapss import nasa_score, rmse
 from sentio_iot.streams.rul.model import TrainingOptions, predict
 from sentio_iot.streams.rul.store import ModelStore
@@ -111,15 +110,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     parser.add_argument("--store", type=Path, default=None, help="also store each set's model here")
     args = parser.parse_args(argv)
-    tf = importlib.import_module("tensorflow")
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
-    options = TrainingOptions(epochs=args.epochs)
-    seeds = list(range(1, args.seeds + 1))
     inputs = args.inputs.split(",")
     unknown = sorted(set(inputs) - set(INPUTS))
     if unknown:
         parser.error(f"--inputs: unknown {', '.join(unknown)}; use history, window or both")
+    limit_threads(args.threads)
+    options = TrainingOptions(epochs=args.epochs)
+    seeds = list(range(1, args.seeds + 1))
     rows = [
         run_set(name, kind, args.data, seeds, options, args.store)
         for name in args.sets.split(",")

@@ -12,7 +12,6 @@ chosen from this table; docs/ml-rul.md holds a run.
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
 import sys
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sentio_iot.cli.train_cmd import limit_threads
 from sentio_iot.streams.rul.cmapss import Engine, read_engines
 from sentio_iot.streams.rul.model import TrainingOptions
 from sentio_iot.streams.rul.training import CAP, dataset_from_engines, train_seed
@@ -63,9 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2, help="TensorFlow CPU threads")
     args = parser.parse_args(argv)
-    tf = importlib.import_module("tensorflow")
-    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    limit_threads(args.threads)
     engines = read_engines(args.data / f"train_{args.set}.txt")
     train, cut, truth = held_out_cuts(engines, np.random.default_rng(0))
     print(

@@ -103,7 +103,7 @@ def train_rul(
 ) -> None:
     """Train a remaining-useful-life model on C-MAPSS files or the simulated plant."""
     config = load(config_path)
-    _limit_threads(threads)
+    limit_threads(threads)
     from sentio_iot.streams.rul.model import TrainingOptions
     from sentio_iot.streams.rul.store import ModelStore
 
@@ -143,7 +143,8 @@ def train_rul(
     )
 
 
-def _limit_threads(threads: int) -> None:
+def limit_threads(threads: int) -> None:
+    """TensorFlow's CPU threads for training (the issue's budget is 2 cores)."""
     tf = importlib.import_module("tensorflow")
     try:
         tf.config.threading.set_intra_op_parallelism_threads(threads)
