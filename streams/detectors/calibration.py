@@ -36,6 +36,14 @@ class RankCalibrator:
             tail *= self._sorted[-1] / raw
         return tail
 
+    def weigh(self, score: float, raw: float, power: float) -> float:
+        """``score`` times ``(1 - tail(raw))^power``, then ``raw`` is kept (power 0: ``score``, nothing kept)."""
+        if not power:
+            return score
+        weighted: float = score * (1.0 - self.tail(raw)) ** power
+        self.add(raw)
+        return weighted
+
     def add(self, raw: float) -> None:
         self._recent.append(raw)
         insort(self._sorted, raw)

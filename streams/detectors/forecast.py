@@ -120,10 +120,7 @@ class ForecastDetector(Detector[ForecastParams]):
             z = self._errors.z(error, p.min_scale)
             band = BAND_Z * max(self._errors.std, p.min_scale)
             self._errors.add(error)
-            surprise = band_score(z, p.threshold)
-            if p.rarity_power:
-                surprise *= (1.0 - self._rarity.tail(z)) ** p.rarity_power
-                self._rarity.add(z)
+            surprise = self._rarity.weigh(band_score(z, p.threshold), z, p.rarity_power)
             gated = self._gate.gate(surprise)
             score = Score(
                 min(1.0, max(0.0, gated)),

@@ -283,11 +283,7 @@ class NoveltyDetector(Detector[NoveltyParams]):
             if raw is None:
                 scores.append(0.0)
                 continue
-            score = band_score(raw, p.threshold)
-            if p.rarity_power:
-                score *= (1.0 - rarity.tail(raw)) ** p.rarity_power
-                rarity.add(raw)
-            scores.append(score)
+            scores.append(rarity.weigh(band_score(raw, p.threshold), raw, p.rarity_power))
         novelty = sum(scores) / len(scores) if p.combine == "mean" else max(scores)
         score = self._gate.gate(max(novelty, p.surprise_weight * band.score))
         self._last = Score(

@@ -190,10 +190,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
             surprise = 1.0 - self._calibrated_tail(raws)
         else:
             top = self._scale(raws) if p.scale_power else max(raws.values(), default=0.0)
-            surprise = band_score(top, p.threshold)
-            if p.rarity_power:
-                surprise *= (1.0 - self._rarity.tail(top)) ** p.rarity_power
-                self._rarity.add(top)
+            surprise = self._rarity.weigh(band_score(top, p.threshold), top, p.rarity_power)
         score = self._gate.gate(surprise)
         self._last = Score(
             min(1.0, max(0.0, score)),

@@ -62,6 +62,11 @@ def test_rank_calibrator_tail_counts_values_at_least_as_large() -> None:
     assert calibrator.tail(0.0) == 1.0
     assert calibrator.tail(10.0) == pytest.approx(1 / 5 * 5 / 10)  # a record, twice the max
     assert calibrator.to_list() == [2.0, 3.0, 4.0, 5.0]
+    # weigh: 0.5 x (1 - tail(4))^2 with tail (2 + 1) / 5, then 4 joins (2 drops out)
+    assert calibrator.weigh(0.5, 4.0, 2.0) == pytest.approx(0.5 * (1 - 3 / 5) ** 2)
+    assert calibrator.to_list() == [3.0, 4.0, 5.0, 4.0]
+    assert calibrator.weigh(0.5, 9.0, 0.0) == 0.5 and len(calibrator.to_list()) == 4  # power 0: off
+    assert calibrator.to_list() == [3.0, 4.0, 5.0, 4.0]
 
 
 def test_context_memory_answers_one_for_new_patterns_and_less_for_known_ones() -> None:
