@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
-from sentio_iot.streams.detectors.onset import OnsetGate
+from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 
 
 class Member(BaseModel):
@@ -42,13 +42,9 @@ class EnsembleParams(DetectorParams):
         default_factory=_default_members, min_length=1, description="Detectors combined."
     )
     combine: Literal["max", "mean"] = Field("max", description="How member scores combine.")
-    fire: float = Field(
-        0.2, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
-    )
-    quiet: int = Field(
-        150, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
-    )
-    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    fire: float = fire_field(0.2)
+    quiet: int = quiet_field(150)
+    damp: float = damp_field()
 
 
 class EnsembleDetector(Detector[EnsembleParams]):

@@ -36,7 +36,7 @@ from pydantic import Field
 from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.moments import EwMoments, alpha_for, band_score
-from sentio_iot.streams.detectors.onset import OnsetGate
+from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 
 BAND_Z = 4.0
 Weights = list[npt.NDArray[np.float64]]
@@ -73,13 +73,9 @@ class ForecastParams(DetectorParams):
         8000, ge=10, description="Past error z a new one is ranked against."
     )
     seed: int = Field(0, description="Seed of the initial weights.")
-    fire: float = Field(
-        0.2, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
-    )
-    quiet: int = Field(
-        150, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
-    )
-    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    fire: float = fire_field(0.2)
+    quiet: int = quiet_field(150)
+    damp: float = damp_field()
     min_scale: float = Field(
         1e-9,
         gt=0,

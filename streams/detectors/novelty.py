@@ -58,7 +58,7 @@ from pydantic import Field
 from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.moments import band_score
-from sentio_iot.streams.detectors.onset import OnsetGate
+from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 from sentio_iot.streams.detectors.surprise import SurpriseDetector, SurpriseParams
 
 Metric = Literal["max", "mean"]
@@ -111,13 +111,9 @@ class NoveltyParams(DetectorParams):
     surprise_weight: float = Field(
         0.25, ge=0, description="Weight of the surprise detector's score in the max (0: off)."
     )
-    fire: float = Field(
-        0.1, ge=0, le=1, description="Smallest score that silences lower ones for `quiet` readings."
-    )
-    quiet: int = Field(
-        80, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
-    )
-    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    fire: float = fire_field(0.1)
+    quiet: int = quiet_field(80)
+    damp: float = damp_field()
     min_scale: float = Field(
         1e-9, gt=0, description="Smallest range; keeps constant series from dividing by 0."
     )

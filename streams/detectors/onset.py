@@ -17,6 +17,34 @@ nobody). The gate is causal: it only looks at scores already seen.
 
 from __future__ import annotations
 
+from typing import Any
+
+from pydantic import Field
+
+
+def fire_field(default: float) -> Any:
+    """A detector's ``fire`` parameter (the gate's ``floor``), with that detector's default."""
+    return Field(
+        default,
+        ge=0,
+        le=1,
+        description="Smallest score that silences lower ones for `quiet` readings.",
+    )
+
+
+def quiet_field(default: int) -> Any:
+    """A detector's ``quiet`` parameter, with that detector's default."""
+    return Field(
+        default,
+        ge=0,
+        description="Readings after an onset in which lower scores are damped (0: off).",
+    )
+
+
+def damp_field() -> Any:
+    """A detector's ``damp`` parameter (0.0: the damped scores vanish)."""
+    return Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+
 
 class OnsetGate:
     """At most one passing score per level per ``quiet`` readings; ``quiet = 0``: no gating."""

@@ -54,7 +54,7 @@ from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Sc
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.context import ContextMemory
 from sentio_iot.streams.detectors.moments import EwMoments, alpha_for, band_score
-from sentio_iot.streams.detectors.onset import OnsetGate
+from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 
 BAND_Z = 4.0  # width of the reported band (expected ± BAND_Z standard deviations)
 
@@ -127,16 +127,9 @@ class SurpriseParams(DetectorParams):
         ge=0,
         description="Score x (1 - tail)^power, tail = share of the last `history` z at least as high (0: off).",
     )
-    fire: float = Field(
-        0.36,
-        ge=0,
-        le=1,
-        description="Smallest score that silences lower ones for `quiet` readings.",
-    )
-    quiet: int = Field(
-        125, ge=0, description="Readings after an onset in which lower scores are damped (0: off)."
-    )
-    damp: float = Field(0.0, ge=0, le=1, description="Factor applied to the damped scores.")
+    fire: float = fire_field(0.36)
+    quiet: int = quiet_field(125)
+    damp: float = damp_field()
     min_scale: float = Field(
         1e-9,
         gt=0,
