@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-import random
+from functools import partial
 
+import detector_series
 import pytest
+from detector_series import noisy
 
 from sentio_iot.errors import ConfigError
 from sentio_iot.streams.detectors.base import Score, StateError
@@ -22,14 +24,7 @@ from sentio_iot.streams.detectors.robust_zscore import (
     RobustZScoreParams,
 )
 
-
-def noisy(seed: int, n: int, level: float = 20.0, sigma: float = 1.0) -> list[float]:
-    rng = random.Random(seed)
-    return [level + rng.gauss(0.0, sigma) for _ in range(n)]
-
-
-def feed(detector: RobustZScoreDetector, values: list[float], start: int = 0) -> list[Score]:
-    return [detector.update((start + i) * 1_000_000, v) for i, v in enumerate(values)]
+feed = partial(detector_series.feed, step_us=1_000_000)  # a reading a second
 
 
 def test_warmup_scores_zero_and_cold_for_exactly_warmup_readings() -> None:

@@ -3,31 +3,20 @@
 from __future__ import annotations
 
 import json
-import random
-from typing import Any
 
 import pytest
+from detector_series import feed, noisy
 
 from sentio_iot.errors import ConfigError
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.ensemble import EnsembleDetector
 from sentio_iot.streams.detectors.registry import create_detector, restore_detector
 
-STEP_US = 300_000_000
 # cheap members: no TensorFlow needed here
 MEMBERS = [
     {"detector": "surprise", "params": {"quiet": 0, "warmup": 20}},
     {"detector": "robust_zscore", "params": {"warmup": 40}},
 ]
-
-
-def noisy(seed: int, n: int) -> list[float]:
-    rng = random.Random(seed)
-    return [20.0 + rng.gauss(0.0, 1.0) for _ in range(n)]
-
-
-def feed(detector: Any, values: list[float], start: int = 0) -> list[Score]:
-    return [detector.update((start + i) * STEP_US, v) for i, v in enumerate(values)]
 
 
 @pytest.mark.parametrize("combine", ["max", "mean"])

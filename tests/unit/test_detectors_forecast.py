@@ -7,12 +7,12 @@ import math
 import random
 
 import pytest
+from detector_series import feed
 
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.forecast import ForecastDetector, ForecastParams
 from sentio_iot.streams.detectors.registry import create_detector, restore_detector
 
-STEP_US = 300_000_000
 SMALL = {"history": 400, "warmup": 100, "retrain_every": 150, "steps": 60, "lags": 8}
 
 
@@ -20,10 +20,6 @@ def wave(seed: int, n: int, noise: float = 0.05) -> list[float]:
     """A sine of period 24 readings with a little noise."""
     rng = random.Random(seed)
     return [math.sin(2 * math.pi * i / 24) + rng.gauss(0.0, noise) for i in range(n)]
-
-
-def feed(detector: ForecastDetector, values: list[float], start: int = 0) -> list[Score]:
-    return [detector.update((start + i) * STEP_US, v) for i, v in enumerate(values)]
 
 
 def test_cold_until_the_first_training_after_warmup_readings() -> None:

@@ -7,23 +7,14 @@ import math
 import random
 
 import pytest
+from detector_series import STEP_US, feed, noisy
 
 from sentio_iot.errors import ConfigError
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.novelty import CategoryMemory, NoveltyDetector, NoveltyParams
 from sentio_iot.streams.detectors.registry import create_detector, restore_detector
 
-STEP_US = 300_000_000
 ALERT = 0.25  # the stream's default threshold for novelty (settings)
-
-
-def noisy(seed: int, n: int, level: float = 20.0, sigma: float = 1.0) -> list[float]:
-    rng = random.Random(seed)
-    return [level + rng.gauss(0.0, sigma) for _ in range(n)]
-
-
-def feed(detector: NoveltyDetector, values: list[float], start: int = 0) -> list[Score]:
-    return [detector.update((start + i) * STEP_US, v) for i, v in enumerate(values)]
 
 
 def test_category_memory_resonates_learns_and_replaces_the_least_recently_used() -> None:

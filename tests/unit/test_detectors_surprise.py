@@ -7,6 +7,7 @@ import math
 import random
 
 import pytest
+from detector_series import STEP_US, feed, noisy
 
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.calibration import RankCalibrator
@@ -21,17 +22,7 @@ from sentio_iot.streams.detectors.surprise import (
 )
 
 HOUR_US = 3_600_000_000
-STEP_US = 300_000_000  # five minutes, like most NAB series
 ALERT = 0.8  # the alert threshold docs/ml-anomaly.md gives for surprise
-
-
-def noisy(seed: int, n: int, level: float = 20.0, sigma: float = 1.0) -> list[float]:
-    rng = random.Random(seed)
-    return [level + rng.gauss(0.0, sigma) for _ in range(n)]
-
-
-def feed(detector: SurpriseDetector, values: list[float], start: int = 0) -> list[Score]:
-    return [detector.update((start + i) * STEP_US, v) for i, v in enumerate(values)]
 
 
 def test_band_score_is_half_on_the_band_edge_and_never_saturates() -> None:
