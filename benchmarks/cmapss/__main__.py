@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cmapss import DEFAULT_DATA
 from sentio_iot.cli.train_cmd import limit_threads, training_metadata
 from sentio_iot.streams.rul.cmapss import nasa_score, rmse
 from sentio_iot.streams.rul.model import TrainingOptions, predict
 from sentio_iot.streams.rul.store import ModelStore
 from sentio_iot.streams.rul.training import HISTORY, SeedResult, load_dataset, train_seed
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmapss"
 # RMSE on FD001 / FD002 as published (from the issue), for orientation.
 PUBLISHED = {
     "CNN": (18.45, 30.29),

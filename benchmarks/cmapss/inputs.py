@@ -20,13 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.cmapss import DEFAULT_DATA
 from sentio_iot.cli.train_cmd import limit_threads
 from sentio_iot.streams.rul.cmapss import Engine, read_engines
 from sentio_iot.streams.rul.model import TrainingOptions
 from sentio_iot.streams.rul.training import CAP, dataset_from_engines, train_seed
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmapss"
 VARIANTS: dict[str, tuple[str, ...]] = {
     "window only": (),
     "age": ("age",),

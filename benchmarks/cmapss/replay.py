@@ -26,6 +26,7 @@ import numpy as np
 import yaml
 from confluent_kafka import Consumer
 
+from benchmarks.cmapss import DEFAULT_DATA
 from sentio_iot.config import SentioConfig, load_config
 from sentio_iot.producers.runtime import ProducerRuntime
 from sentio_iot.registry import SchemaRegistry
@@ -37,8 +38,6 @@ from sentio_iot.streams.rul.preprocessing import pad
 from sentio_iot.streams.rul.store import ModelStore
 from sentio_iot.topic_admin import apply_topics
 
-ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = ROOT.parent / "shared" / "data" / "cmapss"
 SENTIO = str(Path(sys.executable).parent / "sentio")
 ORIGIN_US = 1_199_145_600_000_000  # 2008-01-01 UTC, the replay default cycle origin
 CYCLE_S = 600
