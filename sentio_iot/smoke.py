@@ -19,6 +19,7 @@ from sentio_iot.errors import ConnectError, SentioError
 from sentio_iot.kafka import consumer_config, producer_config
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.serde import AvroSerde
+from sentio_iot.topic_admin import high_watermark
 
 
 @dataclass(frozen=True)
@@ -179,6 +180,6 @@ def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
         raise SentioError(f"topic {topic} does not exist", fix="run: sentio topics apply")
     offsets = []
     for partition in sorted(partitions):
-        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=15)
+        high = high_watermark(consumer, TopicPartition(topic, partition))  # waits for a leader
         offsets.append(TopicPartition(topic, partition, high))
     return offsets

@@ -192,7 +192,7 @@ def topic_states(config: SentioConfig, admin: AdminClient | None = None) -> list
                 continue
             ends = 0
             for p in range(existing[name]):
-                ends += _high_watermark(consumer, TopicPartition(name, p))
+                ends += high_watermark(consumer, TopicPartition(name, p))
             wanted = s.kafka_configs()
             live = {k: current.get(name, {}).get(k, "?") for k in wanted}
             states.append(TopicState(s, name, True, existing[name], live, ends))
@@ -208,7 +208,7 @@ _LEADERSHIP_ERRORS = {
 }
 
 
-def _high_watermark(consumer: Any, partition: Any) -> int:
+def high_watermark(consumer: Any, partition: Any) -> int:
     """The partition's end offset; a fresh topic may need a moment to elect its leader."""
     deadline = time.monotonic() + TIMEOUT_S
     while True:
