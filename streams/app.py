@@ -335,6 +335,12 @@ class StreamApp:
             t = time.perf_counter()
             try:
                 return await gate.commit(lambda: plain_commit(*args, **kwargs), False)
+            except Exception as exc:
+                # What was not committed aborts; the next worker resumes from the last commit.
+                gate.poison(f"a commit failed: {type(exc).__name__}: {exc}")
+                if not consumer.should_stop:
+                    raise
+                return False  # stopping: raising here would leave the consumer half-stopped
             finally:
                 self.metrics.seconds.inc("commit", by=time.perf_counter() - t)
 

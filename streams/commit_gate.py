@@ -11,6 +11,14 @@ the commit is the writer), and holds new batches back while a commit runs. A bat
 :meth:`CommitGate.open_batch` until the last of its events is acked. A batch interrupted before
 its acks (cancelled, crashed) poisons the gate: no commit happens any more in this process, the
 open transactions abort, and the next worker resumes from the last consistent commit.
+
+Commits run one at a time, each to its end. Faust commits from several tasks (the timer, the
+fetcher every ``broker_commit_every`` acks, the consumer's stop); a commit is a sequence per
+partition (offsets into the transaction, commit it, begin the next one), and a caller cancelled
+in the middle (the fetcher is cancelled first at shutdown) would leave a partition between two
+transactions: the stop's final commit then fails with "Not in the middle of a transaction" and
+the worker hangs. So the commit runs in its own task, shielded from its caller's cancellation,
+and the next commit waits for it rather than being folded into it.
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ class CommitGate:
     def __init__(self, wait_s: float = 30.0) -> None:
         self.wait_s = wait_s
         self._open = 0
-        self._committing = False
+        self._committing = False  # a commit is waiting for open batches, or running
         self._poisoned = False
         self._dirty = False  # a batch wrote since the last commit
         self._changed = asyncio.Condition()
@@ -62,21 +70,40 @@ class CommitGate:
         self._poisoned = True
 
     async def commit(self, run: Callable[[], Awaitable[T]], skipped: T) -> T:
-        """``run()`` once no batch is open; ``skipped`` when poisoned or waiting timed out."""
+        """``run()`` once no batch is open and no other commit runs; ``skipped`` when poisoned
+        or waiting timed out. Cancelling the caller does not cancel a commit that started."""
         if self._poisoned:
             return skipped
         async with self._changed:
+            if not await self._wait(lambda: not self._committing, "the commit before it ran"):
+                return skipped
             self._committing = True
             try:
-                await asyncio.wait_for(self._changed.wait_for(lambda: self._open == 0), self.wait_s)
-            except TimeoutError:
-                self._committing = False
-                self._changed.notify_all()
-                log.warning("commit skipped: a batch stayed open for %.0f s", self.wait_s)
+                opened = await self._wait(lambda: self._open == 0, "a batch stayed open")
+            except BaseException:  # cancelled while waiting: let batches go on
+                opened = False
+                raise
+            finally:
+                if not opened or self._poisoned:
+                    self._committing = False
+                    self._changed.notify_all()
+            if not opened or self._poisoned:
                 return skipped
+            task = asyncio.ensure_future(self._run(run))
+        return await asyncio.shield(task)
+
+    async def _wait(self, predicate: Callable[[], bool], what: str) -> bool:
+        """Wait (holding the condition) until ``predicate()``; False after ``wait_s``."""
         try:
-            if self._poisoned:
-                return skipped
+            async with asyncio.timeout(self.wait_s):  # not wait_for: it can swallow a cancel
+                await self._changed.wait_for(predicate)
+            return True
+        except TimeoutError:
+            log.warning("commit skipped: %s for %.0f s", what, self.wait_s)
+            return False
+
+    async def _run(self, run: Callable[[], Awaitable[T]]) -> T:
+        try:
             result = await run()
             self._dirty = False
             return result

@@ -73,6 +73,53 @@ async def test_a_batch_that_never_acks_times_the_commit_out() -> None:
     assert await gate.commit(run, "skipped") == "skipped"
 
 
+async def test_a_cancelled_caller_does_not_cut_its_commit_short_and_commits_run_one_at_a_time() -> (
+    None
+):
+    gate = CommitGate()
+    release = asyncio.Event()
+    order: list[str] = []
+
+    async def first() -> str:
+        order.append("first started")
+        await release.wait()  # e.g. between committing one partition's transaction and the next
+        order.append("first done")
+        return "first"
+
+    async def second() -> str:
+        order.append("second")
+        return "second"
+
+    caller = asyncio.create_task(gate.commit(first, "skipped"))
+    await asyncio.sleep(0)
+    caller.cancel()  # the fetcher is cancelled at shutdown while it commits
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    final = asyncio.create_task(gate.commit(second, "skipped"))  # the consumer's last commit
+    await asyncio.sleep(0.01)
+    assert order == ["first started"]
+    release.set()
+    assert await final == "second"
+    assert order == ["first started", "first done", "second"]
+    assert gate.consistent
+
+
+async def test_a_commit_cancelled_while_waiting_for_a_batch_lets_batches_go_on() -> None:
+    gate = CommitGate()
+
+    async def run() -> str:
+        raise AssertionError("must not commit")
+
+    await gate.open_batch()
+    waiting = asyncio.create_task(gate.commit(run, "skipped"))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await gate.close_batch()
+    await asyncio.wait_for(gate.open_batch(), 1)  # not held back by the cancelled commit
+
+
 def test_metrics_render_in_prometheus_text_format() -> None:
     metrics = StreamMetrics()
     metrics.events.inc("rollups", by=3)
