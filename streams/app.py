@@ -48,6 +48,7 @@ from sentio_iot.settings.streams import AGENT_NAMES
 from sentio_iot.streams.commit_gate import CommitGate
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
+from sentio_iot.streams.table_changes import TableChanges
 from sentio_iot.streams.tracing import Headers
 
 log = logging.getLogger(__name__)
@@ -107,6 +108,7 @@ class StreamApp:
         self._topics: dict[str, faust.TopicT] = {}
         self._serdes: dict[str, AvroSerde] = {}
         self._tables: dict[str, TableT[bytes, bytes]] = {}
+        self._changes = TableChanges()
         self._registry: SchemaRegistry | None = None
         self._internal: dict[str, int] = {}
         self.gate = CommitGate()
@@ -181,6 +183,7 @@ class StreamApp:
             key_type=bytes,
             value_type=bytes,
         )
+        self._changes.track(table)
         self._tables[name] = table
         return table
 
@@ -279,7 +282,10 @@ class StreamApp:
         return spec(catalog_name).topic(self.config.topics)
 
     async def batches(
-        self, stream: faust.StreamT[Any], max_events: int | None = None
+        self,
+        stream: faust.StreamT[Any],
+        max_events: int | None = None,
+        within_s: float | None = None,
     ) -> AsyncIterator[list[Event]]:
         """Batches of events (``streams.batch_max`` / ``batch_within_s``), exactly once.
 
@@ -306,7 +312,7 @@ class StreamApp:
 
         faust_stream.ack = ack  # type: ignore[method-assign]  # take_events acks through it
         taken = faust_stream.take_events(
-            max_events or settings.batch_max, within=settings.batch_within_s
+            max_events or settings.batch_max, within=within_s or settings.batch_within_s
         )
         async for events in taken:
             t_wait = time.perf_counter()
@@ -318,7 +324,7 @@ class StreamApp:
                 yield list(events)
                 t_flush = time.perf_counter()
                 spent.inc("process_batch", by=t_flush - t_body)
-                await self.faust.producer.buffer.flush()  # table changes into the transaction
+                await self._changes.acknowledged()  # in the transaction before any ack
                 spent.inc("flush_table_changes", by=time.perf_counter() - t_flush)
             except BaseException:
                 gate.poison("a batch was interrupted before its events were acked")

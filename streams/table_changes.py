@@ -1,0 +1,53 @@
+"""Wait for a batch's table changes to be acknowledged before its events are acked.
+
+A Faust table write only queues its changelog record in the producer buffer; a background
+task hands it to the transactional producer. Flushing that buffer returns once the queue is
+empty, which can be before the last record reached the producer. If the batch's events are
+acked and the transaction commits in that gap, the offsets commit without the state change,
+and a crash before the next commit loses it: the restarted worker rebuilds the table without
+those readings and never reads them again.
+
+:class:`TableChanges` keeps the future of every changelog record sent by the tables it
+tracks; :meth:`TableChanges.acknowledged` waits until the broker acknowledged all of them
+(so they are inside the open transaction). Agents sharing a worker share one tracker: a batch
+waits for every change sent so far, its own included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+
+class _Table(Protocol):
+    def send_changelog(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
+class TableChanges:
+    """The changelog records of some tables that the broker has not acknowledged yet."""
+
+    def __init__(self) -> None:
+        self._pending: list[asyncio.Future[Any]] = []
+
+    def track(self, table: _Table) -> None:
+        """Keep the future of each changelog record ``table`` sends from now on."""
+        plain_send = table.send_changelog
+        pending = self._pending
+
+        def send_changelog(*args: Any, **kwargs: Any) -> Any:
+            sent = plain_send(*args, **kwargs)
+            pending.append(sent)
+            return sent
+
+        table.send_changelog = send_changelog  # type: ignore[method-assign]
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    async def acknowledged(self) -> None:
+        """Return once every record sent so far was acknowledged; raise if one failed."""
+        if not self._pending:
+            return
+        await asyncio.gather(*list(self._pending))
+        self._pending[:] = [sent for sent in self._pending if not sent.done()]
