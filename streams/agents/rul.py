@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from typing import Any, cast
+from typing import Any
 
 import faust
 
@@ -49,11 +49,7 @@ def attach(app: StreamApp) -> None:
     app.serde("deadletter")
 
     async def rul(stream: faust.StreamT[bytes]) -> None:
-        batch_max = app.config.streams.batch_max
-        batches = cast(faust.Stream[bytes], stream).take_events(
-            batch_max, within=settings.max_wait_s
-        )
-        async for events in batches:
+        async for events in app.batches(stream, within_s=settings.max_wait_s):
             await process_batch(app, table, events, router, settings)
 
     app.faust.agent(app.topic("readings"), name=f"sentio.{AGENT}")(rul)
