@@ -81,16 +81,18 @@ class CommitGate:
             try:
                 opened = await self._wait(lambda: self._open == 0, "a batch stayed open")
             except BaseException:  # cancelled while waiting: let batches go on
-                opened = False
+                self._release()
                 raise
-            finally:
-                if not opened or self._poisoned:
-                    self._committing = False
-                    self._changed.notify_all()
             if not opened or self._poisoned:
+                self._release()
                 return skipped
             task = asyncio.ensure_future(self._run(run))
         return await asyncio.shield(task)
+
+    def _release(self) -> None:
+        """End this commit's hold on new batches and commits (the condition's lock is held)."""
+        self._committing = False
+        self._changed.notify_all()
 
     async def _wait(self, predicate: Callable[[], bool], what: str) -> bool:
         """Wait (holding the condition) until ``predicate()``; False after ``wait_s``."""
@@ -109,5 +111,4 @@ class CommitGate:
             return result
         finally:
             async with self._changed:
-                self._committing = False
-                self._changed.notify_all()
+                self._release()
