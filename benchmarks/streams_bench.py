@@ -40,7 +40,7 @@ from sentio_iot.topic_admin import apply_topics
 
 S = 1_000_000
 T0 = 1_700_000_040 * S
-METRICS = ("temperature", "vibration", "current")
+METRICS = ("temperature", "vibration", "current", "pressure", "speed")
 WINDOW_S = 60
 
 
@@ -61,12 +61,13 @@ def make_config(work: Path, name: str, partitions: int) -> tuple[Path, SentioCon
     return path, load_config(path)
 
 
-def readings(count: int, devices: int) -> list[Reading]:
+def readings(count: int, devices: int, metrics_per_reading: int = 3) -> list[Reading]:
     out = []
+    names = METRICS[:metrics_per_reading]
     for i in range(count):
         device, second = i % devices, i // devices
         metrics = [
-            Metric(m, math.sin(second / 7 + k) * 10 + device, "u") for k, m in enumerate(METRICS)
+            Metric(m, math.sin(second / 7 + k) * 10 + device, "u") for k, m in enumerate(names)
         ]
         out.append(Reading(f"dev-{device:04d}", T0 + second * S, metrics, "bench", {"line": "a"}))
     return out
@@ -240,26 +241,33 @@ def finish(window: dict[str, Any]) -> list[dict[str, Any]]:
 
 def stage_timing(serde: AvroSerde, data: list[Reading], devices: int) -> list[tuple[str, float]]:
     """µs per reading of each step of the agent's hot path, without Kafka."""
-    from sentio_iot.streams.agents.rollups import RollupBatch, dump
+    from sentio_iot.streams.agents.rollups import dump
+    from sentio_iot.streams.rollups import RollupAggregator
 
     raw = [serde.encode(r.to_record()) for r in data]
     t = time.perf_counter()
     decoded = [serde.decode(v) for v in raw]
     t_decode = time.perf_counter() - t
-    batch = RollupBatch([WINDOW_S], 0)
+    aggregators: dict[str, RollupAggregator] = {}
+    closed = []
     t = time.perf_counter()
     for record in decoded:
-        batch.add(batch.load(record["device_id"], None), record)
+        device_id = record["device_id"]
+        agg = aggregators.get(device_id)
+        if agg is None:
+            agg = aggregators[device_id] = RollupAggregator([WINDOW_S], 0)
+        for m in record["metrics"]:
+            closed += agg.add(device_id, m["name"], record["ts"], m["value"], m["unit"], {})
     t_add = time.perf_counter() - t
     rollup_serde = AvroSerde(None, "x", "Rollup", schema_id=1)
     t = time.perf_counter()
-    for rollup in batch.closed:
+    for rollup in closed:
         rollup_serde.encode(rollup.to_record())
     t_encode = time.perf_counter() - t
     batches = max(len(data) // 2000, 1)  # one state write per device per batch of 2000
     t = time.perf_counter()
     for _ in range(batches):
-        for agg in batch.aggregators.values():
+        for agg in aggregators.values():
             dump(agg)
     t_state = time.perf_counter() - t
     n = len(data)

@@ -100,6 +100,7 @@ class AnomalyScorer:
         self.detector_name = prototype.name
         self._params_state = prototype.to_state()["params"]
         self.detector_version = detector_version(prototype)
+        self._wanted: dict[str, bool] = {}
         # the settings' threshold, else the one the detector's authors chose for it
         self.threshold = (
             settings.threshold if settings.threshold is not None else prototype.alert_threshold
@@ -138,8 +139,56 @@ class AnomalyScorer:
             log.warning("detector state dropped: %s", exc)
             return self._class(self._params)
 
+    def dump_device(self, series: Mapping[str, Series]) -> dict[str, Any]:
+        """The series of one device as one compact state: the detector and its params are
+        named once (by ``detector_version``), each metric keeps only its memory."""
+        return {
+            "detector": self.detector_name,
+            "detector_version": self.detector_version,
+            "series": {
+                metric: [
+                    one.detector.memory(),
+                    one.in_episode,
+                    one.last_emitted_us,
+                    one.suppressed,
+                ]
+                for metric, one in series.items()
+            },
+        }
+
+    def restore_device(self, state: Mapping[str, Any]) -> dict[str, Series]:
+        """The series of one device from :meth:`dump_device`; another detector, version or
+        params starts fresh detectors (they warm up again) and keeps the episode bookkeeping."""
+        same = (
+            state.get("detector") == self.detector_name
+            and state.get("detector_version") == self.detector_version
+        )
+        if not same:
+            log.info("detector changed for a device (%s): warming up again", state.get("detector"))
+        restored: dict[str, Series] = {}
+        for metric, (memory, in_episode, last, suppressed) in state.get("series", {}).items():
+            detector: Detector[Any] = self._class(self._params)
+            if same:
+                try:
+                    detector = self._class.from_memory(self._params, memory)
+                except StateError as exc:
+                    log.warning("detector state dropped: %s", exc)
+            restored[str(metric)] = Series(
+                detector,
+                in_episode=bool(in_episode),
+                last_emitted_us=None if last is None else int(last),
+                suppressed=int(suppressed),
+            )
+        return restored
+
     def wants(self, metric: str) -> bool:
-        """Whether the metric is scored (include/exclude patterns)."""
+        """Whether the metric is scored (include/exclude patterns; remembered per name)."""
+        known = self._wanted.get(metric)
+        if known is None:
+            known = self._wanted[metric] = self._matches(metric)
+        return known
+
+    def _matches(self, metric: str) -> bool:
         if any(fnmatch.fnmatchcase(metric, p) for p in self.settings.exclude):
             return False
         include = self.settings.include

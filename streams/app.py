@@ -27,15 +27,13 @@ import importlib
 import logging
 import shutil
 import time
-import weakref
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
 import faust
-from faust.streams import _current_event
-from faust.types import TableT
+from faust.types import TP, TableT
 from faust.web import Request, Response, View
 
 from sentio_iot.config import SentioConfig
@@ -45,9 +43,12 @@ from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
 from sentio_iot.settings.streams import AGENT_NAMES
+from sentio_iot.streams import faust_ext
 from sentio_iot.streams.commit_gate import CommitGate
+from sentio_iot.streams.faust_ext import SentioStream, SentioTable
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
+from sentio_iot.streams.state import LiveStates
 from sentio_iot.streams.table_changes import TableChanges
 from sentio_iot.streams.tracing import Headers
 
@@ -102,6 +103,8 @@ class StreamApp:
             # check then crashes a healthy worker (seen when a second worker leaves).
             recovery_consistency_check=False,
             Monitor=QuietMonitor,
+            Stream=SentioStream,
+            Table=SentioTable,
             autodiscover=False,
             **_credentials(config),
         )
@@ -109,6 +112,8 @@ class StreamApp:
         self._serdes: dict[str, AvroSerde] = {}
         self._tables: dict[str, TableT[bytes, bytes]] = {}
         self._changes = TableChanges()
+        self._live: list[LiveStates[Any]] = []
+        self._reading_steps: list[Any] = []
         self._registry: SchemaRegistry | None = None
         self._internal: dict[str, int] = {}
         self.gate = CommitGate()
@@ -117,8 +122,13 @@ class StreamApp:
         self._install_pages()
         self.metrics.gauge_source(self.metrics.lag, self._lag)
         self.metrics.gauge_source(self.metrics.table_keys, self._table_sizes)
+        self.faust.on_partitions_revoked.connect(self._on_revoked)  # type: ignore[arg-type]
         for name in self.agent_names:
             _agent_module(name).attach(self)
+        if self._reading_steps:
+            from sentio_iot.streams.readings import attach_readings_agent
+
+            attach_readings_agent(self, self._reading_steps)
 
     # -- start-up -----------------------------------------------------------------------------
 
@@ -183,9 +193,28 @@ class StreamApp:
             key_type=bytes,
             value_type=bytes,
         )
-        self._changes.track(table)
+        cast(SentioTable, table).changes = self._changes
         self._tables[name] = table
         return table
+
+    def live_states(
+        self,
+        name: str,
+        load: Callable[[bytes], Any],
+        dump: Callable[[Any], bytes],
+        *,
+        source: str = "readings",
+    ) -> LiveStates[Any]:
+        """A table whose states live in memory and are written once per key per commit
+        (see ``state.py``): the way per-reading steps keep state."""
+        live: LiveStates[Any] = LiveStates(self.table(name, source=source), load, dump)
+        self._live.append(live)
+        return live
+
+    def add_reading_step(self, step: Any) -> None:
+        """Run ``step`` (a ``readings.ReadingStep``) in the one agent that reads ``readings``:
+        each message is fetched, decoded and traced once for all the per-reading steps."""
+        self._reading_steps.append(step)
 
     def internal_topic_name(self, name: str, *, partitions_like: str = "readings") -> str:
         """An app-private topic ``<app id>-<name>`` with as many partitions as the catalog
@@ -297,20 +326,16 @@ class StreamApp:
         self._install_gate()
         gate = self.gate
         spent = self.metrics.seconds
-        faust_stream = cast(faust.Stream[Any], stream)
+        faust_stream = cast(SentioStream, stream)
         remaining = 0
-        plain_ack = faust_stream.ack
 
-        async def ack(event: Event) -> bool:
+        async def acked() -> None:
             nonlocal remaining
-            try:
-                return await plain_ack(event)
-            finally:
-                remaining -= 1
-                if remaining == 0:
-                    await gate.close_batch()
+            remaining -= 1
+            if remaining == 0:
+                await gate.close_batch()
 
-        faust_stream.ack = ack  # type: ignore[method-assign]  # take_events acks through it
+        faust_stream.on_acked = acked  # take_events acks every event through the stream
         taken = faust_stream.take_events(
             max_events or settings.batch_max, within=within_s or settings.batch_within_s
         )
@@ -332,15 +357,14 @@ class StreamApp:
 
     def _install_gate(self) -> None:
         consumer = self.faust.consumer
-        if getattr(consumer, "_sentio_gated", False):
-            return
-        plain_commit = consumer.commit
         gate = self.gate
 
-        async def commit(*args: Any, **kwargs: Any) -> bool:
+        async def commit(
+            plain: Callable[..., Awaitable[bool]], args: tuple[Any, ...], kwargs: dict[str, Any]
+        ) -> bool:
             t = time.perf_counter()
             try:
-                return await gate.commit(lambda: plain_commit(*args, **kwargs), False)
+                return await gate.commit(lambda: self._flush_and_commit(plain, args, kwargs), False)
             except Exception as exc:
                 # What was not committed aborts; the next worker resumes from the last commit.
                 gate.poison(f"a commit failed: {type(exc).__name__}: {exc}")
@@ -350,8 +374,25 @@ class StreamApp:
             finally:
                 self.metrics.seconds.inc("commit", by=time.perf_counter() - t)
 
-        consumer.commit = commit  # type: ignore[method-assign]
-        consumer._sentio_gated = True  # type: ignore[attr-defined]
+        faust_ext.gate_commits(consumer, commit)
+
+    async def _flush_and_commit(
+        self, plain: Callable[..., Awaitable[bool]], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> bool:
+        """Write the live states' changes into the open transactions, wait until the broker
+        has them, then commit (offsets, changes and output together)."""
+        t = time.perf_counter()
+        written = sum(live.flush() for live in self._live)
+        await self._changes.acknowledged()
+        self.metrics.seconds.inc("flush_live_states", by=time.perf_counter() - t)
+        self.metrics.state_writes.inc(by=written)
+        return await plain(*args, **kwargs)
+
+    async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
+        """After the revoke's commit flushed them: forget the states of partitions gone."""
+        partitions = {tp.partition for tp in revoked if tp.topic == self.topic_name("readings")}
+        for live in self._live:
+            live.forget(partitions)
 
     @contextmanager
     def in_partition_of(self, event: Event) -> Iterator[None]:
@@ -361,11 +402,8 @@ class StreamApp:
         current event; a batch from ``stream.take_events`` holds events of several
         partitions, so write each key inside the event it came from.
         """
-        token = _current_event.set(weakref.ref(event))
-        try:
+        with faust_ext.in_partition_of(event):
             yield
-        finally:
-            _current_event.reset(token)
 
     # -- internals ----------------------------------------------------------------------------
 
@@ -446,7 +484,6 @@ class StreamApp:
 
     def _lag(self) -> list[tuple[tuple[str, ...], float]]:
         consumer = self.faust.consumer
-        read = getattr(consumer, "_read_offset", {})
         rows: list[tuple[tuple[str, ...], float]] = []
         internal = f"{self.faust.conf.id}-"  # changelogs, the assignor's topic, ticks
         for tp in sorted(consumer.assignment()):
@@ -455,7 +492,7 @@ class StreamApp:
             highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
-            position = read.get(tp)
+            position = faust_ext.read_offset(consumer, tp)
             behind = highwater - (position + 1 if position is not None else 0)
             rows.append(((tp.topic, str(tp.partition)), float(max(behind, 0))))
         return rows

@@ -47,9 +47,16 @@ class StreamMetrics:
         self.seconds = self._family(
             "seconds_total",
             "Where the worker's time goes: process_batch (agents), wait_for_commit (a batch "
-            "held while a transaction commits), flush_table_changes, commit.",
+            "held while a transaction commits), flush_table_changes, flush_live_states (the "
+            "live states written at a commit, part of commit), commit.",
             "counter",
             ("phase",),
+        )
+        self.state_writes = self._family(
+            "state_writes_total",
+            "Live states written to their tables (changelog) at commits: one per changed key.",
+            "counter",
+            (),
         )
         self.lag = self._family(
             "lag", "Messages not yet read, per source partition.", "gauge", ("topic", "partition")

@@ -7,8 +7,8 @@ acked and the transaction commits in that gap, the offsets commit without the st
 and a crash before the next commit loses it: the restarted worker rebuilds the table without
 those readings and never reads them again.
 
-:class:`TableChanges` keeps the future of every changelog record sent by the tables it
-tracks; :meth:`TableChanges.acknowledged` waits until the broker acknowledged all of them
+:class:`TableChanges` keeps the future of every changelog record sent by the tables that
+report to it (``faust_ext.SentioTable``); :meth:`TableChanges.acknowledged` waits until the broker acknowledged all of them
 (so they are inside the open transaction). Agents sharing a worker share one tracker: a batch
 waits for every change sent so far, its own included.
 """
@@ -16,11 +16,7 @@ waits for every change sent so far, its own included.
 from __future__ import annotations
 
 import asyncio
-from typing import Any, Protocol
-
-
-class _Table(Protocol):
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any: ...
+from typing import Any
 
 
 class TableChanges:
@@ -29,17 +25,9 @@ class TableChanges:
     def __init__(self) -> None:
         self._pending: list[asyncio.Future[Any]] = []
 
-    def track(self, table: _Table) -> None:
-        """Keep the future of each changelog record ``table`` sends from now on."""
-        plain_send = table.send_changelog
-        pending = self._pending
-
-        def send_changelog(*args: Any, **kwargs: Any) -> Any:
-            sent = plain_send(*args, **kwargs)
-            pending.append(sent)
-            return sent
-
-        table.send_changelog = send_changelog  # type: ignore[method-assign]
+    def add(self, sent: Any) -> None:
+        """Keep the future of a changelog record (``SentioTable.send_changelog`` calls this)."""
+        self._pending.append(sent)
 
     @property
     def pending(self) -> int:

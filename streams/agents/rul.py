@@ -1,7 +1,7 @@
 """The RUL agent: readings -> per-device windows (table ``rul``) -> batched predictions -> ``rul``.
 
-Per batch of readings, each device's window is read from the table once, fed, and written
-back once; the devices that are due are predicted with one model call per model (in a
+A step of the readings agent (``readings.py``). Each device's window lives in memory
+(``state.py``) and is written to the table once per commit; the devices that are due are predicted with one model call per model (in a
 worker thread, so the event loop keeps serving). Which model serves a device, the store and
 the batch limits come from ``streams.rul`` (see ``sentio_iot.settings.rul``). Predictions are
 sent in the transaction of the device's last reading, with the table change: exactly once.
@@ -10,18 +10,16 @@ sent in the transaction of the device's last reading, with the table change: exa
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
-from collections.abc import Sequence
-from typing import Any
-
-import faust
 
 from sentio_iot.settings.rul import RulSettings
-from sentio_iot.streams.app import StreamApp
+from sentio_iot.streams.app import Event, StreamApp
+from sentio_iot.streams.readings import ReadingBatch
+from sentio_iot.streams.rul.predictor import DeviceWindow
 from sentio_iot.streams.rul.routing import ModelRouter
 from sentio_iot.streams.rul.serving import RulBatch
 from sentio_iot.streams.rul.store import ModelStore
-from sentio_iot.streams.tracing import batch_span, context_headers
 
 log = logging.getLogger(__name__)
 
@@ -43,53 +41,50 @@ def attach(app: StreamApp) -> None:
                 ", ".join(prep.features),
                 ", ".join(prep.context) or "none",
             )
-    table = app.table("rul")
-    app.serde("readings")
     app.serde("rul")
-    app.serde("deadletter")
-
-    async def rul(stream: faust.StreamT[bytes]) -> None:
-        async for events in app.batches(stream, within_s=settings.max_wait_s):
-            await process_batch(app, table, events, router, settings)
-
-    app.faust.agent(app.topic("readings"), name=f"sentio.{AGENT}")(rul)
+    app.add_reading_step(RulStep(app, router, settings))
 
 
-async def process_batch(
-    app: StreamApp,
-    table: Any,
-    events: Sequence[faust.EventT[bytes]],
-    router: ModelRouter,
-    settings: RulSettings,
-) -> None:
-    """Fold a batch into the windows, predict the due devices, send, write each window once."""
-    app.metrics.events.inc(AGENT, by=len(events))
-    batch = RulBatch(router, settings.min_interval_s)
-    last_event: dict[str, faust.EventT[bytes]] = {}
-    with batch_span(AGENT, (e.message.headers for e in events)) as span:
-        for event in events:
-            reading = await app.decode(AGENT, event, "readings")
-            if reading is None:
-                continue
+class RulStep:
+    """Per batch: fold readings into device windows, predict the due devices in one call."""
+
+    name = AGENT
+    topics: tuple[str, ...] = ()
+
+    def __init__(self, app: StreamApp, router: ModelRouter, settings: RulSettings) -> None:
+        self.app = app
+        self.router = router
+        self.settings = settings
+        self.states = app.live_states("rul", load, dump)
+
+    async def process(self, batch: ReadingBatch) -> None:
+        settings, states = self.settings, self.states
+        serving = RulBatch(self.router, settings.min_interval_s)
+        last_event: dict[str, Event] = {}
+        for event, reading in batch.readings():
             device_id = reading["device_id"]
-            if not batch.loaded(device_id):
-                with app.in_partition_of(event):
-                    batch.load(device_id, table.get(device_id.encode()))
-            if batch.add(reading):
+            if not serving.loaded(device_id):
+                serving.windows[device_id] = states.get(device_id, event)
+            if serving.add(reading):
                 last_event[device_id] = event
+        if not last_event:
+            return
         # Inference off the event loop: the model call is the only heavy work here.
-        predicted = await asyncio.to_thread(lambda: list(batch.predictions(settings.batch_size)))
-        headers = context_headers(span)
+        predicted = await asyncio.to_thread(lambda: list(serving.predictions(settings.batch_size)))
         for model_name, records in predicted:
             for record in records:
                 device_id = record["device_id"]
-                await app.send(
-                    AGENT, "rul", device_id, record, source=last_event[device_id], headers=headers
-                )
-            app.metrics.rul_predictions.inc(model_name, by=len(records))
+                batch.emit(AGENT, "rul", device_id, record, last_event[device_id])
+            self.app.metrics.rul_predictions.inc(model_name, by=len(records))
         for device_id, event in last_event.items():
-            state = batch.dump(device_id)
-            if state is not None:
-                with app.in_partition_of(event):
-                    table[device_id.encode()] = state
-        span.set_attribute("sentio.rul.predictions", sum(len(r) for _, r in predicted))
+            window = serving.windows.get(device_id)
+            if window is not None:
+                states.put(device_id, window, event)
+
+
+def load(raw: bytes) -> DeviceWindow:
+    return DeviceWindow.from_state(json.loads(raw))
+
+
+def dump(window: DeviceWindow) -> bytes:
+    return json.dumps(window.to_state(), separators=(",", ":")).encode()

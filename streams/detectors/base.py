@@ -120,10 +120,19 @@ class Detector(ABC, Generic[P]):
                 fix="drop the stored state; the detector warms up again",
             )
         params = cls.params_model.model_validate(state.get("params", {}))
-        detector = cls(cast(P, params))
+        return cls.from_memory(cast(P, params), state.get("state"))
+
+    def memory(self) -> dict[str, Any]:
+        """Only the memory of ``to_state()``: for a store that keeps who and params once."""
+        return self._export_state()
+
+    @classmethod
+    def from_memory(cls, params: P, memory: Any) -> Self:
+        """A detector with ``params`` (already validated) continuing from ``memory()``."""
+        detector = cls(params)
         try:
-            detector._restore_state(state["state"])
-        except (KeyError, TypeError, ValueError) as exc:
+            detector._restore_state(memory)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise StateError(f"state of detector {cls.name!r} is damaged: {exc!r}") from exc
         return detector
 

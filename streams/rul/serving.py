@@ -1,14 +1,12 @@
 """One batch of readings through the RUL models (pure, no Kafka; the RUL agent drives it).
 
-Each device's ``DeviceWindow`` is loaded from table bytes once per batch, fed its readings,
-and written back once; the devices whose window moved and whose last prediction is at
+Each device's ``DeviceWindow`` (the agent keeps them live) is fed its readings; the devices whose window moved and whose last prediction is at
 least ``min_interval`` of event time old are predicted together, one model call per model
 and ``batch_size`` devices.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -28,11 +26,6 @@ class RulBatch:
 
     def loaded(self, device_id: str) -> bool:
         return device_id in self.windows
-
-    def load(self, device_id: str, state: bytes | None) -> None:
-        self.windows[device_id] = (
-            DeviceWindow.from_state(json.loads(state)) if state is not None else None
-        )
 
     def add(self, reading: Mapping[str, Any]) -> bool:
         """Feed one decoded Reading record; False when no model serves its device."""
@@ -65,9 +58,3 @@ class RulBatch:
                 continue
             for first in range(0, len(devices), batch_size):
                 yield name, predictor.predict_batch(devices[first : first + batch_size])
-
-    def dump(self, device_id: str) -> bytes | None:
-        window = self.windows.get(device_id)
-        if window is None:
-            return None
-        return json.dumps(window.to_state(), separators=(",", ":")).encode()

@@ -55,7 +55,7 @@ def test_spike_gives_one_anomaly_and_state_survives_a_new_worker(
     assert anomaly["labels"] == {"kind": "pump"}
     assert found[0].headers["traceparent"].startswith(b"00-")
     assert worker.metric('sentio_stream_anomalies_total{detector="robust_zscore"}') == 1
-    assert worker.metric('sentio_stream_deadletter_total{agent="anomaly"}') == 1
+    assert worker.metric('sentio_stream_deadletter_total{agent="readings"}') == 1
     assert worker.stop() == 0
 
     # A worker on another port has its own, empty state folder: it recovers the warm

@@ -62,13 +62,13 @@ def test_known_series_gives_exact_rollups_and_poison_goes_to_dead_letter(
     dead = bed.read("deadletter", count=1)
     assert len(dead) == 1
     letter = dead[0].value
-    assert letter["stage"] == "streams.rollups"
+    assert letter["stage"] == "streams.readings"  # decoded (and dead-lettered) once for all steps
     assert letter["error_type"] == "DeserializationError"
     assert "magic byte is 0x6e, not 0x00" in letter["error"]
     assert letter["value"] == b"not avro" and letter["key"] == b"pump-1"
     assert letter["topic"] == bed.topic("readings")
 
-    assert worker.metric('sentio_stream_deadletter_total{agent="rollups"}') == 1
+    assert worker.metric('sentio_stream_deadletter_total{agent="readings"}') == 1
     assert worker.metric('sentio_stream_emitted_total{agent="rollups",topic="rollups"}') == 3
     assert worker.stop() == 0
 

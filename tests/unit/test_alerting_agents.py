@@ -13,8 +13,8 @@ def test_agents_declare_their_tables_topics_and_schemas(tmp_path: Path) -> None:
         {"topics": {"prefix": "x."}, "streams": {"app_id": "app", "state_dir": str(tmp_path)}}
     )
     app = StreamApp(config, agents=["anomaly", "alerts"], web_port=6199)
-    assert sorted(app.faust.agents) == ["sentio.alerts", "sentio.anomaly"]
-    assert sorted(app.faust.tables) == ["alerts", "anomaly"]
+    assert sorted(app.faust.agents) == ["sentio.alerts", "sentio.readings"]
+    assert sorted(app.faust.tables) == ["alerts", "anomaly_devices"]
     alerts_in = app.faust.agents["sentio.alerts"].channel.topics
     assert sorted(alerts_in) == [
         "app-alerts-ticks",
@@ -23,7 +23,7 @@ def test_agents_declare_their_tables_topics_and_schemas(tmp_path: Path) -> None:
         "x.device-events",
         "x.rul",
     ]
-    anomaly_in = app.faust.agents["sentio.anomaly"].channel.topics
+    anomaly_in = app.faust.agents["sentio.readings"].channel.topics
     assert list(anomaly_in) == ["x.readings"]
     subjects = sorted(serde.subject for serde in app._serdes.values())
     assert subjects == [

@@ -11,6 +11,7 @@ from fastavro.validation import validate
 
 from sentio_iot.schemas import parsed_schema
 from sentio_iot.settings.rul import RulSettings
+from sentio_iot.streams.agents.rul import dump, load
 from sentio_iot.streams.rul.model import TrainingOptions, build
 from sentio_iot.streams.rul.predictor import DeviceWindow, RulPredictor
 from sentio_iot.streams.rul.preprocessing import Preprocessing, pad
@@ -159,7 +160,7 @@ def test_batch_of_readings_predicts_each_due_device_once(tmp_path: Path) -> None
     router = ModelRouter(RulSettings(models={}, feature_models=["by_metrics"]), store)
     batch = RulBatch(router, min_interval_s=10)
     for device in ("d1", "d2", "d3"):
-        batch.load(device, None)
+        batch.windows[device] = None  # none stored yet
     for ts in (1, 2, 3):
         assert batch.add(reading("d1", ts, 0.5 * ts, 12.0))
     assert batch.add(reading("d2", 5, 1.0, 15.0))
@@ -169,17 +170,17 @@ def test_batch_of_readings_predicts_each_due_device_once(tmp_path: Path) -> None
         ("by_metrics", ["d1"]),
         ("by_metrics", ["d2"]),
     ]
-    assert batch.dump("d3") is None
+    assert batch.windows["d3"] is None
 
     # the next batch restores d1 from its state: 3 s later it is not due, 10 s later it is
-    state = batch.dump("d1")
+    state = dump(batch.windows["d1"])  # type: ignore[arg-type]
     later = RulBatch(router, min_interval_s=10)
-    later.load("d1", state)
+    later.windows["d1"] = load(state)
     later.add(reading("d1", 6, 2.0, 13.0))
     assert list(later.predictions(batch_size=8)) == []
     later.add(reading("d1", 13, 2.0, 13.0))
     [(_, [record])] = list(later.predictions(batch_size=8))
     assert record["ts"] == 13_000_000 and record["window_size"] == 3
-    restored = DeviceWindow.from_state(json.loads(later.dump("d1") or b""))
+    restored = DeviceWindow.from_state(json.loads(dump(later.windows["d1"])))  # type: ignore[arg-type]
     assert restored.rows == [[1.5, 12.0], [2.0, 13.0], [2.0, 13.0]]
     assert restored.predicted_us == 13_000_000

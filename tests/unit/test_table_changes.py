@@ -15,17 +15,20 @@ class ChangelogTable:
 
     def __init__(self) -> None:
         self.sent: list[tuple[Any, asyncio.Future[str]]] = []
+        self.changes: TableChanges | None = None  # as SentioTable reports its records
 
     def send_changelog(self, key: Any, value: Any) -> asyncio.Future[str]:
         future: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self.sent.append((key, future))
+        if self.changes is not None:
+            self.changes.add(future)
         return future
 
 
 async def test_waits_until_every_change_of_the_batch_is_acknowledged() -> None:
     table = ChangelogTable()
     changes = TableChanges()
-    changes.track(table)
+    table.changes = changes
     table.send_changelog(b"press-01", b"{}")
     table.send_changelog(b"press-02", b"{}")
     waiting = asyncio.create_task(changes.acknowledged())
@@ -41,7 +44,7 @@ async def test_waits_until_every_change_of_the_batch_is_acknowledged() -> None:
 async def test_a_change_the_broker_refused_fails_the_batch() -> None:
     table = ChangelogTable()
     changes = TableChanges()
-    changes.track(table)
+    table.changes = changes
     table.send_changelog(b"press-01", b"{}")
     table.sent[0][1].set_exception(RuntimeError("produce failed"))
     with pytest.raises(RuntimeError, match="produce failed"):
@@ -51,8 +54,8 @@ async def test_a_change_the_broker_refused_fails_the_batch() -> None:
 async def test_changes_sent_by_another_agent_meanwhile_stay_tracked() -> None:
     rollups, alerts = ChangelogTable(), ChangelogTable()
     changes = TableChanges()
-    changes.track(rollups)
-    changes.track(alerts)
+    rollups.changes = changes
+    alerts.changes = changes
     rollups.send_changelog(b"press-01", b"{}")
     waiting = asyncio.create_task(changes.acknowledged())
     await asyncio.sleep(0)

@@ -1,0 +1,138 @@
+"""Live state: what an agent remembers per key, in memory, written to its table once per commit.
+
+A Faust table write costs a serialisation, a RocksDB put and a changelog record. Writing each
+touched key after every batch cost more than the work itself (the anomaly agent spent most of
+its time turning detector state into JSON and back). :class:`LiveStates` keeps the live
+objects in memory instead:
+
+- :meth:`LiveStates.get` answers from memory, else from the table (once per key, after a
+  start or a rebalance), decoding the stored bytes;
+- :meth:`LiveStates.put` keeps the object and marks the key dirty with the event it came from;
+- :meth:`LiveStates.flush` writes every dirty key to the table, each once, in the partition of
+  its event. The app calls it inside the commit (see ``StreamApp``): no batch is open then,
+  so the changelog records join the same transaction as the offsets of every event they
+  reflect, and exactly once holds as when each batch wrote its keys;
+- :meth:`LiveStates.forget` drops the objects of partitions this worker no longer owns (after
+  the revoke's commit flushed them).
+
+Memory: one live object per key the worker owns (see docs/benchmarks.md for bytes per key).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any, Generic, TypeVar
+
+from faust.types import TableT
+
+from sentio_iot.streams.faust_ext import Event, in_partition_of
+
+log = logging.getLogger(__name__)
+
+S = TypeVar("S")
+
+
+class LiveStates(Generic[S]):
+    """The live states of one table: ``key -> (state, partition)``, dirty keys flushed at commit."""
+
+    def __init__(
+        self,
+        table: TableT[bytes, bytes],
+        load: Callable[[bytes], S | None],
+        dump: Callable[[S], bytes],
+    ) -> None:
+        self.table = table
+        self._load = load
+        self._dump = dump
+        self._live: dict[str, tuple[S, int]] = {}
+        self._dirty: dict[str, Event] = {}
+        self.scanned: set[int] = set()
+        """Partitions whose stored states were all brought to life (by the owner's scan)."""
+
+    @property
+    def name(self) -> str:
+        return str(self.table.name)
+
+    def __len__(self) -> int:
+        return len(self._live)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._live
+
+    @property
+    def dirty(self) -> int:
+        return len(self._dirty)
+
+    def get(self, key: str, event: Event) -> S | None:
+        """The state of ``key``: from memory, else from the table in ``event``'s partition."""
+        found = self._live.get(key)
+        if found is not None:
+            return found[0]
+        with in_partition_of(event):
+            stored = self.table.get(key.encode())
+        if stored is None:
+            return None
+        try:
+            state = self._load(stored)
+        except (ValueError, TypeError, KeyError) as exc:  # unreadable: start that key again
+            log.warning("table %s: state of %s dropped (%s)", self.name, key, exc)
+            return None
+        if state is not None:
+            self._live[key] = (state, event.message.partition)
+        return state
+
+    def put(self, key: str, state: S, event: Event) -> None:
+        """Keep ``state`` for ``key`` (it came from ``event``); written at the next commit."""
+        self._live[key] = (state, event.message.partition)
+        self._dirty[key] = event
+
+    def adopt(self, key: str, state: S, partition: int) -> None:
+        """Keep a state read from the table by the owner (unchanged: nothing to write)."""
+        self._live[key] = (state, partition)
+
+    def of_partition(self, partition: int) -> Iterator[tuple[str, S]]:
+        """The live states of a partition (a subset of the table's keys)."""
+        for key, (state, part) in list(self._live.items()):
+            if part == partition:
+                yield key, state
+
+    def flush(self) -> int:
+        """Write each dirty key once to the table (changelog + RocksDB); how many were written."""
+        dirty, self._dirty = self._dirty, {}
+        for key, event in dirty.items():
+            found = self._live.get(key)
+            if found is None:
+                continue
+            with in_partition_of(event):
+                self.table[key.encode()] = self._dump(found[0])
+        return len(dirty)
+
+    def forget(self, partitions: Iterable[int]) -> None:
+        """Drop the live states (and unflushed changes) of partitions no longer owned."""
+        gone = set(partitions)
+        if not gone:
+            return
+        self.scanned -= gone
+        self._live = {k: v for k, v in self._live.items() if v[1] not in gone}
+        self._dirty = {k: e for k, e in self._dirty.items() if e.message.partition not in gone}
+
+    def clear(self) -> None:
+        self._live.clear()
+        self._dirty.clear()
+        self.scanned.clear()
+
+
+def json_codec(
+    from_state: Callable[[Any], S], to_state: Callable[[S], Any]
+) -> tuple[Callable[[bytes], S], Callable[[S], bytes]]:
+    """``(load, dump)`` for states kept as compact JSON."""
+    import json
+
+    def load(raw: bytes) -> S:
+        return from_state(json.loads(raw))
+
+    def dump(state: S) -> bytes:
+        return json.dumps(to_state(state), separators=(",", ":")).encode()
+
+    return load, dump
