@@ -22,6 +22,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 
 from sentio_iot.config import SentioConfig
+from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConfigError, SerializationError
 from sentio_iot.kafka import producer_config
 from sentio_iot.producers.buffer import DiskBuffer, Headers
@@ -29,7 +30,7 @@ from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, dev
 from sentio_iot.producers.metrics import ProducerMetrics
 from sentio_iot.producers.tracing import PublishTracing
 from sentio_iot.reading_codec import ReadingEncoder
-from sentio_iot.records import DeviceEvent, EventKind, Reading, now_us
+from sentio_iot.records import DeviceEvent, EventKind, Reading
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
@@ -204,21 +205,17 @@ class Publisher:
     ) -> None:
         """Publish a DeadLetter; partition and offset are -1: the input never was on Kafka."""
         self.metrics.dead_letter(origin)
-        record: dict[str, Any] = {
-            "topic": origin,
-            "partition": -1,
-            "offset": -1,
-            "key": key,
-            "value": raw,
-            "error": reason,
-            "error_type": error_type,
-            "stage": stage,
-            "ts": now_us(),
-            "headers": [
-                {"key": name, "value": value.encode() if isinstance(value, str) else value}
-                for name, value in headers
-            ],
-        }
+        record = dead_letter_record(
+            topic=origin,
+            partition=-1,
+            offset=-1,
+            key=key,
+            value=raw,
+            error=reason,
+            error_type=error_type,
+            stage=stage,
+            headers=headers,
+        )
         self._publish(self.deadletter_topic, key, record, may_block=may_block)
 
     def _publish(

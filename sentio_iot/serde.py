@@ -200,10 +200,16 @@ class AvroSerde:
         try:
             writer_json = self.registry.schema_by_id(schema_id)
         except RegistryError as exc:
+            if exc.status_code == 200:  # it answered, with a schema that is not Avro
+                raise self._decode_error(data, exc.message) from exc
             if exc.error_code != SCHEMA_NOT_FOUND and exc.status_code != 404:
                 raise
             raise self._decode_error(
                 data, f"unknown schema id {schema_id} (not in the registry at {self.registry.url})"
+            ) from exc
+        except ValueError as exc:  # the registry's schema text is not JSON
+            raise self._decode_error(
+                data, f"writer schema id {schema_id} is not valid Avro JSON: {exc}"
             ) from exc
         self._writer_json[schema_id] = writer_json
         return writer_json

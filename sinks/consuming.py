@@ -200,11 +200,16 @@ class SinkConsumer:
         partition = message.partition() or 0
         offset = message.offset() or 0
         raw = message.value()
-        if raw is None:  # a tombstone on a compacted topic: nothing to write
-            polled.handled.append((topic, partition, offset))
+        if raw is None and "compact" in spec(self._names[topic]).cleanup_policy:
+            polled.handled.append((topic, partition, offset))  # a deletion: nothing to write
             return
         serde = self._serdes.get(topic)
         try:
+            if raw is None:
+                raise DeserializationError(
+                    "null value (a tombstone) on a topic that is not compacted: nothing to write",
+                    raw=b"",
+                )
             value: Mapping[str, Any] | bytes = raw if serde is None else self._decode(serde, raw)
         except DeserializationError as exc:
             self._dead_letters.send(

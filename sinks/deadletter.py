@@ -15,9 +15,9 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from sentio_iot.config import SentioConfig
+from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConnectError
 from sentio_iot.kafka import producer_config
-from sentio_iot.records import now_us
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
@@ -50,21 +50,17 @@ class DeadLetters:
         error: str,
         error_type: str,
     ) -> None:
-        record = {
-            "topic": topic,
-            "partition": partition,
-            "offset": offset,
-            "key": key,
-            "value": value,
-            "error": error,
-            "error_type": error_type,
-            "stage": self.stage,
-            "ts": now_us(),
-            "headers": [
-                {"key": name, "value": data.encode() if isinstance(data, str) else data}
-                for name, data in (headers or ())
-            ],
-        }
+        record = dead_letter_record(
+            topic=topic,
+            partition=partition,
+            offset=offset,
+            key=key,
+            value=value,
+            error=error,
+            error_type=error_type,
+            stage=self.stage,
+            headers=headers or (),
+        )
         self._producer.produce(
             self.topic, self._serde.encode(record), key, on_delivery=self._delivered
         )

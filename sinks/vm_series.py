@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
@@ -76,9 +77,29 @@ def _device_labels(record: Mapping[str, Any], defaults: Defaults) -> dict[str, s
     return labels
 
 
+MAX_AHEAD_MS = 2 * 86_400_000  # VictoriaMetrics ignores samples further in the future
+
+
 def _check(value: float, what: str) -> None:
     if math.isnan(value):
         raise Rejected(f"{what} is NaN: VictoriaMetrics drops NaN samples (staleness markers)")
+    if math.isinf(value):
+        raise Rejected(f"{what} is {value}: VictoriaMetrics cannot store an infinite value")
+
+
+def _check_ts(ts_ms: int, what: str) -> int:
+    """``ts_ms`` when VictoriaMetrics stores it where it belongs; Rejected (with why) if not."""
+    if ts_ms <= 0:
+        raise Rejected(
+            f"{what} timestamp {ts_ms} ms is at or before 1970-01-01: the device clock was never "
+            "set (VictoriaMetrics drops negative timestamps and files 0 under 1970)"
+        )
+    if ts_ms > time.time() * 1000 + MAX_AHEAD_MS:
+        raise Rejected(
+            f"{what} timestamp {ts_ms} ms is more than 2 days ahead of this clock: "
+            "VictoriaMetrics ignores it (check the device clock)"
+        )
+    return ts_ms
 
 
 @lru_cache(maxsize=65536)
@@ -102,19 +123,19 @@ def _reading_series(metric: str, unit: str | None, base: Labels) -> Labels:
 def reading_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sample]:
     labels = record.get("labels") or {}
     base = _reading_base(record["device_id"], record["source"], tuple(labels.items()), defaults)
-    ts = record["ts"] // 1000
+    ts = _check_ts(record["ts"] // 1000, "reading")
     bad: list[str] = []
     for metric in record["metrics"]:
         value = metric["value"]
         if value is None:
             continue  # text or unreadable: not a sample
-        if value != value:  # NaN
-            bad.append(metric["name"])
+        if value != value or value in (math.inf, -math.inf):
+            bad.append(f"{metric['name']}={value}")
             continue
         yield _reading_series(metric["name"], metric.get("unit"), base), value, ts
     if bad:
         raise Rejected(
-            f"metric(s) {', '.join(bad)}: value is NaN: VictoriaMetrics drops NaN samples; "
+            f"metric(s) {', '.join(bad)}: VictoriaMetrics cannot store NaN or infinite values; "
             "the reading's other metrics were written"
         )
 
@@ -124,7 +145,7 @@ def rollup_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sa
     labels["window"] = window_label(record["window_s"])
     if record.get("unit") is not None:
         labels["unit"] = record["unit"]
-    ts = record["window_start"] // 1000
+    ts = _check_ts(record["window_start"] // 1000, "rollup")
     base = metric_name(record["metric"])
     for stat in ROLLUP_STATS:
         value = float(record[stat])
@@ -136,7 +157,7 @@ def anomaly_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[S
     labels = _device_labels(record, defaults)
     labels["metric"] = record["metric"]
     labels["detector"] = record["detector"]
-    ts = record["ts"] // 1000
+    ts = _check_ts(record["ts"] // 1000, "anomaly")
     for field in ("score", "value", "expected", "lower", "upper"):
         value = record.get(field)
         if value is None:
@@ -150,7 +171,7 @@ def rul_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sampl
     labels.update(
         model=record["model_name"], model_version=record["model_version"], unit=record["rul_unit"]
     )
-    ts = record["ts"] // 1000
+    ts = _check_ts(record["ts"] // 1000, "rul")
     for field, name in (
         ("rul", "sentio_rul"),
         ("lower", "sentio_rul_lower"),
@@ -173,7 +194,8 @@ def alert_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sam
         changed = record["end_ts"]
     elif status == "ACKNOWLEDGED" and record.get("ack_ts"):
         changed = record["ack_ts"]
-    yield series("sentio_alert_firing", labels), 1.0 if status in FIRING else 0.0, changed // 1000
+    ts = _check_ts(changed // 1000, "alert")
+    yield series("sentio_alert_firing", labels), 1.0 if status in FIRING else 0.0, ts
 
 
 SAMPLERS: dict[str, Callable[[Mapping[str, Any], Defaults], Iterator[Sample]]] = {

@@ -23,6 +23,7 @@ from one partition, so per-device order holds downstream.
 
 from __future__ import annotations
 
+import asyncio
 import importlib
 import logging
 import shutil
@@ -37,17 +38,18 @@ from faust.types import TP, TableT
 from faust.web import Request, Response, View
 
 from sentio_iot.config import SentioConfig
+from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConfigError, DataError
-from sentio_iot.records import now_us
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
 from sentio_iot.settings.streams import AGENT_NAMES
 from sentio_iot.streams import faust_ext
 from sentio_iot.streams.commit_gate import CommitGate
-from sentio_iot.streams.faust_ext import SentioStream, SentioTable
+from sentio_iot.streams.faust_ext import SentioStream, SentioTable, SentioTableManager
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
+from sentio_iot.streams.redelivery import RedeliveryGuard
 from sentio_iot.streams.state import LiveStates
 from sentio_iot.streams.table_changes import TableChanges
 from sentio_iot.streams.tracing import Headers
@@ -105,6 +107,7 @@ class StreamApp:
             Monitor=QuietMonitor,
             Stream=SentioStream,
             Table=SentioTable,
+            TableManager=SentioTableManager,
             autodiscover=False,
             **_credentials(config),
         )
@@ -117,6 +120,7 @@ class StreamApp:
         self._registry: SchemaRegistry | None = None
         self._internal: dict[str, int] = {}
         self.gate = CommitGate()
+        self.guard = RedeliveryGuard()
         self._sizes: list[tuple[tuple[str, ...], float]] = []
         self._sizes_at = -TABLE_SIZE_EVERY_S
         self._install_pages()
@@ -247,18 +251,17 @@ class StreamApp:
     async def dead_letter(self, agent: str, event: Event, error: Exception) -> None:
         """Send the original message and the reason to the dead-letter topic, then go on."""
         message = event.message
-        record = {
-            "topic": message.topic,
-            "partition": message.partition,
-            "offset": message.offset,
-            "key": message.key,
-            "value": message.value or b"",
-            "error": str(error).splitlines()[0] if str(error) else type(error).__name__,
-            "error_type": type(error).__name__,
-            "stage": f"streams.{agent}",
-            "ts": now_us(),
-            "headers": [{"key": k, "value": v} for k, v in _header_pairs(message.headers)],
-        }
+        record = dead_letter_record(
+            topic=message.topic,
+            partition=message.partition,
+            offset=message.offset,
+            key=message.key,
+            value=message.value,
+            error=str(error) or type(error).__name__,
+            error_type=type(error).__name__,
+            stage=f"streams.{agent}",
+            headers=_header_pairs(message.headers),
+        )
         log.warning(
             "dead-lettered agent=%s topic=%s partition=%d offset=%d reason=%s",
             agent,
@@ -346,7 +349,8 @@ class StreamApp:
             remaining = len(events)
             try:
                 t_body = time.perf_counter()
-                yield list(events)
+                await self._recovered()
+                yield self.guard.fresh(events)  # all of them are acked: the repeats again
                 t_flush = time.perf_counter()
                 spent.inc("process_batch", by=t_flush - t_body)
                 await self._changes.acknowledged()  # in the transaction before any ack
@@ -354,6 +358,18 @@ class StreamApp:
             except BaseException:
                 gate.poison("a batch was interrupted before its events were acked")
                 raise
+
+    async def _recovered(self) -> None:
+        """Hold a batch until the tables are recovered: state read before would be stale."""
+        recovery = getattr(self.faust.tables, "recovery", None)
+        if recovery is None or recovery.completed.is_set():
+            return
+        log.info("a batch came before table recovery completed: waiting for it")
+        try:
+            async with asyncio.timeout(self.config.streams.session_timeout_s):
+                await recovery.completed.wait()
+        except TimeoutError:
+            log.warning("table recovery still not complete: processing the batch anyway")
 
     def _install_gate(self) -> None:
         consumer = self.faust.consumer
@@ -391,6 +407,7 @@ class StreamApp:
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """After the revoke's commit flushed them: forget the states of partitions gone."""
         partitions = {tp.partition for tp in revoked if tp.topic == self.topic_name("readings")}
+        self.guard.forget(revoked)
         for live in self._live:
             live.forget(partitions)
 
@@ -475,9 +492,10 @@ class StreamApp:
         self.faust.page("/metrics")(metrics)
 
     def ready(self) -> bool:
-        """Started, not rebalancing, tables recovered."""
+        """Started, not rebalancing, tables recovered, and still able to commit (an agent that
+        crashed in a batch stops all commits: the worker must be restarted)."""
         fapp = self.faust
-        if not fapp.started or fapp.rebalancing:
+        if not fapp.started or fapp.rebalancing or self.gate.poisoned:
             return False
         recovery = getattr(fapp.tables, "recovery", None)
         return recovery is None or bool(recovery.completed.is_set())

@@ -18,6 +18,14 @@ needs four things Faust does not offer publicly; each is here, and only here, an
    fetcher every ``broker_commit_every`` acks, the revoke and the stop) through a wrapper,
    so commits happen only between batches, after the live states were flushed.
    :func:`read_offset` reads the consumer's last read offset (for lag).
+5. :class:`SentioTableManager` (the app's ``TableManager`` class) with
+   :class:`SentioRecovery`: when table recovery ends, Faust resumes the stream partitions and
+   only then seeks them to their committed offsets. Records fetched in between come from
+   wherever the consumer stood: they are delivered twice (handled by ``redelivery.py``) or,
+   when they lie beyond the committed offset, Faust marks the offsets before them as a gap
+   and drops them when the seek brings them back: lost. Seeking while the partitions are
+   still paused (as faust-streaming PR #217 does on another path) leaves Faust's own seek
+   nothing to move.
 """
 
 from __future__ import annotations
@@ -29,6 +37,8 @@ from typing import Any, Protocol
 
 import faust
 from faust.streams import _current_event
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.types import TP
 
 Event = faust.EventT[Any]
@@ -98,3 +108,31 @@ def gate_commits(consumer: Any, wrapper: CommitWrapper) -> None:
 
     consumer.commit = commit
     consumer._sentio_gated = True
+
+
+class SentioRecovery(Recovery):
+    """Faust's recovery, seeking the stream partitions before it resumes them."""
+
+    async def _seek_before_resume(self, generation_id: int) -> None:
+        consumer = self.app.consumer
+        if self.app.consumer_generation_id != generation_id or not consumer.assignment():
+            return
+        await self._wait(consumer.perform_seek(), timeout=self.app.conf.broker_request_timeout)
+
+    async def on_recovery_completed(self, generation_id: int = 0) -> None:
+        await self._seek_before_resume(generation_id)
+        await super().on_recovery_completed(generation_id)
+
+    async def _resume_streams(self, generation_id: int = 0) -> None:
+        await self._seek_before_resume(generation_id)
+        await super()._resume_streams(generation_id)
+
+
+class SentioTableManager(TableManager):
+    """Faust's table manager with :class:`SentioRecovery`."""
+
+    @property
+    def recovery(self) -> Recovery:
+        if self._recovery is None:
+            self._recovery = SentioRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
+        return self._recovery

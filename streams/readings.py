@@ -97,7 +97,9 @@ async def process_batch(
     """Decode once, run each step, send what they emitted."""
     batch = ReadingBatch()
     from_readings = 0
+
     with batch_span(AGENT, (e.message.headers for e in events)) as span:
+        span.set_attribute("sentio.steps", ",".join(step.name for step in steps))
         for event in events:
             if event.message.topic != readings_topic:
                 batch.items.append((event, None))

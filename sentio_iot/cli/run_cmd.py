@@ -65,6 +65,11 @@ from sentio_iot.pipeline.plant import DEFAULT_SIZE, DEVICE_RATE, DeviceCount
     is_flag=True,
     help="Use Kafka and the registry from the configuration; start nothing.",
 )
+@click.option(
+    "--fresh",
+    is_flag=True,
+    help="Start clean: delete the topics, consumer groups and stream state an earlier run left.",
+)
 def run(
     config_path: Path | None,
     devices: int,
@@ -74,13 +79,14 @@ def run(
     stream_workers: int,
     count: int,
     no_stack: bool,
+    fresh: bool,
 ) -> None:
     """Run the whole pipeline on this machine: plant -> Kafka -> streams -> sinks, live."""
     from sentio_iot.pipeline.main_job import PlantSize, run_pipeline
 
     began = time.monotonic()
     config = load(config_path)
-    prepare(config, no_stack=no_stack, count=count)
+    prepare(config, no_stack=no_stack, count=count, fresh=fresh)
     outcome = run_pipeline(
         config,
         PlantSize(devices, rate, duration),
@@ -96,8 +102,9 @@ def run(
         raise SystemExit(1)
 
 
-def prepare(config: SentioConfig, *, no_stack: bool, count: int) -> None:
-    """The stack up (or reused), topics and schemas as the catalog says, the round trip."""
+def prepare(config: SentioConfig, *, no_stack: bool, count: int, fresh: bool = False) -> None:
+    """The stack up (or reused), topics and schemas as the catalog says, the round trip;
+    an earlier run's backlog said (or, with ``fresh``, deleted first)."""
     from confluent_kafka import Consumer
 
     from sentio_iot.kafka import consumer_config
@@ -113,6 +120,18 @@ def prepare(config: SentioConfig, *, no_stack: bool, count: int) -> None:
         click.echo("== local stack")
         Stack(config.stack).up(progress=lambda line: click.echo(f"  {line}"))
 
+    from sentio_iot.pipeline.fresh import backlog, start_fresh
+
+    if fresh:
+        start_fresh(config, click.echo)
+    else:
+        behind = backlog(config)
+        if behind:
+            listed = ", ".join(f"{group} {lag:,}" for group, lag in sorted(behind.items()))
+            click.echo(
+                f"== backlog from an earlier run (messages behind): {listed}; the stages read "
+                "it first (the view shows how fast they catch up); `--fresh` starts clean"
+            )
     changes = apply_topics(config)
     click.echo(
         f"== topics: {len(changes)} change(s) applied"

@@ -51,6 +51,7 @@ class View:
     where: list[str]
     notices: list[str] = field(default_factory=list)
     lag_error: str | None = None
+    lag_trends: dict[str, str] = field(default_factory=dict)  # group -> "falling 300/s, ..."
 
 
 def fmt_count(value: float | None) -> str:
@@ -101,7 +102,10 @@ def render(view: View, color: bool = True) -> list[str]:
             lines.append(f"  {row.note}")
     lines += ["", f"{b}consumer lag{r} (messages behind)"]
     if view.lag:
-        lines += [f"  {group:<36}{lag:>12,}" for group, lag in sorted(view.lag.items())]
+        lines += [
+            f"  {group:<36}{lag:>12,}  {view.lag_trends.get(group, '')}".rstrip()
+            for group, lag in sorted(view.lag.items())
+        ]
     else:
         lines.append(f"  {view.lag_error or 'no consumer group is committing yet'}")
     counts = res.counts
@@ -134,7 +138,13 @@ def progress_line(view: View) -> str:
         f"{row.name} {fmt_rate(row.per_s)}" if row.state == "running" else f"{row.name} {row.state}"
         for row in view.workers
     )
-    lag = ", ".join(f"{g} {n:,}" for g, n in sorted((view.lag or {}).items())) or "-"
+    lag = (
+        ", ".join(
+            f"{g} {n:,}" + (f" ({view.lag_trends[g]})" if g in view.lag_trends else "")
+            for g, n in sorted((view.lag or {}).items())
+        )
+        or "-"
+    )
     c = view.results.counts
     return (
         f"[{view.elapsed_s:5.0f} s] {workers} | lag {lag} | rollups {c.get('rollups', 0):,}, "

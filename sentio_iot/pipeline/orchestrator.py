@@ -22,7 +22,7 @@ from urllib.parse import quote
 import httpx
 
 from sentio_iot.config import SentioConfig
-from sentio_iot.pipeline.lag import ConsumerLag
+from sentio_iot.pipeline.lag import ConsumerLag, LagTrend
 from sentio_iot.pipeline.liveview import (
     LiveScreen,
     View,
@@ -177,6 +177,7 @@ class Orchestrator:
         lag = ConsumerLag(config)
         self.workers = Poller("workers", lambda: probe_workers(specs), TICK_S)
         self.lags = Poller("lag", lag.measure, LAG_EVERY_S)
+        self.lag_trend = LagTrend()
 
     def run(self) -> RunOutcome:
         for line in self.supervisor.stop_leftovers():
@@ -313,6 +314,14 @@ class Orchestrator:
         probes = self.workers.latest or {}
         self._take_probes(probes, time.monotonic())
         rows = [self._row(child, probes.get(child.spec.name)) for child in self.supervisor.children]
+        lags = self.lags.latest
+        trends: dict[str, str] = {}
+        if lags:
+            self.lag_trend.observe(lags, self.lags.measured_at)
+            for group in lags:
+                trend = self.lag_trend.trend(group)
+                if trend is not None:
+                    trends[group] = trend.describe()
         return View(
             elapsed_s=time.monotonic() - self.began,
             duration_s=self.options.duration_s,
@@ -320,6 +329,7 @@ class Orchestrator:
             workers=rows,
             lag=self.lags.latest,
             lag_error=self.lags.error,
+            lag_trends=trends,
             results=self.tail.results(),
             where=self.where,
             notices=list(self.notices),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -64,6 +65,7 @@ class Poller(Generic[T]):
         self.measure = measure
         self.every_s = every_s
         self.latest: T | None = None
+        self.measured_at = 0.0  # time.monotonic() of ``latest``
         self.error: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"poll-{name}", daemon=True)
@@ -80,6 +82,7 @@ class Poller(Generic[T]):
         while not self._stop.is_set():
             try:
                 self.latest, self.error = self.measure(), None
+                self.measured_at = time.monotonic()
             except Exception as exc:  # a probe that fails says so in the view; the run goes on
                 self.error = f"{type(exc).__name__}: {exc}"
                 log.debug("%s probe failed", self.name, exc_info=True)

@@ -17,10 +17,12 @@ import httpx
 import pytest
 from click.testing import CliRunner
 from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import NewTopic
 
 from sentio_iot.cli.main import cli
 from sentio_iot.config import SentioConfig, load_config
-from sentio_iot.kafka import consumer_config, producer_config
+from sentio_iot.kafka import admin_client, consumer_config, producer_config
+from sentio_iot.pipeline.fresh import backlog, start_fresh
 from sentio_iot.pipeline.lag import ConsumerLag
 from sentio_iot.pipeline.main_job import run_dir
 from sentio_iot.pipeline.results import ResultTail
@@ -277,3 +279,46 @@ def test_consumer_lag_is_end_minus_committed_per_active_group(
         consumer.close()
     # Only this group commits on this run's topics: 10 messages, 4 of them committed.
     assert measured == {group: 6}
+
+
+def test_an_earlier_runs_backlog_is_measured_and_fresh_deletes_it(
+    unique_name: str, tmp_path: Path
+) -> None:
+    config = load_config(
+        data={
+            "topics": {"prefix": f"{unique_name}."},
+            "streams": {"app_id": f"{unique_name}-app", "state_dir": str(tmp_path / "state")},
+        }
+    )
+    apply_topics(config)
+    readings = CATALOG[0].topic(config.topics)
+    changelog = f"{unique_name}-app-rollups-changelog"
+    admin = admin_client(config.kafka)
+    admin.create_topics([NewTopic(changelog, 1, 1)])[changelog].result(15)
+    producer = Producer(producer_config(config.kafka))
+    for number in range(25):
+        producer.produce(readings, f"r{number}".encode(), partition=0)
+    producer.flush(10)
+    group = f"{unique_name}-app"  # the stream workers' group, stopped (no member left)
+    consumer = Consumer(consumer_config(config.kafka, group))
+    try:
+        consumer.subscribe([readings])
+        wait_until(lambda: consumer.poll(0.2) is not None or bool(consumer.assignment()))
+        consumer.commit(offsets=[TopicPartition(readings, 0, 5)], asynchronous=False)
+    finally:
+        consumer.close()
+    (tmp_path / "state" / f"{unique_name}-app" / "worker-6066").mkdir(parents=True)
+    measured: dict[str, int] = {}
+    wait_until(lambda: measured.update(backlog(config)) or measured.get(group) == 20)
+    assert measured == {group: 20}  # an idle group counts: what the next run inherits
+
+    said: list[str] = []
+    start_fresh(config, said.append)
+    left = [t for t in admin.list_topics(timeout=15).topics if t.startswith(unique_name)]
+    assert left == []
+    groups = [g.group_id for g in admin.list_consumer_groups().result(15).valid]
+    assert group not in groups
+    assert not (tmp_path / "state" / f"{unique_name}-app").exists()
+    assert said[0].startswith("== fresh start: deleted 10 topic(s), 1 consumer group(s)")
+    apply_topics(config)  # the run goes on: the catalog comes back, empty
+    assert backlog(config) == {}

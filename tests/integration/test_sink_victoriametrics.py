@@ -329,9 +329,74 @@ async def test_records_come_back_exactly_from_victoriametrics(
         ("sinks.victoriametrics", "RejectedRecords", f"{unique_name}.readings"),
     ]
     assert letters[0]["value"] == b"\x00\x00\x00\x00\x01 not avro"
-    assert letters[1]["error"].startswith("metric(s) Temperature: value is NaN")
+    assert letters[1]["error"].startswith(
+        "metric(s) Temperature=nan: VictoriaMetrics cannot store NaN or infinite values"
+    )
     assert letters[1]["key"] == pump.encode()
     assert [(h["key"], h["value"]) for h in letters[1]["headers"]] == [("traceparent", TRACEPARENT)]
+
+
+def json_schema_id(config: SentioConfig, subject: str) -> int:
+    """Register a JSON schema (not Avro) and return its id, as another team's producer would."""
+    schema = {
+        "$schema": "http://json-schema.org/draft-07/schema#",  # Apicurio needs it to tell JSON
+        "type": "object",
+        "properties": {"temp": {"type": "number"}},
+    }
+    body = {"schemaType": "JSON", "schema": json.dumps(schema)}
+    url = f"{config.schema_registry.url}/subjects/{subject}/versions"
+    answer = httpx.post(url, json=body, timeout=10)
+    answer.raise_for_status()
+    return int(answer.json()["id"])
+
+
+async def test_poison_never_stops_the_sink_and_nothing_refused_counts_as_written(
+    unique_name: str,
+) -> None:
+    config = sink_config(f"{unique_name}.")
+    create_topics(config)
+    pump = f"{unique_name}-pump"
+    readings = spec("readings").topic(config.topics)
+    json_id = json_schema_id(config, f"{unique_name}-other-value")
+    huge = b"\x00\x00\x00\x00\x01" + bytes(1_020_000)
+    good = [reading(pump, TS + i * 1_000, 20.0 + i, None) for i in range(5)]
+    with SchemaRegistry(config.schema_registry) as registry:
+        serde = AvroSerde(registry, readings, "Reading")
+        producer = Producer({**producer_config(config.kafka), "message.max.bytes": 1_100_000})
+        sequence: list[tuple[bytes | None, str]] = [
+            (serde.encode(good[0]), "ok"),
+            (b"\x00" + json_id.to_bytes(4, "big") + b'{"temp": 1}', "json schema"),
+            (serde.encode(good[1]), "ok"),
+            (huge, "1 MB"),
+            (serde.encode(good[2]), "ok"),
+            (serde.encode(reading(pump, TS + 5_000, float("inf"), None)), "+inf"),
+            (serde.encode(reading(pump, 253_402_300_799_000_000, 1.0, None)), "year 9999"),
+            (serde.encode(reading(pump, 0, 1.0, None)), "ts 0"),
+            (serde.encode(reading(pump, -1_000_000, 1.0, None)), "negative ts"),
+            (None, "tombstone"),
+            (serde.encode(good[3]), "ok"),
+            (serde.encode(good[4]), "ok"),
+        ]
+        for value, _what in sequence:
+            producer.produce(readings, value, pump.encode(), partition=0)
+        assert producer.flush(15) == 0
+    runtime = SinkRuntime(config, "victoriametrics", group_id=unique_name, health_port=0)
+    await run_until(runtime, done=len(sequence))
+    assert runtime.metrics.records_written == 5  # the good readings, and nothing else
+    got = export(f'{{device="{pump}"}}', 5)
+    [(_labels, samples)] = got.items()
+    assert samples == [(TS // 1000 + i, 20.0 + i) for i in range(5)]
+
+    letters = sorted(dead_letters(config, unique_name, 7), key=lambda d: d["offset"])
+    reasons = [(d["offset"], d["error_type"], d["error"][:60]) for d in letters]
+    assert [offset for offset, _, _ in reasons] == [1, 3, 5, 6, 7, 8, 9], reasons
+    assert f"schema id {json_id}" in letters[0]["error"] and "JSON, not AVRO" in letters[0]["error"]
+    assert letters[1]["value_truncated"] and letters[1]["value_size"] == len(huge)
+    assert len(letters[1]["value"]) == 256 * 1024
+    assert "cannot store NaN or infinite" in letters[2]["error"]
+    assert "more than 2 days ahead" in letters[3]["error"]
+    assert "never set" in letters[4]["error"] and "never set" in letters[5]["error"]
+    assert letters[6]["error"].startswith("null value (a tombstone)")
 
 
 async def test_wrong_url_stops_at_start(unique_name: str) -> None:

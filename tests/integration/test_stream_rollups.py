@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import math
 
+import httpx
+from confluent_kafka import Producer
 from stream_worker import StreamTestbed, stream_testbed_fixture  # noqa: F401
 
 from sentio_iot.records import Metric, Reading
@@ -106,3 +109,51 @@ def test_two_workers_share_the_partitions_without_loss_or_repeats(
     assert other.metric(events) > 0  # the second worker took partitions
     assert other.stop() == 0, other.log(6000)
     assert first.stop() == 0, first.log(6000)
+
+
+def test_poison_of_every_kind_is_dead_lettered_once_and_the_worker_goes_on(
+    stream_testbed: StreamTestbed,
+) -> None:
+    bed = stream_testbed.configure(
+        partitions=1, streams={"rollups": {"windows_s": [60], "grace_s": 0}}
+    )
+    serde = bed.serde("readings")
+    serde.register()
+    other = f"{bed.name}-other-value"
+    schema = {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object"}
+    answer = httpx.post(
+        f"{bed.config.schema_registry.url}/subjects/{other}/versions",
+        json={"schemaType": "JSON", "schema": json.dumps(schema)},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    json_id = int(answer.json()["id"])
+    huge = b"\x00\x00\x00\x00\x01" + bytes(1_020_000)
+
+    def good(second: int) -> bytes:
+        return serde.encode(reading("pump-1", T0 + second * S, temp=float(second)).to_record())
+
+    worker = bed.start_worker(agents="rollups,device_state,anomaly")
+    producer = Producer(
+        {"bootstrap.servers": bed.config.kafka.bootstrap_servers, "message.max.bytes": 1_100_000}
+    )
+    values: list[bytes | None] = [good(0), b"\x00" + json_id.to_bytes(4, "big") + b"{}", good(1)]
+    values += [huge, good(2), None, *(good(s) for s in range(3, 61))]
+    for value in values:
+        producer.produce(bed.topic("readings"), value, b"pump-1")
+    assert producer.flush(15) == 0
+
+    [rollup] = bed.read("rollups", count=1)
+    assert (rollup.value["count"], rollup.value["sum"]) == (60, float(sum(range(60))))
+    dead = bed.read("deadletter", count=3)
+    letters = sorted(dead, key=lambda d: d.value["offset"])
+    assert [(d.value["offset"], d.value["stage"]) for d in letters] == [
+        (1, "streams.readings"),
+        (3, "streams.readings"),
+        (5, "streams.readings"),
+    ]  # once each, not once per step
+    assert "JSON, not AVRO" in letters[0].value["error"]
+    assert letters[1].value["value_truncated"] and letters[1].value["value_size"] == len(huge)
+    assert worker.health() == 200
+    assert worker.metric('sentio_stream_deadletter_total{agent="readings"}') == 3
+    assert worker.stop() == 0

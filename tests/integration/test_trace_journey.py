@@ -34,7 +34,7 @@ from sentio_iot.sinks.tempo import TempoWriter
 from sentio_iot.topic_admin import apply_topics
 
 SENTIO = str(Path(sys.executable).with_name("sentio"))
-PUBLISH, ROLLUPS, WRITE = "publish simulate", "process rollups batch", "write victoriametrics"
+PUBLISH, ROLLUPS, WRITE = "publish simulate", "process readings batch", "write victoriametrics"
 
 
 def journey_config(sentio_config: SentioConfig, name: str, tmp_path: Path) -> dict[str, Any]:
@@ -177,7 +177,8 @@ async def test_one_reading_is_one_trace_from_device_to_dashboard(
     assert continues(rollup_write, agent)
     assert continues(readings_write, publish)
     assert publish.attributes["sentio.protocol"] == "simulate"
-    assert agent.attributes["sentio.agent"] == "rollups"
+    assert agent.attributes["sentio.agent"] == "readings"  # the one agent of the per-reading steps
+    assert agent.attributes["sentio.steps"] == "rollups"
     assert rollup_write.attributes["sentio.sink"] == "victoriametrics"
     # Nothing the tempo sink forwards is about the tempo sink itself (no feedback loop).
     assert not [s for s in receiver.spans if s.service == "sentio-sink-tempo"]

@@ -488,3 +488,18 @@ def test_log_lines_go_to_a_file_while_the_live_view_draws(tmp_path: Path) -> Non
         logging.getLogger("sentio_iot.test").warning("kafka is slow today")
     assert root.handlers == before
     assert "WARNING sentio_iot.test: kafka is slow today" in (tmp_path / "run.log").read_text()
+
+
+def test_lag_trend_gives_the_catch_up_rate_and_eta() -> None:
+    from sentio_iot.pipeline.lag import LagTrend
+
+    trend = LagTrend(window_s=30)
+    for second, lag in enumerate([10_000, 9_000, 8_000, 7_000]):
+        trend.observe({"sentio-streams": lag, "sentio-vm": 50 + 10 * second}, at=100.0 + second)
+    falling = trend.trend("sentio-streams")
+    assert falling is not None and falling.per_s == -1000.0 and falling.eta_s == 7.0
+    assert falling.describe() == "falling 1,000/s, caught up in ~7 s"
+    growing = trend.trend("sentio-vm")
+    assert growing is not None and growing.describe() == "growing 10/s: behind"
+    trend.observe({"sentio-streams": 7_000}, at=200.0)  # the old points leave the window
+    assert trend.trend("sentio-streams") is None

@@ -218,6 +218,9 @@ def test_contract_shapes() -> None:
             "stage",
             "ts",
             "headers",
+            "value_truncated",
+            "value_size",
+            "value_sha256",
         ],
         "AlertCommand": [
             "command_id",

@@ -73,7 +73,7 @@ def test_nan_reading_is_rejected_after_the_good_metrics() -> None:
         ],
     }
     taken = []
-    with pytest.raises(Rejected, match="metric\\(s\\) b: value is NaN"):
+    with pytest.raises(Rejected, match="metric\\(s\\) b=nan: VictoriaMetrics cannot store NaN"):
         for sample in reading_samples(record, D):
             taken.append(sample)
     assert [(s[0][0][1], s[1]) for s in taken] == [("sentio_a", 1.0)]
@@ -206,3 +206,58 @@ def test_import_body_groups_series() -> None:
         }
     ]
     assert import_body({}) == b""
+
+
+@pytest.mark.parametrize(
+    ("ts_us", "reason"),
+    [
+        (0, "at or before 1970-01-01: the device clock was never set"),
+        (-5_000_000, "at or before 1970-01-01"),
+        (253_402_300_799_000_000, "more than 2 days ahead of this clock"),  # 9999-12-31
+    ],
+)
+def test_timestamps_victoriametrics_would_drop_are_rejected(ts_us: int, reason: str) -> None:
+    record = {
+        "device_id": "d",
+        "ts": ts_us,
+        "source": "s",
+        "labels": {},
+        "metrics": [{"name": "a", "value": 1.0, "unit": None}],
+    }
+    with pytest.raises(Rejected, match=reason):
+        list(reading_samples(record, D))
+
+
+def test_infinite_values_are_rejected_like_nan() -> None:
+    record = {
+        "device_id": "d",
+        "ts": TS_US,
+        "source": "s",
+        "labels": {},
+        "metrics": [
+            {"name": "hot", "value": float("inf"), "unit": None},
+            {"name": "ok", "value": 2.5, "unit": None},
+            {"name": "cold", "value": float("-inf"), "unit": None},
+        ],
+    }
+    taken = []
+    with pytest.raises(Rejected, match=r"metric\(s\) hot=inf, cold=-inf: .*NaN or infinite"):
+        for sample in reading_samples(record, D):
+            taken.append(sample)
+    assert [(s[0][0][1], s[1]) for s in taken] == [("sentio_ok", 2.5)]
+    rollup = {
+        "device_id": "d",
+        "metric": "m",
+        "window_s": 60,
+        "window_start": TS_US,
+        "count": 1,
+        "min": 1.0,
+        "max": float("inf"),
+        "sum": 1.0,
+        "mean": 1.0,
+        "last": 1.0,
+        "stddev": 0.0,
+        "labels": {},
+    }
+    with pytest.raises(Rejected, match="rollup m max is inf"):
+        list(rollup_samples(rollup, D))
