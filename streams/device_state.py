@@ -121,7 +121,7 @@ class DeviceStateTracker:
             state.last_seen_us = ts
             for metric in reading["metrics"]:
                 value = metric["value"]
-                if value is None or (isinstance(value, float) and math.isnan(value)):
+                if value is None or (isinstance(value, float) and not math.isfinite(value)):
                     value = metric["text"]
                 state.values[metric["name"]] = value
                 if metric["unit"]:

@@ -239,7 +239,7 @@ class RollupAggregator:
         labels: Mapping[str, str] | None = None,
     ) -> list[Rollup]:
         """Fold one reading in; return the windows of this device its event time closed."""
-        if value is None or math.isnan(value):
+        if value is None or not math.isfinite(value):  # NaN and infinities are gaps
             return []
         slots = self._open.setdefault(device_id, {})
         watermark = self._watermark.get(device_id)

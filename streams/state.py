@@ -20,10 +20,12 @@ Memory: one live object per key the worker owns (see docs/benchmarks.md for byte
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
 
+import orjson
 from faust.types import TableT
 
 from sentio_iot.streams.faust_ext import Event, in_partition_of
@@ -123,16 +125,18 @@ class LiveStates(Generic[S]):
         self.scanned.clear()
 
 
-def json_codec(
-    from_state: Callable[[Any], S], to_state: Callable[[S], Any]
-) -> tuple[Callable[[bytes], S], Callable[[S], bytes]]:
-    """``(load, dump)`` for states kept as compact JSON."""
-    import json
+def dump_json(state: Any) -> bytes:
+    """Compact JSON of a state (orjson: a fifth of ``json.dumps``' time on detector state).
 
-    def load(raw: bytes) -> S:
-        return from_state(json.loads(raw))
+    Non-finite floats become null: the steps keep none in their state (NaN and infinite
+    readings are gaps for rollups, detectors and RUL windows).
+    """
+    return orjson.dumps(state)
 
-    def dump(state: S) -> bytes:
-        return json.dumps(to_state(state), separators=(",", ":")).encode()
 
-    return load, dump
+def load_json(raw: bytes) -> Any:
+    """A state from :func:`dump_json`, or from ``json.dumps`` (older workers wrote NaN/Infinity)."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)

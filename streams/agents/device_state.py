@@ -16,7 +16,6 @@ its devices may well have spoken in the backlog.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterator
 
@@ -27,6 +26,7 @@ from sentio_iot.streams import faust_ext
 from sentio_iot.streams.app import Event, StreamApp
 from sentio_iot.streams.device_state import DeviceState, DeviceStateTracker
 from sentio_iot.streams.readings import ReadingBatch
+from sentio_iot.streams.state import dump_json, load_json
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,8 @@ def lagging(app: StreamApp, partition: int, max_lag: int) -> bool:
 
 
 def load(raw: bytes) -> DeviceState:
-    return DeviceState.from_state(json.loads(raw))
+    return DeviceState.from_state(load_json(raw))
 
 
 def dump(state: DeviceState) -> bytes:
-    return json.dumps(state.to_state(), separators=(",", ":")).encode()
+    return dump_json(state.to_state())

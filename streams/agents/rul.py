@@ -10,7 +10,6 @@ sent in the transaction of the device's last reading, with the table change: exa
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 
 from sentio_iot.settings.rul import RulSettings
@@ -20,6 +19,7 @@ from sentio_iot.streams.rul.predictor import DeviceWindow
 from sentio_iot.streams.rul.routing import ModelRouter
 from sentio_iot.streams.rul.serving import RulBatch
 from sentio_iot.streams.rul.store import ModelStore
+from sentio_iot.streams.state import dump_json, load_json
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class RulStep:
 
 
 def load(raw: bytes) -> DeviceWindow:
-    return DeviceWindow.from_state(json.loads(raw))
+    return DeviceWindow.from_state(load_json(raw))
 
 
 def dump(window: DeviceWindow) -> bytes:
-    return json.dumps(window.to_state(), separators=(",", ":")).encode()
+    return dump_json(window.to_state())

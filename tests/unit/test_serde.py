@@ -118,6 +118,9 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "stage": "streams.rollups",
         "ts": TS,
         "headers": [{"key": "traceparent", "value": b"00-abc"}, {"key": "empty", "value": None}],
+        "value_truncated": False,
+        "value_size": 14,
+        "value_sha256": "5c0c2a3f0d3c6a2c1f0e4b8a2d0f4c6e8a0b2c4d6e8f0a1b2c3d4e5f6a7b8c9d",
     },
     "AlertCommand": {
         "command_id": "7f9c2d1e",

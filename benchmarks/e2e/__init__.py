@@ -1,0 +1,22 @@
+"""End to end: paced readings through the stream workers and the sinks at rising rates.
+
+    .venv/bin/python -m benchmarks.e2e [--rates 1000,2000,4000] [--step-s 60] [--workers 1]
+    .venv/bin/python -m benchmarks.e2e --smoke      # CI: that it runs (about 30 s)
+
+On its own topic prefix and consumer groups, against the local stack: ``--workers`` stream
+workers with the default agents, the VictoriaMetrics and Loki sinks, each a ``sentio``
+process; the benchmark itself produces the readings (1,000 devices, 5 metrics each, stamped
+with the wall clock) at each rate for ``--step-s`` seconds. Per step it prints:
+
+- readings/s offered, and taken by each stage (offered minus the growth of its lag);
+- whether the stage kept up (its lag at the end below two seconds of input);
+- latency p50/p99 from a reading's send to the moment its stage had committed it (for the
+  streams: its anomaly score, device state and rollup contribution are visible to
+  read_committed consumers; for a sink: VictoriaMetrics or Loki confirmed the write), over
+  the second half of the step; and reading → queryable in VictoriaMetrics for one probe
+  device (``/api/v1/export`` polled every 0.1 s);
+- CPU seconds and peak RSS of every process.
+
+Then the ceiling: bare confluent-kafka consuming the same readings and producing the same
+bytes again. The table goes to stdout and, with ``--plot PATH`` (needs matplotlib), a PNG.
+"""
