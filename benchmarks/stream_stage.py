@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import resource
 import shlex
 import shutil
 import signal
@@ -38,7 +37,14 @@ import yaml
 from benchmarks.streams_bench import free_port, make_config, metric, produce, readings
 
 STEPS = ("rollups", "device_state", "anomaly", "rul")
-PHASES = ("process_batch", "wait_for_commit", "flush_live_states", "commit")
+PHASES = (
+    "process_batch",
+    "wait_for_commit",
+    "commit",
+    "flush_live_states",
+    "wait_state_acks",
+    "commit_transactions",
+)
 
 
 def count_agent(bootstrap: str, topic: str, app_id: str, expected: int, out: Path) -> None:
@@ -142,13 +148,14 @@ def run_stage(
 
 
 def peak_rss_mb(pid: int) -> float:
+    """The peak resident memory of a running process (Linux ``VmHWM``); 0 when unknown."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return 0.0
 
 
 def main() -> None:

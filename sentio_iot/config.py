@@ -16,7 +16,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -184,21 +183,11 @@ class SentioConfig(BaseSettings):
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every way it can fail into a one-line ConfigError."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: no such configuration file") from None
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror}") from exc
-    try:
-        data = yaml.safe_load(text)
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
-        raise ConfigError(f"{path}: invalid YAML at {where}: {exc.problem}") from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: invalid YAML: {exc}") from exc
+    """Read a YAML mapping, turning every way it can fail into a one-line ConfigError
+    (limits on size, nesting and alias expansion; duplicate keys refused: see config_yaml)."""
+    from sentio_iot.config_yaml import load_yaml, read_yaml_text
+
+    data = load_yaml(read_yaml_text(path), str(path))
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -397,12 +397,19 @@ class StreamApp:
     ) -> bool:
         """Write the live states' changes into the open transactions, wait until the broker
         has them, then commit (offsets, changes and output together)."""
+        spent = self.metrics.seconds
         t = time.perf_counter()
         written = sum(live.flush() for live in self._live)
+        t_sent = time.perf_counter()
+        spent.inc("flush_live_states", by=t_sent - t)
         await self._changes.acknowledged()
-        self.metrics.seconds.inc("flush_live_states", by=time.perf_counter() - t)
+        t_acked = time.perf_counter()
+        spent.inc("wait_state_acks", by=t_acked - t_sent)
         self.metrics.state_writes.inc(by=written)
-        return await plain(*args, **kwargs)
+        try:
+            return await plain(*args, **kwargs)
+        finally:
+            spent.inc("commit_transactions", by=time.perf_counter() - t_acked)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """After the revoke's commit flushed them: forget the states of partitions gone."""

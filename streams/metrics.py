@@ -47,8 +47,9 @@ class StreamMetrics:
         self.seconds = self._family(
             "seconds_total",
             "Where the worker's time goes: process_batch (agents), wait_for_commit (a batch "
-            "held while a transaction commits), flush_table_changes, flush_live_states (the "
-            "live states written at a commit, part of commit), commit.",
+            "held while a transaction commits), flush_table_changes, commit (all of a commit, "
+            "made of: flush_live_states, serialising and sending the changed live states; "
+            "wait_state_acks, until the broker has them; commit_transactions, Faust's commit).",
             "counter",
             ("phase",),
         )

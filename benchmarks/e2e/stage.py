@@ -16,6 +16,7 @@ import httpx
 import yaml
 
 from benchmarks.e2e.probes import percentile
+from benchmarks.stream_stage import peak_rss_mb
 from sentio_iot.config import SentioConfig, load_config
 from sentio_iot.pipeline.lag import ConsumerLag
 from sentio_iot.topic_admin import apply_topics
@@ -74,13 +75,7 @@ class Proc:
             return 0.0
 
     def peak_rss_mb(self) -> float:
-        try:
-            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return 0.0
+        return peak_rss_mb(self.process.pid)
 
 
 @dataclass
@@ -93,6 +88,7 @@ class Step:
     cpu_s: dict[str, float]
     rss_mb: dict[str, float]
     seconds: float
+    phases: dict[str, float] = field(default_factory=dict)  # stream workers' seconds, summed
     labels: list[str] = field(default_factory=list)
 
     def kept_up(self) -> bool:
@@ -121,7 +117,11 @@ class Step:
     def line(self) -> str:
         taken = ", ".join(f"{k} {v:,.0f}/s" for k, v in self.taken.items())
         p99 = ", ".join(f"{k} {_s(v)}" for k, v in self.p99.items())
-        return f"  taken: {taken}; p99 latency: {p99}; kept up: {self.kept_up()}"
+        phases = ", ".join(f"{k} {v:.1f} s" for k, v in self.phases.items())
+        return (
+            f"  taken: {taken}; p99 latency: {p99}; kept up: {self.kept_up()}\n"
+            f"  stream workers' time: {phases}"
+        )
 
 
 def _s(value: float | None, digits: int = 2) -> str:
@@ -139,6 +139,7 @@ class Pipeline:
         self.config, self.path, self.work, self.workers = config, path, work, workers
         self.procs: list[Proc] = []
         self.lag = ConsumerLag(config)
+        self.worker_ports: list[int] = []
 
     def groups(self) -> dict[str, str]:
         name = self.config.streams.app_id
@@ -177,12 +178,14 @@ class Pipeline:
                 )
         groups = self.groups()
         cpu_before = {p.label: p.cpu_s() for p in self.procs}
+        phases_before = self.phases()
         lag_before = self._lags(groups)
         began, t0 = time.time(), time.monotonic()
         sent = producer.run(rate, seconds)
         elapsed = time.monotonic() - t0
         time.sleep(1.0)  # the last commits and probes of this step
         lag_after = self._lags(groups)
+        phases = {k: v - phases_before.get(k, 0.0) for k, v in self.phases().items()}
         offered = sent / elapsed
         taken = {  # the Loki sink reads derived topics only: no readings/s of its own
             k: offered - (lag_after.get(k, 0) - lag_before.get(k, 0)) / elapsed
@@ -206,12 +209,27 @@ class Pipeline:
             cpu_s={p.label: p.cpu_s() - cpu_before[p.label] for p in self.procs},
             rss_mb={p.label: p.peak_rss_mb() for p in self.procs},
             seconds=elapsed,
+            phases=phases,
             labels=[
                 *groups,
                 "queryable in VM",
                 *(p.label for p in self.procs if p.label.startswith("streams-")),
             ],
         )
+
+    def phases(self) -> dict[str, float]:
+        """Where the stream workers' time went (``sentio_stream_seconds_total``), summed."""
+        found: dict[str, float] = {}
+        for port in self.worker_ports:
+            try:
+                text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+            except httpx.HTTPError:
+                continue
+            for line in text.splitlines():
+                if line.startswith("sentio_stream_seconds_total{"):
+                    phase = line.split('phase="', 1)[1].split('"', 1)[0]
+                    found[phase] = found.get(phase, 0.0) + float(line.rsplit(" ", 1)[1])
+        return found
 
     def _lags(self, groups: dict[str, str]) -> dict[str, int]:
         measured = self.lag.measure(idle=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from sentio_iot.settings import Section
 from sentio_iot.settings.alerts import AlertSettings
@@ -62,6 +62,19 @@ class StreamSettings(Section):
         default_factory=lambda: list(AGENT_NAMES),
         description=f"Agents this worker runs, any of: {', '.join(AGENT_NAMES)}.",
     )
+
+    @field_validator("agents")
+    @classmethod
+    def _known_agents(cls, names: list[str]) -> list[str]:
+        unknown = [n for n in names if n not in AGENT_NAMES]
+        if unknown:
+            raise ValueError(
+                f"unknown agent(s) {', '.join(unknown)}; use any of: {', '.join(AGENT_NAMES)}"
+            )
+        if not names:
+            raise ValueError(f"name at least one of: {', '.join(AGENT_NAMES)}")
+        return names
+
     state_dir: Path = Field(
         Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state")))
         / "sentio-iot"

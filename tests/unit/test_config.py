@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,49 @@ def test_cli_validate_ok(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["config", "validate", str(write(tmp_path, GOOD))])
     assert result.exit_code == 0, result.output
     assert "valid (1 device(s) in 1 connector section(s))" in result.output
+
+
+# -- hostile files: bounded work, one-line errors ---------------------------------------------
+
+
+def test_a_billion_laughs_is_refused_at_once(tmp_path: Path) -> None:
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 10):
+        refs = ",".join([f"*a{level - 1}"] * 9)
+        lines.append(f"a{level}: &a{level} [{refs}]")
+    path = write(tmp_path, "\n".join(lines) + "\n")
+    started = time.monotonic()
+    with pytest.raises(ConfigError, match="expands to more than 200,000 values"):
+        load_config(path)
+    assert time.monotonic() - started < 1.0
+
+
+def test_deep_nesting_and_non_utf8_are_one_line_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="nested") as deep:
+        load_config(write(tmp_path, "a: " + "[" * 5000 + "]" * 5000 + "\n"))
+    assert "\n" not in str(deep.value)
+    with pytest.raises(ConfigError, match=r"not UTF-8 text \(byte 0xff at offset 7\)"):
+        path = tmp_path / "latin1.yaml"
+        path.write_bytes(b"tenant:\xff\n")
+        load_config(path)
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    path = write(tmp_path, "tenant: a\nsite: s\ntenant: b\n")
+    with pytest.raises(
+        ConfigError, match=r"line 3.*key 'tenant' is given twice \(first on line 1\)"
+    ):
+        load_config(path)
+    merged = write(tmp_path, "base: &b {tenant: a}\n<<: *b\nsite: s\n")
+    with pytest.raises(ConfigError, match="base"):  # merges are fine; 'base' itself is unknown
+        load_config(merged)
+
+
+def test_unknown_stream_agents_are_refused_naming_the_known_ones(tmp_path: Path) -> None:
+    path = write(tmp_path, "streams:\n  agents: [rollups, foo]\n")
+    with pytest.raises(ConfigError) as refused:
+        load_config(path)
+    assert any(
+        p.startswith("streams.agents") and "unknown agent(s) foo" in p and "rollups" in p
+        for p in refused.value.problems
+    ), refused.value.problems

@@ -61,17 +61,13 @@ def test_reading_samples() -> None:
     ]
 
 
+def plain_reading(ts_us: int = TS_US, **values: float) -> dict[str, object]:
+    metrics = [{"name": name, "value": value, "unit": None} for name, value in values.items()]
+    return {"device_id": "d", "ts": ts_us, "source": "s", "labels": {}, "metrics": metrics}
+
+
 def test_nan_reading_is_rejected_after_the_good_metrics() -> None:
-    record = {
-        "device_id": "d",
-        "ts": TS_US,
-        "source": "s",
-        "labels": {},
-        "metrics": [
-            {"name": "a", "value": 1.0, "unit": None},
-            {"name": "b", "value": float("nan"), "unit": None},
-        ],
-    }
+    record = plain_reading(a=1.0, b=float("nan"))
     taken = []
     with pytest.raises(Rejected, match="metric\\(s\\) b=nan: VictoriaMetrics cannot store NaN"):
         for sample in reading_samples(record, D):
@@ -217,29 +213,13 @@ def test_import_body_groups_series() -> None:
     ],
 )
 def test_timestamps_victoriametrics_would_drop_are_rejected(ts_us: int, reason: str) -> None:
-    record = {
-        "device_id": "d",
-        "ts": ts_us,
-        "source": "s",
-        "labels": {},
-        "metrics": [{"name": "a", "value": 1.0, "unit": None}],
-    }
+    record = plain_reading(ts_us, a=1.0)
     with pytest.raises(Rejected, match=reason):
         list(reading_samples(record, D))
 
 
 def test_infinite_values_are_rejected_like_nan() -> None:
-    record = {
-        "device_id": "d",
-        "ts": TS_US,
-        "source": "s",
-        "labels": {},
-        "metrics": [
-            {"name": "hot", "value": float("inf"), "unit": None},
-            {"name": "ok", "value": 2.5, "unit": None},
-            {"name": "cold", "value": float("-inf"), "unit": None},
-        ],
-    }
+    record = plain_reading(hot=float("inf"), ok=2.5, cold=float("-inf"))
     taken = []
     with pytest.raises(Rejected, match=r"metric\(s\) hot=inf, cold=-inf: .*NaN or infinite"):
         for sample in reading_samples(record, D):
