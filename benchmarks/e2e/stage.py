@@ -147,14 +147,21 @@ class Pipeline:
 
     def start(self) -> None:
         groups = self.groups()
-        for n in range(self.workers):
-            self._spawn(f"streams-{n + 1}", ["stream", "worker", "--web-port", str(free_port())])
+        self.worker_ports = [free_port() for _ in range(self.workers)]
+        for n, port in enumerate(self.worker_ports):
+            self._spawn(f"streams-{n + 1}", ["stream", "worker", "--web-port", str(port)])
         self._spawn(
             "sink-victoriametrics",
             ["sink", "victoriametrics", "--group-id", groups["sink-victoriametrics"]],
         )
         self._spawn("sink-loki", ["sink", "loki", "--group-id", groups["sink-loki"]])
-        time.sleep(20)  # start-up: TensorFlow, group joins, table recovery
+        sinks = self.config.sinks
+        ports = [*self.worker_ports, sinks.victoriametrics.health_port, sinks.loki.health_port]
+        deadline = time.monotonic() + 120  # TensorFlow, group joins, table recovery
+        while not all(healthy(port) for port in ports):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"the pipeline was not healthy in 120 s: see {self.work}")
+            time.sleep(0.5)
 
     def _spawn(self, label: str, args: list[str]) -> None:
         command = [SENTIO, *args[:2], "-c", str(self.path), *args[2:]]
