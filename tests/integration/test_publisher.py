@@ -7,6 +7,7 @@ connector, a clean stop on SIGTERM.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import re
 import signal
@@ -188,6 +189,9 @@ def test_dead_letters_keep_the_raw_input_and_the_reason(
         "error_type": "DataError",
         "stage": "produce.modbus",
         "headers": [],
+        "value_truncated": False,
+        "value_size": 10,
+        "value_sha256": hashlib.sha256(b"\xff{not json").hexdigest(),
     }
     assert (
         publisher.metrics.value(publisher.metrics.dead_lettered, "modbus", "zigbee2mqtt/plug") == 1
