@@ -107,6 +107,12 @@ class StreamApp:
             web_bind=settings.web_host,
             web_port=self.web_port,
             web_in_thread=False,
+            # Faust's own pages would show any table's state to anyone (/table/<name>/<key>/)
+            # and route requests between workers: only /health and /metrics are served.
+            web_router_enabled=False,
+            web_tables_enabled=False,
+            web_graph_enabled=False,
+            web_stats_enabled=False,
             # Faust compares a partition's persisted changelog offset with the highwater it
             # has fetched; right after a rebalance that highwater can still be -1, and the
             # check then crashes a healthy worker (seen when a second worker leaves).

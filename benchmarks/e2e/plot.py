@@ -18,10 +18,9 @@ def plot(steps: list[Step], ceiling: float, path: Path) -> None:
     rates.plot(offered, offered, "k--", label="offered")
     for label in steps[0].taken:
         rates.plot(offered, [s.taken[label] for s in steps], "o-", label=label)
-    rates.axhline(ceiling, color="grey", linestyle=":", label="bare confluent-kafka")
     rates.set_xlabel("offered readings/s (5 metrics each)")
     rates.set_ylabel("readings/s taken")
-    rates.set_title("throughput per stage")
+    rates.set_title(f"throughput per stage (bare confluent-kafka: {ceiling:,.0f}/s)")
     rates.legend(fontsize=8)
     for label in [k for k in steps[0].p99 if any(s.p99[k] is not None for s in steps)]:
         values = [s.p99[label] for s in steps]

@@ -84,6 +84,9 @@ class VictoriaMetricsService(Service):
             f"-promscrape.config={self.scrape_config_path}",
             # Workers come and go; a stopped one is no error worth a log line every 10 s.
             "-promscrape.suppressScrapeErrors",
+            # Instant queries (dashboards' "now") hid the newest 30 s by default; one sink
+            # writes here and its samples are queryable ~1.5 s after they were sent.
+            "-search.latencyOffset=5s",
         ]
 
     def check(self) -> Health:

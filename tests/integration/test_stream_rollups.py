@@ -156,4 +156,7 @@ def test_poison_of_every_kind_is_dead_lettered_once_and_the_worker_goes_on(
     assert letters[1].value["value_truncated"] and letters[1].value["value_size"] == len(huge)
     assert worker.health() == 200
     assert worker.metric('sentio_stream_deadletter_total{agent="readings"}') == 3
+    for page in ("/table/device_state/pump-1/", "/router/", "/graph/", "/stats/"):
+        answer = httpx.get(f"http://127.0.0.1:{worker.web_port}{page}", timeout=5)
+        assert answer.status_code == 404, page  # no door to the tables' contents
     assert worker.stop() == 0
