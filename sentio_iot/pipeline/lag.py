@@ -14,6 +14,7 @@ from sentio_iot.kafka import admin_client
 ADMIN_TIMEOUT_S = 3.0
 ACTIVE = ("STABLE", "COMPLETING_REBALANCE")
 TREND_WINDOW_S = 30.0
+STEADY_PER_S = 5.0  # commits move a healthy stage's lag by a few messages/s either way
 
 
 class ConsumerLag:
@@ -79,8 +80,8 @@ class Trend:
     def describe(self) -> str:
         if self.eta_s is not None:
             return f"falling {-self.per_s:,.0f}/s, caught up in ~{self.eta_s:,.0f} s"
-        if self.per_s > 0:
-            return f"growing {self.per_s:,.0f}/s: behind"
+        if self.per_s > STEADY_PER_S:
+            return f"growing {self.per_s:,.0f}/s"
         return "steady"
 
 
