@@ -52,9 +52,13 @@ class ReadingBatch:
 
     items: list[tuple[Event, Record | None]] = field(default_factory=list)
     out: list[Output] = field(default_factory=list)
+    readings: list[tuple[Event, Record]] = field(default_factory=list)
+    """The items that are readings, in order (what most steps iterate)."""
 
-    def readings(self) -> list[tuple[Event, Record]]:
-        return [(event, reading) for event, reading in self.items if reading is not None]
+    def add(self, event: Event, reading: Record | None) -> None:
+        self.items.append((event, reading))
+        if reading is not None:
+            self.readings.append((event, reading))
 
     def emit(
         self, agent: str, catalog_name: str, key: str, record: Mapping[str, Any], source: Event
@@ -102,12 +106,12 @@ async def process_batch(
         span.set_attribute("sentio.steps", ",".join(step.name for step in steps))
         for event in events:
             if event.message.topic != readings_topic:
-                batch.items.append((event, None))
+                batch.add(event, None)
                 continue
             from_readings += 1
             reading = await app.decode(AGENT, event, "readings")
             if reading is not None:
-                batch.items.append((event, reading))
+                batch.add(event, reading)
         for step in steps:
             await step.process(batch)
         headers = context_headers(span)

@@ -56,9 +56,6 @@ class LiveStates(Generic[S]):
     def name(self) -> str:
         return str(self.table.name)
 
-    def __len__(self) -> int:
-        return len(self._live)
-
     def __contains__(self, key: str) -> bool:
         return key in self._live
 
@@ -102,13 +99,15 @@ class LiveStates(Generic[S]):
     def flush(self) -> int:
         """Write each dirty key once to the table (changelog + RocksDB); how many were written."""
         dirty, self._dirty = self._dirty, {}
+        written = 0
         for key, event in dirty.items():
             found = self._live.get(key)
             if found is None:
                 continue
             with in_partition_of(event):
                 self.table[key.encode()] = self._dump(found[0])
-        return len(dirty)
+            written += 1
+        return written
 
     def forget(self, partitions: Iterable[int]) -> None:
         """Drop the live states (and unflushed changes) of partitions no longer owned."""
@@ -118,11 +117,6 @@ class LiveStates(Generic[S]):
         self.scanned -= gone
         self._live = {k: v for k, v in self._live.items() if v[1] not in gone}
         self._dirty = {k: e for k, e in self._dirty.items() if e.message.partition not in gone}
-
-    def clear(self) -> None:
-        self._live.clear()
-        self._dirty.clear()
-        self.scanned.clear()
 
 
 def dump_json(state: Any) -> bytes:

@@ -30,8 +30,6 @@ def backlog(config: SentioConfig) -> dict[str, int]:
 
 def start_fresh(config: SentioConfig, say: Callable[[str], None]) -> None:
     """Delete this prefix's topics, the stream app's topics, their groups and local state."""
-    from confluent_kafka import ConsumerGroupTopicPartitions
-
     prefix, app_id = config.topics.prefix, config.streams.app_id
     if not prefix:
         raise StackError("--fresh deletes the topics under topics.prefix, and it is empty: set one")
@@ -41,12 +39,7 @@ def start_fresh(config: SentioConfig, say: Callable[[str], None]) -> None:
         for t in admin.list_topics(timeout=15).topics
         if t.startswith(prefix) or t.startswith(f"{app_id}-")
     ]
-    groups = []
-    for listing in admin.list_consumer_groups(request_timeout=15).result(15).valid:
-        request = [ConsumerGroupTopicPartitions(listing.group_id)]
-        for future in admin.list_consumer_group_offsets(request, request_timeout=15).values():
-            if any(tp.topic in topics for tp in future.result(15).topic_partitions):
-                groups.append(listing.group_id)
+    groups = sorted(ConsumerLag(config).committed(None))  # in any state: a live one says so
     for group, future in (
         admin.delete_consumer_groups(groups, request_timeout=15) if groups else {}
     ).items():

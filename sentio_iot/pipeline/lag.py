@@ -27,28 +27,7 @@ class ConsumerLag:
 
     def measure(self, *, idle: bool = False) -> dict[str, int]:
         """Lag per group; ``idle``: also groups with no member now (what an earlier run left)."""
-        listed = self.admin.list_consumer_groups(request_timeout=ADMIN_TIMEOUT_S)
-        states = (*ACTIVE, "EMPTY") if idle else ACTIVE
-        groups = [
-            g.group_id
-            for g in listed.result(ADMIN_TIMEOUT_S).valid
-            if str(getattr(g.state, "name", g.state)) in states
-        ]
-        committed: dict[str, list[TopicPartition]] = {}
-        for group in groups:
-            request = [ConsumerGroupTopicPartitions(group)]
-            futures = self.admin.list_consumer_group_offsets(
-                request, request_timeout=ADMIN_TIMEOUT_S
-            )
-            for future in futures.values():
-                result = future.result(ADMIN_TIMEOUT_S)
-                ours = [
-                    tp
-                    for tp in result.topic_partitions
-                    if tp.topic.startswith(self.prefix) and tp.offset >= 0
-                ]
-                if ours:
-                    committed[group] = ours
+        committed = self.committed((*ACTIVE, "EMPTY") if idle else ACTIVE)
         if not committed:
             return {}
         wanted = {
@@ -68,6 +47,32 @@ class ConsumerLag:
             )
             for group, tps in committed.items()
         }
+
+    def committed(self, states: tuple[str, ...] | None) -> dict[str, list[TopicPartition]]:
+        """The committed offsets on this prefix's topics of every group in ``states`` (None:
+        in any state) that has some."""
+        listed = self.admin.list_consumer_groups(request_timeout=ADMIN_TIMEOUT_S)
+        groups = [
+            g.group_id
+            for g in listed.result(ADMIN_TIMEOUT_S).valid
+            if states is None or str(getattr(g.state, "name", g.state)) in states
+        ]
+        committed: dict[str, list[TopicPartition]] = {}
+        for group in groups:
+            request = [ConsumerGroupTopicPartitions(group)]
+            futures = self.admin.list_consumer_group_offsets(
+                request, request_timeout=ADMIN_TIMEOUT_S
+            )
+            for future in futures.values():
+                result = future.result(ADMIN_TIMEOUT_S)
+                ours = [
+                    tp
+                    for tp in result.topic_partitions
+                    if tp.topic.startswith(self.prefix) and tp.offset >= 0
+                ]
+                if ours:
+                    committed[group] = ours
+        return committed
 
 
 @dataclass(frozen=True)

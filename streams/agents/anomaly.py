@@ -48,7 +48,7 @@ class AnomalyStep:
 
     async def process(self, batch: ReadingBatch) -> None:
         scorer, states, counter = self.scorer, self.states, self.app.metrics.anomalies
-        for event, reading in batch.readings():
+        for event, reading in batch.readings:
             device_id = str(reading["device_id"])
             device: dict[str, Series] | None = states.get(device_id, event)
             if device is None:

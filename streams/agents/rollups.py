@@ -71,7 +71,7 @@ class RollupsStep:
 
     async def process(self, batch: ReadingBatch) -> None:
         states = self.states
-        for event, reading in batch.readings():
+        for event, reading in batch.readings:
             device_id = reading["device_id"]
             agg = states.get(device_id, event)
             if agg is None:

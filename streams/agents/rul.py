@@ -61,7 +61,7 @@ class RulStep:
         settings, states = self.settings, self.states
         serving = RulBatch(self.router, settings.min_interval_s)
         last_event: dict[str, Event] = {}
-        for event, reading in batch.readings():
+        for event, reading in batch.readings:
             device_id = reading["device_id"]
             if not serving.loaded(device_id):
                 serving.windows[device_id] = states.get(device_id, event)

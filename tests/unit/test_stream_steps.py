@@ -79,7 +79,7 @@ def batch_of(*readings: tuple[int, Reading]) -> ReadingBatch:
     batch = ReadingBatch()
     for offset, reading in readings:
         event = Event(Message("x.readings", 0, offset))
-        batch.items.append((event, reading.to_record()))  # type: ignore[arg-type]
+        batch.add(event, reading.to_record())  # type: ignore[arg-type]
     return batch
 
 
