@@ -11,6 +11,7 @@ import click
 from sentio_iot import __version__
 from sentio_iot.cli.alerts_cmd import alerts_group
 from sentio_iot.cli.config_cmd import config_group
+from sentio_iot.cli.deadletter_cmd import deadletter_group
 from sentio_iot.cli.models_cmd import models_group
 from sentio_iot.cli.produce_cmd import produce
 from sentio_iot.cli.run_cmd import run
@@ -57,6 +58,7 @@ cli.add_command(train_group)
 cli.add_command(models_group)
 cli.add_command(stream_group)
 cli.add_command(alerts_group)
+cli.add_command(deadletter_group)
 
 
 def main() -> None:
