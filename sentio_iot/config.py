@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from sentio_iot.config_errors import format_validation_error
@@ -43,11 +43,25 @@ class KafkaSettings(Section):
         None, description="SASL mechanism when security_protocol is SASL_*."
     )
     sasl_username: str | None = Field(None, description="SASL user name.")
-    sasl_password: str | None = Field(None, description="SASL password (never logged).")
-    extra: dict[str, str | int | bool] = Field(
+    sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
+    extra: dict[str, SecretStr | str | int | bool] = Field(
         default_factory=dict,
-        description="Extra librdkafka properties passed verbatim, e.g. {'socket.timeout.ms': 10000}.",
+        description="Extra librdkafka properties passed verbatim, e.g. {'socket.timeout.ms': 10000}; those naming a secret (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...) are never shown or logged.",
     )
+
+    @field_validator("extra", mode="before")
+    @classmethod
+    def _hide_secret_properties(cls, value: Any) -> Any:
+        from sentio_iot.secret_values import is_secret_key
+
+        if not isinstance(value, dict):
+            return value
+        return {
+            key: SecretStr(str(item))
+            if is_secret_key(key) and not isinstance(item, SecretStr)
+            else item
+            for key, item in value.items()
+        }
 
 
 class SchemaRegistrySettings(Section):
@@ -58,7 +72,9 @@ class SchemaRegistrySettings(Section):
         description="Confluent-compatible schema registry URL (Apicurio: .../apis/ccompat/v7).",
         pattern=r"^https?://",
     )
-    basic_auth: str | None = Field(None, description="'user:password' for the registry.")
+    basic_auth: SecretStr | None = Field(
+        None, description="'user:password' for the registry (never logged)."
+    )
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout for registry calls.")
 
 

@@ -36,6 +36,8 @@ def describe_error(error: Any) -> str:
     if kind == "missing":
         return "required field is missing; add it"
     if kind == "extra_forbidden":
+        if isinstance(value, str | dict | list):  # a misspelt secret's name must not show it
+            return "unknown field; remove it or check its spelling"
         return f"unknown field (value {value!r}); remove it or check its spelling"
     if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
         return f"{value!r}: {error['msg'].lower()}"
@@ -47,7 +49,18 @@ def describe_error(error: Any) -> str:
 
 
 def format_validation_error(exc: ValidationError, prefix: str = "") -> list[str]:
-    """One line per problem, each starting with its full dotted path."""
+    """One line per problem, each starting with its full dotted path; secrets never shown."""
     return [
-        f"{format_location(tuple(e['loc']), prefix)}: {describe_error(e)}" for e in exc.errors()
+        f"{format_location(tuple(e['loc']), prefix)}: {describe_error(_hide_secret(e))}"
+        for e in exc.errors()
     ]
+
+
+def _hide_secret(error: Any) -> Any:
+    """The error with its input masked when it is (or holds) a secret."""
+    from sentio_iot.secret_values import MASK, is_secret_key, mask
+
+    if "input" not in error:
+        return error
+    hidden = MASK if any(is_secret_key(part) for part in error["loc"]) else mask(error["input"])
+    return {**error, "input": hidden}

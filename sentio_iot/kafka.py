@@ -8,6 +8,7 @@ from typing import Any
 from confluent_kafka.admin import AdminClient
 
 from sentio_iot.config import KafkaSettings
+from sentio_iot.secret_values import secret_value
 
 LIBRDKAFKA_LOG = logging.getLogger("sentio_iot.librdkafka")
 
@@ -23,8 +24,8 @@ def client_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
     if settings.sasl_mechanism:
         config["sasl.mechanism"] = settings.sasl_mechanism
         config["sasl.username"] = settings.sasl_username or ""
-        config["sasl.password"] = settings.sasl_password or ""
-    config.update(settings.extra)
+        config["sasl.password"] = secret_value(settings.sasl_password) or ""
+    config.update({key: secret_value(value) for key, value in settings.extra.items()})  # type: ignore[arg-type]
     config.update(overrides)
     return config
 

@@ -48,7 +48,7 @@ class SchemaRegistry:
         self.url = settings.url.rstrip("/")
         auth = None
         if settings.basic_auth:
-            user, _, password = settings.basic_auth.partition(":")
+            user, _, password = settings.basic_auth.get_secret_value().partition(":")
             auth = httpx.BasicAuth(user, password)
         self._http = httpx.Client(
             base_url=self.url,

@@ -46,6 +46,7 @@ from sentio_iot import __version__
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import ConfigError
 from sentio_iot.plugins import SinkPlugin
+from sentio_iot.secret_values import secret_value
 from sentio_iot.settings.sinks import HomeAssistantSinkSettings
 from sentio_iot.sinks.writer import BackendUnavailable, RejectedRecords, SinkRecord, Writer
 
@@ -235,7 +236,7 @@ class HomeAssistantWriter(Writer):
         )
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
         if settings.username is not None:
-            client.username_pw_set(settings.username, settings.password)
+            client.username_pw_set(settings.username, secret_value(settings.password))
         if settings.tls:
             client.tls_set()
         client.will_set(self.discovery.availability_topic, OFFLINE, qos=settings.qos, retain=True)

@@ -20,6 +20,7 @@ import time
 import httpx
 
 from sentio_iot.errors import ConfigError
+from sentio_iot.secret_values import secret_value
 from sentio_iot.settings.sinks import HttpAuth
 from sentio_iot.sinks.writer import BackendUnavailable
 
@@ -27,10 +28,12 @@ PROBE_RETRY_S = 0.5
 
 
 def auth_headers(auth: HttpAuth) -> dict[str, str]:
-    if auth.bearer_token:
-        return {"Authorization": f"Bearer {auth.bearer_token}"}
-    if auth.basic_auth:
-        token = base64.b64encode(auth.basic_auth.encode()).decode()
+    bearer = secret_value(auth.bearer_token)
+    basic = secret_value(auth.basic_auth)
+    if bearer:
+        return {"Authorization": f"Bearer {bearer}"}
+    if basic:
+        token = base64.b64encode(basic.encode()).decode()
         return {"Authorization": f"Basic {token}"}
     return {}
 

@@ -42,6 +42,7 @@ from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConfigError, DataError
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
+from sentio_iot.secret_values import secret_value
 from sentio_iot.serde import AvroSerde
 from sentio_iot.settings.streams import AGENT_NAMES
 from sentio_iot.streams import faust_ext
@@ -577,7 +578,7 @@ def _credentials(config: SentioConfig) -> dict[str, Any]:
         return {
             "broker_credentials": faust.SASLCredentials(
                 username=kafka.sasl_username or "",
-                password=kafka.sasl_password or "",
+                password=secret_value(kafka.sasl_password) or "",
                 mechanism=kafka.sasl_mechanism,
             )
         }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 import yaml
@@ -30,13 +31,26 @@ def validate(path: Path) -> None:
 @click.argument("path", type=click.Path(dir_okay=False, path_type=Path), required=False)
 def show(path: Path | None) -> None:
     """Print the effective configuration (file + environment + defaults), secrets hidden."""
+    from sentio_iot.secret_values import mask
+
     config = load_config(path)
     data = config.model_dump(mode="json")
-    if data["kafka"].get("sasl_password"):
-        data["kafka"]["sasl_password"] = "***"
-    if data["schema_registry"].get("basic_auth"):
-        data["schema_registry"]["basic_auth"] = "***"
-    click.echo(yaml.safe_dump(data, sort_keys=False), nl=False)
+    data["producers"] = _connector_sections(config.producers)
+    click.echo(yaml.safe_dump(mask(data), sort_keys=False), nl=False)
+
+
+def _connector_sections(producers: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """Each device as its connector's model reads it (its SecretStr fields masked)."""
+    from sentio_iot.plugins import load_connector_plugin
+
+    shown: dict[str, Any] = {}
+    for protocol, devices in producers.items():
+        model = load_connector_plugin(protocol).load_config_model()
+        shown[protocol] = [
+            model.model_validate(device).model_dump(mode="json", exclude_unset=True, by_alias=True)
+            for device in devices
+        ]
+    return shown
 
 
 @config_group.command("reference")

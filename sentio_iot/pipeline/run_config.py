@@ -14,12 +14,13 @@ from typing import Any
 import yaml
 
 from sentio_iot.config import SentioConfig, load_config
+from sentio_iot.secret_values import reveal
 
 
 def write_run_config(config: SentioConfig, path: Path, plant: dict[str, Any]) -> SentioConfig:
     """Write the children's configuration to ``path`` (mode 0600: it may hold passwords),
     read it back as they will, and return it: a problem shows here, before anything starts."""
-    data = config.model_dump(mode="json")
+    data = reveal(config)  # the workers need the real secrets; the file is theirs alone
     if not data["producers"].get("simulate"):
         data["producers"] = {**data["producers"], "simulate": [plant]}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 
 from sentio_iot.settings import Section
 
@@ -12,10 +12,10 @@ from sentio_iot.settings import Section
 class HttpAuth(Section):
     """Credentials for an HTTP backend: basic auth or a bearer token (never logged)."""
 
-    basic_auth: str | None = Field(
+    basic_auth: SecretStr | None = Field(
         default=None, description="'user:password' sent as HTTP basic auth; none when empty."
     )
-    bearer_token: str | None = Field(
+    bearer_token: SecretStr | None = Field(
         default=None, description="Token sent as 'Authorization: Bearer <token>'; none when empty."
     )
 
@@ -96,7 +96,7 @@ class HomeAssistantSinkSettings(Section):
     host: str = Field(default="127.0.0.1", description="MQTT broker Home Assistant listens to.")
     port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker port.")
     username: str | None = Field(default=None, description="MQTT user name; none when empty.")
-    password: str | None = Field(default=None, description="MQTT password (never logged).")
+    password: SecretStr | None = Field(default=None, description="MQTT password (never logged).")
     tls: bool = Field(default=False, description="Connect with TLS (system CA certificates).")
     client_id: str = Field(
         default="",

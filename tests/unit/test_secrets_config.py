@@ -1,0 +1,63 @@
+"""Secrets stay secret: a value is configured for every kind of secret, then the output of
+`sentio config show` and of `sentio config validate` on an invalid file is searched for each
+(tests/integration/test_secrets_run.py does the same for a short `sentio run` and its logs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from click.testing import CliRunner
+from secret_settings import SECRETS, configuration, leaks, write
+
+from sentio_iot.cli.main import cli
+from sentio_iot.secret_values import MASK
+
+
+def test_config_show_masks_every_secret(tmp_path: Path) -> None:
+    path = write(tmp_path / "sentio.yaml", configuration(tmp_path))
+    result = CliRunner().invoke(cli, ["config", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    assert leaks(result.output) == []
+    shown = yaml.safe_load(result.output)
+    assert shown["kafka"]["sasl_password"] == MASK
+    assert shown["kafka"]["extra"] == {
+        "sasl.password": MASK,
+        "ssl.key.password": MASK,
+        "socket.timeout.ms": 20000,
+    }
+    assert shown["schema_registry"]["basic_auth"] == MASK
+    assert shown["sinks"]["victoriametrics"]["auth"]["bearer_token"] == MASK
+    assert shown["sinks"]["loki"]["auth"]["basic_auth"] == MASK
+    assert shown["sinks"]["homeassistant"]["password"] == MASK
+    assert shown["producers"]["mqtt"][0]["password"] == MASK
+    assert shown["producers"]["mqtt"][0]["username"] == "sentio"
+    assert shown["producers"]["homeassistant_ws"][0]["access_token"] == MASK
+    assert shown["producers"]["opcua"][0]["password"] == MASK
+    assert shown["producers"]["opcua"][0]["private_key_password"] == MASK
+
+
+def test_validation_errors_never_echo_a_secret(tmp_path: Path) -> None:
+    data = configuration(tmp_path)
+    s = SECRETS
+    data["kafka"]["sasl_password"] = [s["kafka.sasl_password"]]  # wrong type: echoed input
+    data["kafka"]["sasl_pasword"] = s["kafka.sasl_password"]  # misspelt: an unknown field
+    data["sinks"]["victoriametrics"]["auth"]["bearer_token"] = {
+        "token": s["sinks.victoriametrics.auth.bearer_token"]
+    }
+    data["sinks"]["homeassistant"]["port"] = 0
+    data["producers"]["mqtt"][0]["port"] = "no port"
+    data["producers"]["mqtt"][0]["password"] = 12345678901
+    data["producers"]["homeassistant_ws"][0]["access_token_env"] = "HA_TOKEN"  # both: model error
+    data["producers"]["opcua"][0] = [data["producers"]["opcua"][0]]  # a list, not a mapping
+    path = write(tmp_path / "invalid.yaml", data)
+    result = CliRunner().invoke(cli, ["config", "validate", str(path)])
+    assert result.exit_code == 2, result.output
+    assert leaks(result.output) == []
+    assert "12345678901" not in result.output
+    lines = result.output.splitlines()
+    assert lines[0].endswith("invalid.yaml: 9 problems"), result.output
+    assert f"  kafka.sasl_password: {MASK!r}: input should be a valid string" in lines
+    assert "  kafka.sasl_pasword: unknown field; remove it or check its spelling" in lines
+    assert any(line.startswith("  producers.mqtt[0].port: 'no port'") for line in lines)
+    assert any(line.startswith("  producers.opcua[0]: ") for line in lines), result.output
