@@ -22,6 +22,7 @@ from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, Settings
 from sentio_iot.config_errors import format_validation_error
 from sentio_iot.errors import ConfigError
 from sentio_iot.settings import Section
+from sentio_iot.settings.api import ApiSettings
 from sentio_iot.settings.sinks import SinkSettings
 from sentio_iot.settings.streams import StreamSettings
 from sentio_iot.settings.tracing import TracingSettings
@@ -180,6 +181,7 @@ class SentioConfig(BaseSettings):
     streams: StreamSettings = Field(default_factory=StreamSettings)  # type: ignore[arg-type]
     sinks: SinkSettings = Field(default_factory=SinkSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    api: ApiSettings = Field(default_factory=lambda: ApiSettings.model_validate({}))
     producers: dict[str, list[dict[str, Any]]] = Field(
         default_factory=dict,
         description="Devices per connector, e.g. producers.modbus: [...]; validated by each connector.",

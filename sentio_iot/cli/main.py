@@ -10,6 +10,7 @@ import click
 
 from sentio_iot import __version__
 from sentio_iot.cli.alerts_cmd import alerts_group
+from sentio_iot.cli.api_cmd import api
 from sentio_iot.cli.config_cmd import config_group
 from sentio_iot.cli.deadletter_cmd import deadletter_group
 from sentio_iot.cli.models_cmd import models_group
@@ -20,6 +21,7 @@ from sentio_iot.cli.stack_cmd import stack_group
 from sentio_iot.cli.stream_cmd import stream_group
 from sentio_iot.cli.topics_cmd import topics_group
 from sentio_iot.cli.train_cmd import train_group
+from sentio_iot.cli.users_cmd import users_group
 from sentio_iot.errors import ConfigError, SentioError
 from sentio_iot.telemetry import configure_logging
 
@@ -58,6 +60,8 @@ cli.add_command(train_group)
 cli.add_command(models_group)
 cli.add_command(stream_group)
 cli.add_command(alerts_group)
+cli.add_command(api)
+cli.add_command(users_group)
 cli.add_command(deadletter_group)
 
 

@@ -1,0 +1,231 @@
+"""WebSocket ``/api/v1/live``: authenticate, subscribe, receive updates as JSON.
+
+Protocol (one JSON object per text frame; docs/api.md has the full description):
+
+    client: {"type": "auth", "token": "<access token or API key>"}   first, and to renew
+    server: {"type": "ready", "user", "role", "tenants", "cursor", "limits"}
+    client: {"type": "subscribe", "id": "s1", "kinds": [...], "devices": [...],
+             "sites": [...], "metrics": [...], "cursor": "<from an earlier update>"}
+    server: {"type": "subscribed", "id": "s1", "cursor": ...}, then what the views hold
+            newer than the cursor (a resume), then live updates
+    server: {"type": "update", "kind", "cursor", "data": {Avro field names}}
+    server: {"type": "heartbeat", "cursor"}   after heartbeat_s without a message
+    server: {"type": "overflow", "dropped", "resume_cursor"}   the queue was full
+    client: {"type": "unsubscribe", "id": "s1"} | {"type": "ping"}
+
+Refusals close the socket: 4401 (not authenticated; reason), 4403 (not allowed), 4408 (no
+token in time). Bad messages get {"type": "error", "reason"} and the socket stays open.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from sentio_iot.api.auth import authenticate
+from sentio_iot.api.client_queue import CoalescingQueue
+from sentio_iot.api.errors import Refused
+from sentio_iot.api.hub import LiveClient, Subscription, SubscriptionError
+from sentio_iot.api.principal import Principal
+from sentio_iot.api.services import Services
+from sentio_iot.api.views import Update
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+MAX_FRAME = 64 * 1024
+
+
+class Closed(Exception):
+    def __init__(self, code: int, reason: str) -> None:
+        super().__init__(reason)
+        self.code = code
+        self.reason = reason
+
+
+def update_message(update: Update, epoch: str) -> dict[str, Any]:
+    return {
+        "type": "update",
+        "kind": update.kind,
+        "cursor": f"{epoch}.{update.seq}",
+        "data": update.data,
+    }
+
+
+async def _receive(ws: WebSocket) -> dict[str, Any]:
+    text = await ws.receive_text()
+    if len(text) > MAX_FRAME:
+        raise Closed(1009, f"message larger than {MAX_FRAME} bytes")
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return {"type": "invalid", "reason": "not JSON"}
+    return message if isinstance(message, dict) else {"type": "invalid", "reason": "not an object"}
+
+
+async def _authenticate(ws: WebSocket, svc: Services) -> Principal:
+    settings = svc.config.api.live
+    try:
+        message = await asyncio.wait_for(_receive(ws), settings.auth_timeout_s)
+    except TimeoutError:
+        raise Closed(4408, f"no auth message within {settings.auth_timeout_s:g} s") from None
+    token = message.get("token")
+    if message.get("type") != "auth" or not isinstance(token, str):
+        raise Closed(4401, 'the first message must be {"type": "auth", "token": ...}')
+    try:
+        return authenticate(svc, token)
+    except Refused as exc:
+        raise Closed(4401 if exc.status == 401 else 4403, exc.reason) from None
+
+
+class Session:
+    """One connection: its client in the hub, the sender and the receiver."""
+
+    def __init__(self, ws: WebSocket, svc: Services, principal: Principal) -> None:
+        self.ws = ws
+        self.svc = svc
+        self.settings = svc.config.api.live
+        self.client = LiveClient(principal, CoalescingQueue(self.settings.queue_keys))
+        self.last_sent = svc.views.seq
+        self.send_lock = asyncio.Lock()
+
+    async def send(self, message: dict[str, Any]) -> None:
+        async with self.send_lock:
+            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def sender(self) -> None:
+        rate = self.settings.max_messages_per_s
+        tokens, last = rate, time.monotonic()
+        epoch = self.svc.views.epoch
+        while True:
+            self._check_expiry()
+            update = await self.client.queue.get(self.settings.heartbeat_s)
+            dropped = self.client.queue.take_dropped()
+            if dropped:
+                await self.send(
+                    {
+                        "type": "overflow",
+                        "dropped": dropped,
+                        "resume_cursor": f"{epoch}.{self.last_sent}",
+                    }
+                )
+            if update is None:
+                await self.send({"type": "heartbeat", "cursor": self.svc.views.cursor})
+                continue
+            if not self.client.wants(update):
+                continue  # unsubscribed while it waited
+            now = time.monotonic()
+            tokens = min(rate, tokens + (now - last) * rate)
+            last = now
+            if tokens < 1.0:  # over the rate: wait; meanwhile the queue coalesces
+                await asyncio.sleep((1.0 - tokens) / rate)
+                tokens = 1.0
+            tokens -= 1.0
+            await self.send(update_message(update, epoch))
+            self.last_sent = max(self.last_sent, update.seq)
+
+    def _check_expiry(self) -> None:
+        expires = self.client.principal.expires_at
+        if expires is not None and time.time() > expires + self.svc.config.api.tokens.leeway_s:
+            raise Closed(4401, "the access token expired; send a new one with an auth message")
+
+    async def receiver(self) -> None:
+        while True:
+            message = await _receive(self.ws)
+            kind = message.get("type")
+            if kind == "subscribe":
+                await self._subscribe(message)
+            elif kind == "unsubscribe":
+                self.client.subscriptions.pop(str(message.get("id")), None)
+                await self.send({"type": "unsubscribed", "id": message.get("id")})
+            elif kind == "auth":
+                await self._renew(message)
+            elif kind == "ping":
+                await self.send({"type": "pong", "cursor": self.svc.views.cursor})
+            else:
+                reason = message.get("reason") or f"unknown message type {kind!r}"
+                await self.send({"type": "error", "reason": reason})
+
+    async def _subscribe(self, message: dict[str, Any]) -> None:
+        try:
+            sub = Subscription.parse(message)
+        except SubscriptionError as exc:
+            await self.send({"type": "error", "reason": str(exc)})
+            return
+        limit = self.settings.max_subscriptions
+        if sub.id not in self.client.subscriptions and len(self.client.subscriptions) >= limit:
+            await self.send({"type": "error", "reason": f"at most {limit} subscriptions"})
+            return
+        self.client.subscriptions[sub.id] = sub
+        views = self.svc.views
+        await self.send({"type": "subscribed", "id": sub.id, "cursor": views.cursor})
+        cursor = message.get("cursor")
+        if isinstance(cursor, str):
+            for update in views.since(views.parse_cursor(cursor)):
+                if self.client.principal.sees(update.tenant) and sub.matches(update):
+                    self.client.queue.put(update)
+
+    async def _renew(self, message: dict[str, Any]) -> None:
+        token = message.get("token")
+        if not isinstance(token, str):
+            await self.send({"type": "error", "reason": "auth: token must be a string"})
+            return
+        try:
+            principal = authenticate(self.svc, token)
+        except Refused as exc:
+            raise Closed(4401, exc.reason) from None
+        if principal.name != self.client.principal.name:
+            raise Closed(4403, "a connection cannot change who it belongs to")
+        self.client.principal = principal
+        await self.send({"type": "renewed", "cursor": self.svc.views.cursor})
+
+
+@router.websocket("/api/v1/live")
+async def live(ws: WebSocket) -> None:
+    svc: Services = ws.app.state.services
+    await ws.accept()
+    try:
+        principal = await _authenticate(ws, svc)
+    except Closed as exc:
+        await ws.close(exc.code, exc.reason)
+        return
+    except WebSocketDisconnect:
+        return
+    session = Session(ws, svc, principal)
+    await session.send(
+        {
+            "type": "ready",
+            "user": principal.name,
+            "role": principal.role.value,
+            "tenants": list(principal.tenants),
+            "cursor": svc.views.cursor,
+            "limits": {
+                "max_subscriptions": session.settings.max_subscriptions,
+                "max_messages_per_s": session.settings.max_messages_per_s,
+                "heartbeat_s": session.settings.heartbeat_s,
+            },
+        }
+    )
+    svc.hub.clients.add(session.client)
+    tasks = [asyncio.create_task(session.sender()), asyncio.create_task(session.receiver())]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            error = task.exception()
+            if isinstance(error, Closed):
+                with contextlib.suppress(Exception):
+                    await ws.close(error.code, error.reason)
+            elif error is not None and not isinstance(error, WebSocketDisconnect):
+                log.warning(
+                    "live connection ended user=%s error=%s", principal.name, type(error).__name__
+                )
+    finally:
+        svc.hub.clients.discard(session.client)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,68 @@
+"""Runs the API with uvicorn: ``serve`` until SIGINT/SIGTERM (uvicorn drains connections),
+``serving`` on a thread of this process (tests, benchmarks)."""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+
+from sentio_iot.api.app import create_app
+from sentio_iot.config import SentioConfig
+from sentio_iot.errors import SentioError
+
+log = logging.getLogger(__name__)
+START_TIMEOUT_S = 30.0
+
+
+def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+    options: dict[str, Any] = {
+        "log_config": None,  # our logging, not uvicorn's
+        "access_log": False,  # keep logs small; refusals are logged with their reason
+        "ws": "websockets-sansio",
+        "ws_max_size": 64 * 1024,
+        "lifespan": "on",
+        "server_header": False,
+    }
+    return uvicorn.Config(app, host=host, port=port, **options)
+
+
+def serve(config: SentioConfig) -> None:
+    settings = config.api
+    app = create_app(config)
+    log.info("api listening url=http://%s:%d/api/docs", settings.host, settings.port)
+    uvicorn.Server(_uvicorn_config(app, settings.host, settings.port)).run()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(app: FastAPI) -> Iterator[str]:
+    """The base URL while ``app`` serves on a free port; stopped (lifespan ended) on exit."""
+    port = free_port()
+    server = uvicorn.Server(_uvicorn_config(app, "127.0.0.1", port))
+    thread = threading.Thread(target=server.run, name="api-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            server.should_exit = True
+            raise SentioError("the API did not start")
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(START_TIMEOUT_S)

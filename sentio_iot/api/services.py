@@ -1,0 +1,63 @@
+"""Everything one API process holds, built once by ``app.create_app`` and shared by routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import httpx
+
+from sentio_iot.api.api_keys import ApiKeys
+from sentio_iot.api.commands import AlertCommands
+from sentio_iot.api.hub import LiveHub
+from sentio_iot.api.keys import KeyRing
+from sentio_iot.api.ratelimit import LoginRateLimiter
+from sentio_iot.api.refresh import RefreshTokens
+from sentio_iot.api.store import AuthStore
+from sentio_iot.api.tokens import AccessTokens
+from sentio_iot.api.users import UserStore
+from sentio_iot.api.views import Views
+from sentio_iot.config import SentioConfig
+from sentio_iot.pipeline.probes import Poller
+
+
+@dataclass
+class Services:
+    config: SentioConfig
+    store: AuthStore
+    users: UserStore
+    keys: KeyRing
+    access: AccessTokens
+    refresh: RefreshTokens
+    api_keys: ApiKeys
+    limiter: LoginRateLimiter
+    views: Views
+    hub: LiveHub
+    commands: AlertCommands
+    http: httpx.AsyncClient | None = None
+    health: Poller[object] | None = None
+    feed_ready: bool = False
+    feed_records: int = 0
+
+    @classmethod
+    def build(cls, config: SentioConfig) -> Services:
+        settings = config.api
+        store = AuthStore(settings.resolved_state_dir())
+        keys = KeyRing(store.state_dir)
+        keys.ensure()
+        return cls(
+            config=config,
+            store=store,
+            users=UserStore(store),
+            keys=keys,
+            access=AccessTokens(keys, settings.tokens),
+            refresh=RefreshTokens(store, settings.tokens.refresh_ttl_s),
+            api_keys=ApiKeys(store),
+            limiter=LoginRateLimiter(settings.login_limit),
+            views=Views(config.tenant, config.site, settings.views.anomalies_kept),
+            hub=LiveHub(),
+            commands=AlertCommands(config),
+        )
+
+    @property
+    def history_url(self) -> str:
+        return self.config.api.history.url or self.config.sinks.victoriametrics.url

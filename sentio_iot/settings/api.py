@@ -1,0 +1,132 @@
+"""Settings: The live API (`sentio api`): address, tokens, login limits, views and WebSocket limits."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from sentio_iot.settings import Section
+
+
+def default_state_dir() -> Path:
+    """``$XDG_STATE_HOME/sentio-iot/api`` (else ``~/.local/state/sentio-iot/api``)."""
+    state = Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state")))
+    return state / "sentio-iot" / "api"
+
+
+class TokenSettings(Section):
+    """Signed JWTs (EdDSA, Ed25519): who issues them and how long they live."""
+
+    issuer: str = Field("sentio-iot", description="The `iss` claim of the tokens it issues.")
+    audience: str = Field("sentio-api", description="The `aud` claim it issues and requires.")
+    access_ttl_s: int = Field(
+        900, ge=30, le=86_400, description="Lifetime of an access token (s); short by design."
+    )
+    refresh_ttl_s: int = Field(
+        7 * 86_400,
+        ge=300,
+        le=90 * 86_400,
+        description="Lifetime of a refresh token (s); each use replaces it with a new one.",
+    )
+    leeway_s: int = Field(
+        10, ge=0, le=300, description="Clock skew (s) allowed on `exp`, `nbf` and `iat`."
+    )
+
+
+class LoginLimit(Section):
+    """Login attempts allowed per user name and per client address (token bucket)."""
+
+    attempts: int = Field(
+        5, ge=1, le=1000, description="Attempts allowed in a burst before logins are refused."
+    )
+    per_s: float = Field(
+        60.0, gt=0, le=86_400, description="Seconds for one attempt to be given back."
+    )
+
+
+class LiveSettings(Section):
+    """The WebSocket `/api/v1/live`: per-connection limits and timing."""
+
+    max_subscriptions: int = Field(
+        32, ge=1, le=10_000, description="Subscriptions one connection may hold."
+    )
+    max_messages_per_s: float = Field(
+        2000.0,
+        gt=0,
+        description="Messages sent per second per connection; beyond it the queue coalesces.",
+    )
+    queue_keys: int = Field(
+        10_000,
+        ge=16,
+        le=1_000_000,
+        description="Distinct keys (kind, device, metric) a slow client's queue holds; past it the oldest are dropped and the client is told to resume.",
+    )
+    heartbeat_s: float = Field(
+        15.0, gt=0, le=300, description="A heartbeat is sent after this long without messages."
+    )
+    auth_timeout_s: float = Field(
+        10.0, gt=0, le=120, description="Time a new connection has to send its token."
+    )
+
+
+class ViewSettings(Section):
+    """The in-memory views, rebuilt from the derived topics at every start."""
+
+    readings_lookback_s: float = Field(
+        900.0, ge=0, description="Readings read back at start for the latest values (s)."
+    )
+    events_lookback_s: float = Field(
+        7 * 86_400.0, ge=0, description="Device events and RUL read back at start (s)."
+    )
+    anomalies_lookback_s: float = Field(
+        86_400.0, ge=0, description="Anomalies read back at start (s)."
+    )
+    anomalies_kept: int = Field(
+        10_000, ge=10, le=1_000_000, description="Recent anomalies kept in memory (a ring)."
+    )
+
+
+class HistorySettings(Section):
+    """Series from VictoriaMetrics: raw samples or the 1 min / 1 h rollups by range and step."""
+
+    url: str | None = Field(
+        None,
+        description="VictoriaMetrics base URL for queries; null: sinks.victoriametrics.url.",
+        pattern=r"^https?://",
+    )
+    raw_max_range_s: float = Field(
+        6 * 3600.0,
+        gt=0,
+        description="Ranges up to this long with a step under 60 s read raw samples.",
+    )
+    hourly_min_step_s: float = Field(
+        3600.0, gt=0, description="Steps of at least this long read the 1 h rollups."
+    )
+    max_points: int = Field(
+        11_000, ge=10, le=100_000, description="Most points one series request may return."
+    )
+    timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one query.")
+
+
+class ApiSettings(Section):
+    """`sentio api`: REST and WebSocket access to the pipeline, behind JWT authentication."""
+
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    state_dir: Path | None = Field(
+        None,
+        description="Folder of the users store, refresh tokens, API keys and signing keys (mode 0700). None: $XDG_STATE_HOME/sentio-iot/api (else ~/.local/state/sentio-iot/api).",
+    )
+    tokens: TokenSettings = Field(default_factory=lambda: TokenSettings.model_validate({}))
+    login_limit: LoginLimit = Field(default_factory=lambda: LoginLimit.model_validate({}))
+    live: LiveSettings = Field(default_factory=lambda: LiveSettings.model_validate({}))
+    views: ViewSettings = Field(default_factory=lambda: ViewSettings.model_validate({}))
+    history: HistorySettings = Field(default_factory=lambda: HistorySettings.model_validate({}))
+    page_size_max: int = Field(
+        1000, ge=10, le=100_000, description="Largest `limit` a list request may ask for."
+    )
+
+    def resolved_state_dir(self) -> Path:
+        return self.state_dir or default_state_dir()
