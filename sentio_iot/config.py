@@ -118,6 +118,15 @@ class StackSettings(Section):
     victoriametrics_version: str = Field(
         "v1.151.0", description="VictoriaMetrics version built by go when no binary is installed."
     )
+    alertmanager_port: int = Field(
+        9095, ge=1, le=65535, description="Alertmanager HTTP port (its default 9093 is Kafka's)."
+    )
+    alertmanager_version: str = Field("v0.35.0", description="Alertmanager version built by go.")
+    alertmanager_webhook_url: str = Field(
+        "http://127.0.0.1:9097/alertmanager",
+        description="The webhook the local Alertmanager routes every alert to.",
+        pattern=r"^https?://",
+    )
     start_timeout_s: float = Field(120.0, gt=0, description="How long to wait for a service.")
 
 

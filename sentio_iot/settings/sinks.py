@@ -7,17 +7,8 @@ from typing import Literal
 from pydantic import Field, SecretStr
 
 from sentio_iot.settings import Section
-
-
-class HttpAuth(Section):
-    """Credentials for an HTTP backend: basic auth or a bearer token (never logged)."""
-
-    basic_auth: SecretStr | None = Field(
-        default=None, description="'user:password' sent as HTTP basic auth; none when empty."
-    )
-    bearer_token: SecretStr | None = Field(
-        default=None, description="Token sent as 'Authorization: Bearer <token>'; none when empty."
-    )
+from sentio_iot.settings.alert_delivery import AlertmanagerSinkSettings, WebhookSinkSettings
+from sentio_iot.settings.http_auth import HttpAuth as HttpAuth
 
 
 class VictoriaMetricsSinkSettings(Section):
@@ -177,3 +168,5 @@ class SinkSettings(Section):
     loki: LokiSinkSettings = Field(default_factory=LokiSinkSettings)
     tempo: TempoSinkSettings = Field(default_factory=TempoSinkSettings)
     homeassistant: HomeAssistantSinkSettings = Field(default_factory=HomeAssistantSinkSettings)
+    alertmanager: AlertmanagerSinkSettings = Field(default_factory=AlertmanagerSinkSettings)
+    webhook: WebhookSinkSettings = Field(default_factory=WebhookSinkSettings)

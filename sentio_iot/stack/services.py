@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from sentio_iot.config import StackSettings
+from sentio_iot.stack.alertmanager import AlertmanagerService
 from sentio_iot.stack.kafka import KafkaService
 from sentio_iot.stack.mosquitto import MosquittoService
 from sentio_iot.stack.paths import StackPaths
@@ -17,6 +18,7 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     VictoriaMetricsService,
     VictoriaLogsService,
     MosquittoService,
+    AlertmanagerService,
 )
 
 

@@ -54,6 +54,7 @@ def free_ports(count: int) -> list[int]:
 @pytest.fixture
 def settings(tmp_path: Path) -> StackSettings:
     names = ["kafka", "kafka_controller", "registry", "victoriametrics", "victorialogs", "mqtt"]
+    names.append("alertmanager")
     ports = dict(zip([f"{name}_port" for name in names], free_ports(len(names)), strict=True))
     return StackSettings.model_validate({"home": tmp_path / "home", **ports})
 
@@ -260,6 +261,7 @@ def test_status_when_nothing_runs(settings: StackSettings) -> None:
         "victoriametrics",
         "victorialogs",
         "mosquitto",
+        "alertmanager",
     ]
     assert all(isinstance(s, ServiceStatus) for s in statuses)
     assert all(not s.running and not s.healthy and s.pid is None for s in statuses)
@@ -281,7 +283,8 @@ def test_cli_status_prints_a_table_and_fails_when_not_healthy(
         f"  registry_port: {settings.registry_port}\n"
         f"  victoriametrics_port: {settings.victoriametrics_port}\n"
         f"  victorialogs_port: {settings.victorialogs_port}\n"
-        f"  mqtt_port: {settings.mqtt_port}\n",
+        f"  mqtt_port: {settings.mqtt_port}\n"
+        f"  alertmanager_port: {settings.alertmanager_port}\n",
         encoding="utf-8",
     )
     result = CliRunner().invoke(cli, ["stack", "status", "-c", str(config)])
