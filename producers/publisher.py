@@ -24,7 +24,7 @@ from confluent_kafka import KafkaError, KafkaException
 from sentio_iot.config import SentioConfig
 from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConfigError, SerializationError
-from sentio_iot.kafka import producer_config
+from sentio_iot.kafka import extra_properties, producer_config
 from sentio_iot.producers.buffer import DiskBuffer, Headers
 from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
 from sentio_iot.producers.metrics import ProducerMetrics
@@ -274,7 +274,7 @@ class Publisher:
             "reconnect.backoff.ms": 100,
             "reconnect.backoff.max.ms": 2000,  # notice a returning broker within seconds
             "allow.auto.create.topics": False,  # topics come from the catalog: sentio topics apply
-            **self.config.kafka.extra,
+            **extra_properties(self.config.kafka),
         }
         return producer_config(
             self.config.kafka,

@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from confluent_kafka.admin import AdminClient
+from pydantic import SecretStr
 
 from sentio_iot.config import KafkaSettings
 from sentio_iot.secret_values import secret_value
@@ -25,9 +26,17 @@ def client_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:
         config["sasl.mechanism"] = settings.sasl_mechanism
         config["sasl.username"] = settings.sasl_username or ""
         config["sasl.password"] = secret_value(settings.sasl_password) or ""
-    config.update({key: secret_value(value) for key, value in settings.extra.items()})  # type: ignore[arg-type]
+    config.update(extra_properties(settings))
     config.update(overrides)
     return config
+
+
+def extra_properties(settings: KafkaSettings) -> dict[str, Any]:
+    """``kafka.extra`` with the clear values of its secrets, for librdkafka."""
+    return {
+        key: value.get_secret_value() if isinstance(value, SecretStr) else value
+        for key, value in settings.extra.items()
+    }
 
 
 def producer_config(settings: KafkaSettings, **overrides: Any) -> dict[str, Any]:

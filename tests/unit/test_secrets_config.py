@@ -4,14 +4,22 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
+import httpx
 import yaml
 from click.testing import CliRunner
 from secret_settings import SECRETS, configuration, leaks, write
 
 from sentio_iot.cli.main import cli
+from sentio_iot.config import load_config
+from sentio_iot.kafka import producer_config
+from sentio_iot.producers.publisher import Publisher
+from sentio_iot.registry import SchemaRegistry
 from sentio_iot.secret_values import MASK
+from sentio_iot.settings.sinks import HttpAuth
+from sentio_iot.sinks.http_endpoint import auth_headers
 
 
 def test_config_show_masks_every_secret(tmp_path: Path) -> None:
@@ -61,3 +69,22 @@ def test_validation_errors_never_echo_a_secret(tmp_path: Path) -> None:
     assert "  kafka.sasl_pasword: unknown field; remove it or check its spelling" in lines
     assert any(line.startswith("  producers.mqtt[0].port: 'no port'") for line in lines)
     assert any(line.startswith("  producers.opcua[0]: ") for line in lines), result.output
+
+
+def test_the_clients_get_the_clear_values(tmp_path: Path) -> None:
+    config = load_config(data={**configuration(tmp_path), "producers": {}})
+    kafka = config.kafka.model_copy(update={"sasl_mechanism": "PLAIN", "extra": {}})
+    assert producer_config(kafka)["sasl.password"] == SECRETS["kafka.sasl_password"]
+    extra = SECRETS["kafka.extra.sasl.password"]
+    assert producer_config(config.kafka)["sasl.password"] == extra  # kafka.extra wins
+    key_password = SECRETS["kafka.extra.ssl.key.password"]
+    assert producer_config(config.kafka)["ssl.key.password"] == key_password
+    assert Publisher(config, "mqtt")._producer_config()["sasl.password"] == extra
+    token = SECRETS["sinks.victoriametrics.auth.bearer_token"]
+    assert auth_headers(config.sinks.victoriametrics.auth) == {"Authorization": f"Bearer {token}"}
+    assert auth_headers(HttpAuth(basic_auth="a:b")) == {"Authorization": "Basic YTpi"}
+    with SchemaRegistry(config.schema_registry) as registry:
+        request = httpx.Request("GET", "http://127.0.0.1:1")
+        signed = next(registry._http.auth.auth_flow(request))  # type: ignore[union-attr]
+    basic = base64.b64decode(signed.headers["Authorization"].removeprefix("Basic "))
+    assert basic.decode() == f"sentio:{SECRETS['schema_registry.basic_auth']}"
