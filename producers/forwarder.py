@@ -13,6 +13,12 @@ The forwarder is in one of three modes:
   going behind it until it is drained, then the forwarder returns to ``direct``.
 
 A forwarder started with data in its buffer starts in ``buffering`` and sends that first.
+
+A message Kafka will refuse for good never enters the buffer: one larger than the producer's
+``message.max.bytes`` (key, value and headers, as librdkafka counts) is handed to
+``on_rejected`` (the publisher dead-letters it, bounded) in every mode, before it could be
+buffered; a row that does get refused while replaying (a buffer written by an older
+version) is taken out of the buffer and rejected the same way, so a replay never wedges.
 Messages librdkafka is still retrying when all brokers go down are left to it: idempotence
 removes the duplicates its retries can make, which a replay from the buffer could not.
 """
@@ -62,6 +68,7 @@ TRANSIENT_ERRORS = frozenset(
 )
 PURGED = frozenset({KafkaError._PURGE_QUEUE, KafkaError._PURGE_INFLIGHT})
 PROBE_EVERY_S = 1.0
+DEFAULT_MESSAGE_MAX_BYTES = 1_000_000  # librdkafka's message.max.bytes
 REPLAY_BATCH = 500
 BLOCK_WAIT_S = 0.5
 
@@ -97,6 +104,20 @@ def _header_list(message: Message) -> Headers:
     return list(headers.items()) if isinstance(headers, dict) else headers
 
 
+def kafka_size(key: bytes | None, value: bytes, headers: Headers) -> int:
+    """A message's size as librdkafka compares it with ``message.max.bytes`` (a little more:
+    headers are counted with room for their length prefixes, so none passes here and fails there)."""
+    named = sum(len(name) + len(data or b"") + 16 for name, data in headers or ())
+    return len(value) + len(key or b"") + named
+
+
+def oversize_error(size: int, limit: int) -> KafkaError:
+    return KafkaError(
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        f"message of {size:,} bytes is larger than the producer's message.max.bytes ({limit:,})",
+    )
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -118,6 +139,9 @@ class Forwarder:
         self.metrics = metrics
         self._config = {**producer_config, "error_cb": self._on_error, "logger": self._client_log()}
         self._on_rejected = on_rejected
+        self.max_message_bytes = int(
+            producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
+        )
         self._producer: Producer | None = None
         self._lock = threading.Lock()
         self._mode = Mode.DIRECT
@@ -202,8 +226,17 @@ class Forwarder:
         *,
         may_block: bool = True,
     ) -> None:
-        """Hand one message on; with the BLOCK policy and a full buffer, wait for room."""
+        """Hand one message on; with the BLOCK policy and a full buffer, wait for room.
+
+        A message larger than Kafka takes goes to ``on_rejected`` instead, never to the buffer.
+        """
         assert self._producer is not None, "start() the forwarder first"
+        size = kafka_size(key, value, headers)
+        if size > self.max_message_bytes:
+            self._reject_unsent(
+                topic, key, value, headers, oversize_error(size, self.max_message_bytes)
+            )
+            return
         while True:
             with self._lock:
                 if self._closed:
@@ -292,22 +325,25 @@ class Forwarder:
             self._reject(error, message)
 
     def _reject(self, error: KafkaError, message: Message) -> None:
-        self.metrics.inc(self.metrics.errors, device_of(message.key()), "publish")
-        seen = self._rejections[error.str()] = self._rejections.get(error.str(), 0) + 1
-        if seen == 1 or seen % 1000 == 0:  # one line per reason, then one per thousand
-            log.error(
-                "Kafka refused a message to %s for good (%s); %d so far",
-                message.topic(),
-                error.str(),
-                seen,
-            )
-        self._on_rejected(
+        self._reject_unsent(
             message.topic() or "",
             message.key(),
             message.value() or b"",
             _header_list(message),
             error,
         )
+
+    def _reject_unsent(
+        self, topic: str, key: bytes | None, value: bytes, headers: Headers, error: KafkaError
+    ) -> None:
+        """Kafka refuses this message for good: count, say so (quietly), hand it on (no lock held)."""
+        self.metrics.inc(self.metrics.errors, device_of(key), "publish")
+        seen = self._rejections[error.str()] = self._rejections.get(error.str(), 0) + 1
+        if seen == 1 or seen % 1000 == 0:  # one line per reason, then one per thousand
+            log.error(
+                "Kafka refused a message to %s for good (%s); %d so far", topic, error.str(), seen
+            )
+        self._on_rejected(topic, key, value, headers, error)
 
     def _on_error(self, error: KafkaError) -> None:
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
@@ -354,6 +390,17 @@ class Forwarder:
         if self._mode is Mode.BUFFERING and not self._ready_to_replay():
             return
         rows = self.buffer.read(after_id=self._cursor, limit=REPLAY_BATCH)
+        refused: list[tuple[BufferedMessage, KafkaError]] = []
+        try:
+            self._replay_rows(rows, refused)
+        finally:
+            for row, error in refused:  # outside the lock: on_rejected sends a dead letter
+                self._reject_unsent(row.topic, row.key, row.value, row.headers, error)
+
+    def _replay_rows(
+        self, rows: list[BufferedMessage], refused: list[tuple[BufferedMessage, KafkaError]]
+    ) -> None:
+        assert self._producer is not None
         with self._lock:
             if self._mode is not Mode.REPLAYING:
                 return
@@ -374,6 +421,14 @@ class Forwarder:
                     )
                 except BufferError:
                     break  # librdkafka's queue is full: serve deliveries, then go on
+                except KafkaException as exc:
+                    error = exc.args[0] if exc.args else None
+                    if not isinstance(error, KafkaError) or is_transient(error):
+                        raise
+                    refused.append((row, error))  # too large, say: out of the buffer for good
+                    self._acked.append(row.id)
+                    self._cursor = row.id
+                    continue
                 self._cursor = row.id
                 self._in_flight += 1
                 self._outage.replayed += 1
