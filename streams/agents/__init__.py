@@ -5,7 +5,7 @@ one readings agent (``streams/readings.py``); ``rollups.py`` is the worked examp
 
     from sentio_iot.streams.app import StreamApp
     from sentio_iot.streams.readings import ReadingBatch
-    from sentio_iot.streams.state import dump_json, load_json
+    from sentio_iot.streams.state import dump_state, load_state
 
     def attach(app: StreamApp) -> None:
         app.serde("anomalies")                        # output schema, registered at start-up
@@ -17,8 +17,8 @@ one readings agent (``streams/readings.py``); ``rollups.py`` is the worked examp
 
         def __init__(self, app: StreamApp) -> None:
             # in memory, written to the table's changelog once per key per commit
-            self.states = app.live_states("my_state", lambda raw: load(load_json(raw)),
-                                          lambda state: dump_json(state.to_state()))
+            self.states = app.live_states("my_state", lambda raw: load(load_state(raw)),
+                                          lambda state: dump_state(state.to_state()))
 
         async def process(self, batch: ReadingBatch) -> None:
             for event, reading in batch.readings:     # decoded once; poison already dead-lettered

@@ -17,7 +17,7 @@ import logging
 from sentio_iot.streams.anomaly import AnomalyScorer, Series
 from sentio_iot.streams.app import StreamApp
 from sentio_iot.streams.readings import ReadingBatch
-from sentio_iot.streams.state import dump_json, load_json
+from sentio_iot.streams.state import dump_state, load_state
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ class AnomalyStep:
         self.scorer = scorer
         self.states = app.live_states(
             TABLE,
-            lambda raw: scorer.restore_device(load_json(raw)),
-            lambda series: dump_json(scorer.dump_device(series)),
+            lambda raw: scorer.restore_device(load_state(raw)),
+            lambda series: dump_state(scorer.dump_device(series)),
         )
 
     async def process(self, batch: ReadingBatch) -> None:

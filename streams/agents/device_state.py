@@ -26,7 +26,7 @@ from sentio_iot.streams import faust_ext
 from sentio_iot.streams.app import Event, StreamApp
 from sentio_iot.streams.device_state import DeviceState, DeviceStateTracker
 from sentio_iot.streams.readings import ReadingBatch
-from sentio_iot.streams.state import dump_json, load_json
+from sentio_iot.streams.state import dump_state, load_state
 
 log = logging.getLogger(__name__)
 
@@ -126,8 +126,8 @@ def lagging(app: StreamApp, partition: int, max_lag: int) -> bool:
 
 
 def load(raw: bytes) -> DeviceState:
-    return DeviceState.from_state(load_json(raw))
+    return DeviceState.from_state(load_state(raw))
 
 
 def dump(state: DeviceState) -> bytes:
-    return dump_json(state.to_state())
+    return dump_state(state.to_state())

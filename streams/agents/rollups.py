@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from sentio_iot.streams.app import StreamApp
 from sentio_iot.streams.readings import ReadingBatch
 from sentio_iot.streams.rollups import RollupAggregator
-from sentio_iot.streams.state import dump_json, load_json
+from sentio_iot.streams.state import dump_state, load_state
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def restore(state: bytes | None, windows_s: Sequence[int], grace_s: int) -> Roll
     """An aggregator from table bytes; a changed window configuration starts fresh windows."""
     if state is None:
         return RollupAggregator(windows_s, grace_s)
-    agg = RollupAggregator.from_state(load_json(state))
+    agg = RollupAggregator.from_state(load_state(state))
     if agg.windows_s != tuple(windows_s) or agg.grace_s != grace_s:
         log.warning(
             "rollup windows changed (%s grace %d -> %s grace %d): open windows are dropped",
@@ -44,7 +44,7 @@ def restore(state: bytes | None, windows_s: Sequence[int], grace_s: int) -> Roll
 
 
 def dump(agg: RollupAggregator) -> bytes:
-    return dump_json(agg.to_state())
+    return dump_state(agg.to_state())
 
 
 def attach(app: StreamApp) -> None:

@@ -19,7 +19,7 @@ from sentio_iot.streams.rul.predictor import DeviceWindow
 from sentio_iot.streams.rul.routing import ModelRouter
 from sentio_iot.streams.rul.serving import RulBatch
 from sentio_iot.streams.rul.store import ModelStore
-from sentio_iot.streams.state import dump_json, load_json
+from sentio_iot.streams.state import dump_state, load_state
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,8 @@ class RulStep:
 
 
 def load(raw: bytes) -> DeviceWindow:
-    return DeviceWindow.from_state(load_json(raw))
+    return DeviceWindow.from_state(load_state(raw))
 
 
 def dump(window: DeviceWindow) -> bytes:
-    return dump_json(window.to_state())
+    return dump_state(window.to_state())

@@ -7,6 +7,7 @@ here; each table is swapped for a dict, so what a commit writes can be read back
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,9 +17,10 @@ from faust.types import TP
 from sentio_iot.config import SentioConfig
 from sentio_iot.records import Metric, Reading
 from sentio_iot.streams.app import StreamApp
+from sentio_iot.streams.detectors.surprise import SurpriseDetector
 from sentio_iot.streams.readings import ReadingBatch
 from sentio_iot.streams.redelivery import RedeliveryGuard
-from sentio_iot.streams.state import LiveStates
+from sentio_iot.streams.state import LiveStates, dump_state, load_state
 
 S = 1_000_000
 T0 = 1_700_000_040 * S
@@ -106,7 +108,7 @@ async def test_rollups_fold_batches_into_live_state_and_write_each_key_once_per_
     assert live.table.writes == 0 and live.dirty == 1  # nothing written between commits
     assert live.flush() == 1 and live.table.writes == 1
     assert live.flush() == 0  # nothing changed since
-    stored = json.loads(live.table.data[b"press-1"])
+    stored = load_state(live.table.data[b"press-1"])
     assert stored["windows"][0]["count"] == 1  # the window the reading at 60 s opened
 
 
@@ -127,7 +129,7 @@ async def test_anomaly_keeps_one_compact_record_per_device_and_restores_it(tmp_p
     ]
     live = app._live[0]
     assert live.flush() == 1  # one record for both series of the device
-    stored = json.loads(live.table.data[b"pump-1"])
+    stored = load_state(live.table.data[b"pump-1"])
     assert sorted(stored["series"]) == ["temp", "vib"]
     assert "params" not in json.dumps(stored)  # named once, by detector_version
 
@@ -180,3 +182,22 @@ def test_the_guard_skips_events_delivered_again_until_the_partition_is_revoked()
     assert guard.skipped == 2
     guard.forget([TP("x.readings", 0)])
     assert guard.fresh(first[:1]) == first[:1]  # type: ignore[arg-type]  # from the commit again
+
+
+def test_state_bytes_round_trip_exactly_and_older_json_states_still_load() -> None:
+    detector = SurpriseDetector()
+    for i in range(400):
+        detector.update(T0 + i * S, 50.0 + math.sin(i / 7.0))
+    memory = {"v": "surprise-2", "series": {"temp": detector.memory(), "n": 3, "gone": None}}
+    raw = dump_state(memory)
+    assert load_state(raw) == memory
+    compact_json = json.dumps(memory, separators=(",", ":"))
+    assert len(raw) < 0.8 * len(compact_json)  # floats in 9 bytes, not ~18 characters
+    restored = SurpriseDetector.from_memory(detector.params, load_state(raw)["series"]["temp"])
+    for i in range(400, 460):  # continues exactly as the live one
+        assert restored.update(T0 + i * S, 60.0 - i % 5) == detector.update(
+            T0 + i * S, 60.0 - i % 5
+        )
+    assert load_state(json.dumps({"n": 1, "x": [1.5]}).encode()) == {"n": 1, "x": [1.5]}
+    assert load_state(b'{"x": NaN}')["x"] != load_state(b'{"x": NaN}')["x"]  # json.dumps wrote NaN
+    assert load_state(b"[1, 2]") == [1, 2]
