@@ -83,7 +83,10 @@ class KafkaFeed:
             with SchemaRegistry(config.schema_registry) as registry:
                 serdes = {t: AvroSerde(registry, t, schema) for t, (_, schema) in kinds.items()}
                 while not self._stop.is_set():
-                    messages = consumer.consume(BATCH, POLL_S)
+                    # poll waits for the first message only; consume(…, 0) takes what else
+                    # is already here (consume alone would wait its timeout for a full batch)
+                    first = consumer.poll(POLL_S)
+                    messages = [first, *consumer.consume(BATCH - 1, 0)] if first else []
                     batch: Batch = []
                     for message in messages:
                         if message.error() or message.value() is None:

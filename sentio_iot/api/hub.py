@@ -63,6 +63,8 @@ class LiveClient:
     principal: Principal
     queue: CoalescingQueue
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    offered: int = 0  # updates put into the queue
+    sent: int = 0  # updates sent to the client
 
     def wants(self, update: Update) -> bool:
         return self.principal.sees(update.tenant) and any(
@@ -71,6 +73,7 @@ class LiveClient:
 
     def offer(self, update: Update) -> None:
         if self.wants(update):
+            self.offered += 1
             self.queue.put(update)
 
 

@@ -90,7 +90,7 @@ class Session:
         self.ws = ws
         self.svc = svc
         self.settings = svc.config.api.live
-        self.client = LiveClient(principal, CoalescingQueue(self.settings.queue_keys))
+        self.client = LiveClient(principal, CoalescingQueue(self.settings.queue_size))
         self.last_sent = svc.views.seq
         self.send_lock = asyncio.Lock()
 
@@ -127,6 +127,7 @@ class Session:
                 tokens = 1.0
             tokens -= 1.0
             await self.send(update_message(update, epoch))
+            self.client.sent += 1
             self.last_sent = max(self.last_sent, update.seq)
 
     def _check_expiry(self) -> None:

@@ -51,7 +51,7 @@ def list_alerts(config_path: Path | None, show_all: bool, timeout: float) -> Non
                 str(alert["count"]),
                 _time(alert["start_ts"]),
                 alert["alert_id"],
-                alert["message"],
+                _message(alert),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
@@ -188,6 +188,12 @@ def _drop_finished(consumer: Any, topic: str, ends: dict[int, int]) -> None:
     for tp in consumer.position([TopicPartition(topic, p) for p in list(ends)]):
         if tp.offset >= 0 and tp.offset >= ends[tp.partition]:
             ends.pop(tp.partition, None)
+
+
+def _message(alert: Mapping[str, Any]) -> str:
+    """The message, and who acknowledged the alert when the command named them."""
+    acked_by = (alert.get("details") or {}).get("acked_by")
+    return f"{alert['message']} [acknowledged by {acked_by}]" if acked_by else alert["message"]
 
 
 def _time(ts_us: int) -> str:

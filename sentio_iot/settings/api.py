@@ -57,11 +57,11 @@ class LiveSettings(Section):
         gt=0,
         description="Messages sent per second per connection; beyond it the queue coalesces.",
     )
-    queue_keys: int = Field(
-        10_000,
+    queue_size: int = Field(
+        1000,
         ge=16,
         le=1_000_000,
-        description="Distinct keys (kind, device, metric) a slow client's queue holds; past it the oldest are dropped and the client is told to resume.",
+        description="Updates waiting for one client; when full (a slow client) a new update replaces the waiting one of the same key (device, metric, alert) or drops the oldest, and the client is told where to resume.",
     )
     heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="A heartbeat is sent after this long without messages."

@@ -68,7 +68,9 @@ class AlertEngine:
         if lifecycle is None:
             return []
         if command["action"] == ACK:
-            return lifecycle.ack(slot, command["ts"], command.get("alert_id"))
+            return lifecycle.ack(
+                slot, command["ts"], command.get("alert_id"), command.get("user") or ""
+            )
         if command["action"] == CLEAR and slot.alert is not None:
             wanted = command.get("alert_id")
             if not wanted or wanted == slot.alert.alert_id:

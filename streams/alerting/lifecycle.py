@@ -149,14 +149,19 @@ class Lifecycle:
         alert.last_sent_us = ts
         return [record(slot, alert, end_ts=ts)]
 
-    def ack(self, slot: Slot, ts: int, alert_id: str | None) -> list[AlertRecord]:
-        """An operator acknowledged the alert (``alert_id`` None: whichever is open)."""
+    def ack(
+        self, slot: Slot, ts: int, alert_id: str | None, user: str = ""
+    ) -> list[AlertRecord]:
+        """An operator acknowledged the alert (``alert_id`` None: whichever is open); their
+        name (``user``) is kept in the alert's details as ``acked_by``: the audit trail."""
         alert = slot.alert
         if alert is None or alert.status != FIRING:
             return []
         if alert_id and alert_id != alert.alert_id:
             return []
         alert.status, alert.ack_ts = ACKNOWLEDGED, ts
+        if user:
+            alert.details["acked_by"] = user
         return [self._send(slot, alert, ts)]
 
     def advance(self, slot: Slot, now: int) -> list[AlertRecord]:
