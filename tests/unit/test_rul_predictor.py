@@ -18,6 +18,7 @@ from sentio_iot.streams.rul.preprocessing import Preprocessing, pad
 from sentio_iot.streams.rul.routing import ModelRouter
 from sentio_iot.streams.rul.serving import RulBatch
 from sentio_iot.streams.rul.store import LoadedModel, ModelStore
+from sentio_iot.streams.state import load_state
 
 PREP = Preprocessing(("a", "b"), 3, 100.0, "hours", minimum=[[0.0, 10.0]], maximum=[[2.0, 20.0]])
 
@@ -181,6 +182,6 @@ def test_batch_of_readings_predicts_each_due_device_once(tmp_path: Path) -> None
     later.add(reading("d1", 13, 2.0, 13.0))
     [(_, [record])] = list(later.predictions(batch_size=8))
     assert record["ts"] == 13_000_000 and record["window_size"] == 3
-    restored = DeviceWindow.from_state(json.loads(dump(later.windows["d1"])))  # type: ignore[arg-type]
+    restored = DeviceWindow.from_state(load_state(dump(later.windows["d1"])))  # type: ignore[arg-type]
     assert restored.rows == [[1.5, 12.0], [2.0, 13.0], [2.0, 13.0]]
     assert restored.predicted_us == 13_000_000
