@@ -156,7 +156,7 @@ def test_the_novelty_detector_runs_in_the_scorer_with_its_band() -> None:
     found = feed(scorer, series, values)
     assert [a.to_record()["value"] for a in found] == [30.0]
     anomaly = found[0].to_record()
-    assert anomaly["detector"] == "novelty" and anomaly["detector_version"].startswith("1-")
+    assert anomaly["detector"] == "novelty" and anomaly["detector_version"].startswith("2-")
     assert anomaly["score"] >= 0.25
     assert anomaly["lower"] < anomaly["expected"] < anomaly["upper"]  # the surprise band
     restored = scorer.restore(json.loads(json.dumps(series.to_state())))
@@ -165,9 +165,9 @@ def test_the_novelty_detector_runs_in_the_scorer_with_its_band() -> None:
 
 def test_without_a_threshold_the_detector_brings_its_own() -> None:
     assert AnomalySettings().threshold is None
-    assert AnomalyScorer(AnomalySettings()).threshold == 0.8  # surprise, the default
-    novelty = AnomalyScorer(AnomalySettings(detector="novelty"))
-    assert novelty.threshold == 0.25
+    assert AnomalyScorer(AnomalySettings()).threshold == 0.202  # novelty, the default
+    surprise = AnomalyScorer(AnomalySettings(detector="surprise"))
+    assert surprise.threshold == 0.8
     chosen = AnomalyScorer(AnomalySettings(detector="novelty", threshold=0.4))
     assert chosen.threshold == 0.4
     # what an Anomaly record carries is the threshold in force
