@@ -2,7 +2,11 @@
 
 Runs every variant (see ``variants.py``) over the NAB corpus, writes per-row scores under
 ``--results`` (NAB's layout) and prints one row per variant: the normalised NAB score for
-each profile and the points scored per second of CPU.
+each profile with the threshold re-tuned on the corpus, the leave-one-category-out score
+(threshold chosen on five categories, the sixth scored at it, each in turn), the score at
+the variant's shipped threshold, and the points scored per second of CPU. With several
+variants it then prints the whole selection procedure left one category out: the variant
+and threshold chosen on five categories, the sixth scored, per profile.
 """
 
 from __future__ import annotations
@@ -12,7 +16,9 @@ import sys
 from pathlib import Path
 
 from benchmarks.nab.corpus import QUICK_SERIES, load_corpus
+from benchmarks.nab.loco import select
 from benchmarks.nab.runner import half, run_variant, table
+from benchmarks.nab.scoring import PROFILES
 from benchmarks.nab.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -59,6 +65,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {name}: {run.points_per_second:,.0f} points/s", file=sys.stderr, flush=True)
         runs.append(run)
     print(table(runs))
+    if len(runs) > 1:
+        print("\nleave one category out, variant and threshold chosen on the other five:")
+        for name, profile in PROFILES.items():
+            chosen = select({run.variant.name: run.files for run in runs}, profile)
+            folds = ", ".join(f"{f.held_out}: {f.variant}@{f.threshold:.3f}" for f in chosen.folds)
+            print(f"  {name}: {chosen.normalised:.1f} ({folds})")
     if args.halves:
         for label, start in (("even", 0), ("odd", 1)):
             print(f"\n{label}-indexed series only (sorted by name, from 0):")

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import numpy.typing as npt
@@ -152,13 +153,33 @@ class _Pooled:
     windows: int  # number of windows in the corpus
 
 
+def score_at(files: Sequence[ScoredFile], profile: Profile, threshold: float) -> float:
+    """The raw (not normalised) score of ``files`` at a threshold fixed beforehand."""
+    pooled = _pool(files, profile)
+    detected = pooled.scores >= threshold
+    outside = pooled.window == NO_WINDOW
+    best = np.full(pooled.windows, -profile.fn_weight)
+    hits = detected & ~outside
+    np.maximum.at(best, pooled.window[hits], pooled.weights[hits])
+    return float(best.sum() + pooled.weights[detected & outside].sum())
+
+
+def best_threshold(files: Sequence[ScoredFile], profile: Profile) -> tuple[float, float]:
+    """The corpus-wide threshold NAB's optimiser picks for ``files`` and its raw score."""
+    return _best_threshold(_pool(files, profile), profile)
+
+
+# row weights depend only on a file's length and windows: computed once per profile
+_row_weights = lru_cache(maxsize=1024)(row_weights)
+
+
 def _pool(files: Sequence[ScoredFile], profile: Profile) -> _Pooled:
     scores, weights, window, file_index = [], [], [], []
     offset = 0
     for f_idx, f in enumerate(files):
         if not np.all(np.isfinite(f.scores)):
             raise ValueError(f"{f.name}: anomaly scores must be finite")
-        w, win = row_weights(len(f.scores), f.windows, profile)
+        w, win = _row_weights(len(f.scores), f.windows, profile)
         keep = ~np.isnan(w)
         scores.append(f.scores[keep])
         weights.append(w[keep])

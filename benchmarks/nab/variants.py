@@ -44,6 +44,7 @@ VARIANTS: dict[str, Variant] = {
             {"calibrate": True, "half_life": 100.0, "features": ["level", "step", "drift"]},
         ),
         Variant("novelty", "novelty", {}),
+        Variant("novelty-v1", "novelty", {"surprise_while_learning": False}, 0.25),
         Variant("novelty-no-learn-day", "novelty", {"learn_s": 0.0}),
         Variant("novelty-alone", "novelty", {"surprise_weight": 0.0}),
         Variant("novelty-one-vigilance", "novelty", {"vigilance": [0.06], "surprise_weight": 0.0}),
@@ -53,6 +54,14 @@ VARIANTS: dict[str, Variant] = {
             "novelty",
             {"scales": [[1, 2]], "vigilance": [0.09], "surprise_weight": 0.0},
         ),
+        Variant("calibrated", "calibrated", {}),
+        Variant("calibrated-odds", "calibrated", {"transform": "odds"}),
+        Variant("calibrated-floor", "calibrated", {"floor": 0.2, "half_life": 3000.0}),
+        Variant(
+            "calibrated-likelihood", "calibrated", {"method": "likelihood", "transform": "score"}
+        ),
+        Variant("calibrated-rank", "calibrated", {"method": "rank"}),
+        Variant("calibrated-surprise", "calibrated", {"base": "surprise", "quiet": 125}),
         Variant("forecast", "forecast", {}),
         Variant("forecast-no-onset-gate", "forecast", {"quiet": 0}),
         Variant("forecast-rarity", "forecast", {"rarity_power": 100.0}),
