@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|")
     for t in thresholds:
         after = steady[t] * per / (args.readings - START_UP)
-        print(f"| {t:.2f} | {start_up[t] * per / START_UP:.1f} | {after:.2f} |")
+        print(f"| {t:g} | {start_up[t] * per / START_UP:.1f} | {after:.2f} |")
     return 0
 
 

@@ -38,9 +38,10 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], float]] = {
     "surprise-v1@0.5": ("surprise", SURPRISE_V1, 0.5),
     "novelty@0.25": ("novelty", {}, 0.25),
     "novelty-no-learn-day@0.25": ("novelty", {"learn_s": 0.0}, 0.25),
+    "novelty@0.202": ("novelty", {}, 0.202),
     "novelty@0.2": ("novelty", {}, 0.2),
-    "novelty-v1@0.2": ("novelty", {"surprise_while_learning": False}, 0.2),
-    "calibrated@0.5": ("calibrated", {}, 0.5),
+    "novelty-v1@0.202": ("novelty", {"surprise_while_learning": False}, 0.202),
+    "calibrated@0.2": ("calibrated", {}, 0.2),
 }
 
 Series = dict[tuple[str, str], list[tuple[int, float]]]
