@@ -233,7 +233,12 @@ def load_config(
     if path is not None:
         raw = read_yaml(Path(path))
         source = str(path)
-    problems: list[str] = []
+    problems = [  # YAML allows keys like 1 or [a, b]: keyword arguments do not
+        f"(top level): key {key!r} is not a name; keys are names such as kafka or sinks"
+        for key in raw
+        if not isinstance(key, str)
+    ]
+    raw = {key: value for key, value in raw.items() if isinstance(key, str)}
     try:
         config = SentioConfig(**raw)
     except ValidationError as exc:
@@ -256,8 +261,11 @@ def validate_producers(section: Any) -> list[str]:
     for protocol, devices in section.items():
         if protocol not in connector_names():
             installed = ", ".join(connector_names()) or "none"
+            shown = (
+                protocol if isinstance(protocol, str) and protocol.isprintable() else repr(protocol)
+            )
             problems.append(
-                f"producers.{protocol}: unknown connector '{protocol}'; installed connectors: {installed}"
+                f"producers.{shown}: unknown connector {protocol!r}; installed connectors: {installed}"
             )
             continue
         if not isinstance(devices, list):

@@ -17,7 +17,8 @@ def format_location(loc: tuple[int | str, ...], prefix: str = "") -> str:
         elif part.startswith(("function-", "tagged-union")) or part in {"literal", "enum"}:
             continue  # pydantic's internal validator names, not user-visible keys
         else:
-            path += f".{part}" if path else part
+            shown = part if part.isprintable() else repr(part)  # a key holding a line break
+            path += f".{shown}" if path else shown
     return path or "(top level)"
 
 

@@ -70,7 +70,10 @@ def read_yaml_text(path: Path) -> str:
 
 def load_yaml(text: str, where: str) -> Any:
     """The document in ``text`` with the limits above; ConfigError (one line) otherwise."""
-    loader = StrictLoader(text)
+    try:
+        loader = StrictLoader(text)  # the reader refuses control characters right here
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: invalid YAML: {_one_line(exc)}") from exc
     try:
         node = loader.get_single_node()
         if node is None:
@@ -86,9 +89,13 @@ def load_yaml(text: str, where: str) -> Any:
         at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
         raise ConfigError(f"{where}: invalid YAML at {at}: {exc.problem}") from exc
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{where}: invalid YAML: {exc}") from exc
+        raise ConfigError(f"{where}: invalid YAML: {_one_line(exc)}") from exc
     finally:
         loader.dispose()
+
+
+def _one_line(exc: yaml.YAMLError) -> str:
+    return " ".join(str(exc).split())
 
 
 def check_size(root: Node, where: str) -> None:

@@ -70,8 +70,8 @@ class RegisterConfig(BaseModel):
         description="Registers holding a STRING (2 chars each).",
     )
     bit: int | None = Field(None, ge=0, le=15, description="For BOOL in a register: the bit, 0-15.")
-    scale: float = Field(1.0, description="value = raw * scale + offset.")
-    offset: float = Field(0.0, description="value = raw * scale + offset.")
+    scale: float = Field(1.0, allow_inf_nan=False, description="value = raw * scale + offset.")
+    offset: float = Field(0.0, allow_inf_nan=False, description="value = raw * scale + offset.")
     unit: str | None = Field(None, description="Unit of the scaled value, e.g. 'A' or 'degC'.")
 
     @model_validator(mode="after")

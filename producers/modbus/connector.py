@@ -41,6 +41,7 @@ from sentio_iot.producers.connector import Connector, ConnectorContext, Emitter
 from sentio_iot.producers.modbus.config import ModbusDeviceConfig, RegisterKind
 from sentio_iot.producers.modbus.registers import (
     ReadRequest,
+    ShortAnswer,
     decode_block,
     failed_block,
     plan_reads,
@@ -152,8 +153,7 @@ class ModbusConnector(Connector):
                         self._block_failed(part, values)
                         metrics.update((m.name, m) for m in failed_block(part))
                     else:
-                        self._block_answered(part)
-                        metrics.update((m.name, m) for m in decode_block(part, values))
+                        metrics.update((m.name, m) for m in self._decoded(part, values))
         except LinkDown:
             self._emit_reading(ts_us, metrics)
             raise
@@ -273,6 +273,18 @@ class ModbusConnector(Connector):
                 "exception_name": answer.name,
             }
             self._emit_event(EventKind.EXCEPTION, str(answer), details)
+
+    def _decoded(
+        self, request: ReadRequest, values: Sequence[int] | Sequence[bool]
+    ) -> list[Metric]:
+        """The block's metrics; a short answer marks them BAD and says so, the poll goes on."""
+        try:
+            metrics = decode_block(request, values)
+        except ShortAnswer as exc:
+            logger.warning("modbus %s: %s", self.settings.device_id, exc)
+            return failed_block(request)
+        self._block_answered(request)
+        return metrics
 
     def _block_answered(self, request: ReadRequest) -> None:
         failed = self._failing.pop((request.kind, request.address), None)

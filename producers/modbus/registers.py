@@ -19,6 +19,7 @@ import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from sentio_iot.errors import DataError
 from sentio_iot.producers.modbus.config import (
     MAX_BITS_PER_READ,
     MAX_REGISTERS_PER_READ,
@@ -127,7 +128,10 @@ def decode_registers(register: RegisterConfig, words: Sequence[int]) -> Metric:
     )[0]
     if isinstance(raw, float) and not math.isfinite(raw):
         return Metric(register.name, None, unit, Quality.BAD, str(raw))
-    return Metric(register.name, raw * register.scale + register.offset, unit)
+    value = raw * register.scale + register.offset
+    if not math.isfinite(value):  # a huge scale overflows: no value, the raw one kept
+        return Metric(register.name, None, unit, Quality.BAD, str(raw))
+    return Metric(register.name, value, unit)
 
 
 def decode_string(words: Sequence[int], register: RegisterConfig) -> str:
@@ -142,13 +146,18 @@ def decode_bit(register: RegisterConfig, is_set: bool) -> Metric:
     return Metric(register.name, 1.0 if is_set else 0.0, register.unit)
 
 
+class ShortAnswer(DataError, ValueError):
+    """The device answered with fewer values than were asked for."""
+
+
 def decode_block(request: ReadRequest, values: Sequence[int] | Sequence[bool]) -> list[Metric]:
     """Metrics of every value in ``request`` from its answer (words, or bits for bit tables).
 
     Bit answers come padded to whole bytes; only the first ``request.count`` are used.
+    ShortAnswer (a DataError) when the answer holds fewer.
     """
     if len(values) < request.count:
-        raise ValueError(
+        raise ShortAnswer(
             f"{request.describe()}: answer holds {len(values)} values, not {request.count}"
         )
     metrics = []

@@ -65,13 +65,13 @@ def entity_metric(entity: DiscoveredEntity, payload: bytes) -> Metric | None:
         if shown == entity.off:
             return Metric(entity.metric, 0.0, entity.unit)
         raise PayloadError(
-            f"{entity.metric}: '{shown[:40]}' is neither {entity.on} nor {entity.off}"
+            f"{entity.metric}: {shown[:40]!r} is neither {entity.on} nor {entity.off}"
         )
     try:
         return Metric(entity.metric, to_number(value), entity.unit)
     except PayloadError:
         if entity.numeric_only:
-            raise PayloadError(f"{entity.metric}: '{shown[:40]}' is not a number") from None
+            raise PayloadError(f"{entity.metric}: {shown[:40]!r} is not a number") from None
         return Metric(entity.metric, None, entity.unit, text=shown)
 
 
@@ -213,7 +213,7 @@ class HomeAssistantDiscovery:
             if kind is None:
                 self.output.dead_letter(
                     message,
-                    f"availability is neither {availability.online} nor {availability.offline}",
+                    f"availability is neither {availability.online!r} nor {availability.offline!r}",
                     entity.device_id,
                 )
                 return

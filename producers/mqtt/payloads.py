@@ -150,9 +150,9 @@ def _number(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise PayloadError(f"'{text[:40]}' is not a number") from None
+        raise PayloadError(f"{text[:40]!r} is not a number") from None
     if not math.isfinite(value):
-        raise PayloadError(f"'{text[:40]}' is not a finite number")
+        raise PayloadError(f"{text[:40]!r} is not a finite number")
     return value
 
 
