@@ -4,7 +4,8 @@ Lines, labels and metadata follow :mod:`sentio_iot.sinks.loki_streams`. The body
 snappy-compressed protobuf ``PushRequest`` (``sinks.loki.format: protobuf``) or the JSON
 push body (``json``). VictoriaLogs takes both at ``/insert/loki/api/v1/push``. A request the
 backend refuses (400: too old, too long, invalid) is halved until the refused records are
-found; they go to the dead-letter topic with the answer.
+found; they go to the dead-letter topic with the answer. Lines VictoriaLogs would drop or
+misdate while answering 204 are found before the push (:mod:`sentio_iot.sinks.loki_limits`).
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 
+import httpx
+
 from sentio_iot.config import SentioConfig
 from sentio_iot.plugins import SinkPlugin
-from sentio_iot.sinks import loki_streams
+from sentio_iot.sinks import loki_limits, loki_streams
 from sentio_iot.sinks.halving import refused_records
 from sentio_iot.sinks.http_endpoint import HttpEndpoint
 from sentio_iot.sinks.loki_push import (
@@ -49,21 +52,48 @@ class LokiWriter(Writer):
         self.endpoint = HttpEndpoint(
             FIELD, auth=self.settings.auth, timeout_s=self.settings.timeout_s, headers=headers
         )
+        self.bounds = loki_limits.TimeBounds()
 
     async def start(self) -> None:
         await self.endpoint.probe(
             self.settings.url, self.encode([]), self.headers, self.startup_timeout_s
         )
-        log.info("pushing to %s (%s)", self.settings.url, self.settings.format)
+        self.bounds = await self._bounds()
+        log.info(
+            "pushing to %s (%s); lines kept %s",
+            self.settings.url,
+            self.settings.format,
+            "as Loki's limits say"
+            if self.bounds.max_age_ns is None
+            else f"up to {self.bounds.max_age_ns / loki_limits.DAY_NS:g} days old (VictoriaLogs)",
+        )
+
+    async def _bounds(self) -> loki_limits.TimeBounds:
+        """VictoriaLogs lists its retention at /flags; Loki has no such page (and says 400)."""
+        flags = httpx.URL(self.settings.url).copy_with(path="/flags", query=None)
+        try:
+            response = await self.endpoint.client.get(flags)
+        except httpx.HTTPError:
+            return loki_limits.TimeBounds()
+        lines = [line for line in response.text.splitlines() if line.strip()]
+        if response.status_code != 200 or not all(line.startswith("-") for line in lines):
+            return loki_limits.TimeBounds()  # not a VictoriaMetrics-family /flags page
+        return loki_limits.victorialogs_bounds(response.text)
 
     async def write(self, batch: Sequence[SinkRecord]) -> None:
         logged: dict[int, Logged] = {}
         reasons: dict[int, str] = {}
         for index, record in enumerate(batch):
             try:
-                logged[index] = self.log_line(record)
+                line = self.log_line(record)
             except (KeyError, TypeError, ValueError) as exc:
                 reasons[index] = f"record does not fit the {record.catalog_name} contract: {exc!r}"
+                continue
+            refused = loki_limits.problem(line, self.bounds)
+            if refused is None:
+                logged[index] = line
+            else:
+                reasons[index] = refused
 
         async def send(subset: list[int]) -> str | None:
             response = await self.endpoint.post(

@@ -5,14 +5,22 @@ wire format: ``import`` (JSON lines to ``/api/v1/import``, the default: faster h
 benchmarks/sinks_bench.py) or ``remote_write`` (snappy protobuf to ``/api/v1/write``).
 
 VictoriaMetrics answers a whole request; a record it cannot store is found either before
-sending (NaN values) or by splitting a refused batch in halves until the refused record is
-alone, and reported as :class:`RejectedRecords` with VictoriaMetrics' answer.
+sending or by splitting a refused batch in halves until the refused record is alone, and
+reported as :class:`RejectedRecords` with VictoriaMetrics' answer. Before sending means
+everything VictoriaMetrics would drop or cut while answering 204 (the import API only logs
+an invalid line; samples outside the retention or over the label limits vanish or change):
+see :mod:`sentio_iot.sinks.vm_series`. The retention comes from the backend's ``/flags`` at
+start (``-retentionPeriod``; its default, 1 month, where the flag is not shown).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Sequence
+from dataclasses import replace
+
+import httpx
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.plugins import SinkPlugin
@@ -33,6 +41,22 @@ REMOTE_WRITE_HEADERS = {
     "X-Prometheus-Remote-Write-Version": "0.1.0",
 }
 IMPORT_HEADERS = {"Content-Type": "application/x-ndjson"}
+DEFAULT_RETENTION = "1"  # VictoriaMetrics' own default: one month
+_RETENTION = re.compile(r'^-retentionPeriod="?([^"\s]+)"?', re.MULTILINE)
+_PERIOD = re.compile(r"^(\d+(?:\.\d+)?)([hdwy]?)$")
+_UNIT_MS = {"h": 3_600_000, "d": 86_400_000, "w": 7 * 86_400_000, "y": 365 * 86_400_000}
+MONTH_MS = 31 * 86_400_000  # a bare number is months, of 31 days (VictoriaMetrics' docs)
+
+
+def retention_ms(flags_text: str) -> int | None:
+    """``-retentionPeriod`` from a ``/flags`` page, in ms; its default when not listed; None
+    when it cannot be read (then no lower bound is checked)."""
+    found = _RETENTION.search(flags_text)
+    period = _PERIOD.match(found.group(1) if found else DEFAULT_RETENTION)
+    if period is None:
+        return None
+    number, unit = float(period.group(1)), period.group(2)
+    return int(number * (_UNIT_MS[unit] if unit else MONTH_MS))
 
 
 class VictoriaMetricsWriter(Writer):
@@ -56,7 +80,28 @@ class VictoriaMetricsWriter(Writer):
 
     async def start(self) -> None:
         await self.endpoint.probe(self.url, self.encode({}), self.headers, self.startup_timeout_s)
-        log.info("writing to %s (%s)", self.url, self.settings.method)
+        retention = await self._retention()
+        self.defaults = replace(self.defaults, retention_ms=retention)
+        days = "unchecked" if retention is None else f"{retention / 86_400_000:g} days"
+        log.info("writing to %s (%s); retention %s", self.url, self.settings.method, days)
+
+    async def _retention(self) -> int | None:
+        flags = httpx.URL(self.settings.url).copy_with(path="/flags", query=None)
+        try:
+            response = await self.endpoint.client.get(flags)
+        except httpx.HTTPError as exc:
+            log.warning(
+                "cannot read %s (%s): samples past the retention are not checked", flags, exc
+            )
+            return None
+        if response.status_code != 200:
+            log.warning(
+                "%s answered %d: samples past the retention are not checked",
+                flags,
+                response.status_code,
+            )
+            return None
+        return retention_ms(response.text)
 
     async def write(self, batch: Sequence[SinkRecord]) -> None:
         samples: list[list[Sample]] = []

@@ -7,7 +7,10 @@
 - alerts: ``sentio_alert_firing{device,type,severity}``: 1 while firing/acknowledged, 0 resolved
 
 Names and label names are sanitised to ``[a-zA-Z0-9_]`` (metric names lower case); times are
-milliseconds. A sample VictoriaMetrics would drop (NaN) is reported, not sent.
+milliseconds. A sample VictoriaMetrics would drop or change without saying so is reported
+(``Rejected``), not sent: NaN and infinite values, timestamps at or before 1970, more than
+2 days ahead or older than its retention, more labels than it keeps, label names or values
+longer than it stores (it answers 204 and logs, or truncates: a write would look successful).
 """
 
 from __future__ import annotations
@@ -26,6 +29,11 @@ Sample = tuple[Labels, float, int]  # series, value, timestamp in ms
 ROLLUP_STATS = ("count", "min", "max", "mean", "sum", "last", "stddev")
 FIRING = ("FIRING", "ACKNOWLEDGED")
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
+# VictoriaMetrics' defaults (v1.79 .. v1.151): beyond them a series loses labels or has them cut.
+MAX_LABELS = 30  # -maxLabelsPerTimeseries (30, 40 in newer versions), the name included
+MAX_LABEL_NAME_BYTES = 256  # -maxLabelNameLen
+MAX_LABEL_VALUE_BYTES = 4096  # -maxLabelValueLen (4 KiB in newer versions, 16 KiB before)
+RETENTION_MARGIN_MS = 3_600_000  # refuse a little early rather than hand VictoriaMetrics a drop
 
 
 @lru_cache(maxsize=16384)
@@ -59,6 +67,7 @@ class Defaults:
 
     tenant: str = "default"
     site: str = "local"
+    retention_ms: int | None = None  # VictoriaMetrics' -retentionPeriod; None: not checked
 
 
 class Rejected(ValueError):
@@ -66,7 +75,25 @@ class Rejected(ValueError):
 
 
 def series(name: str, labels: Mapping[str, str]) -> Labels:
-    return (("__name__", name), *sorted((k, v) for k, v in labels.items() if v != ""))
+    """The series' labels, sorted; Rejected when VictoriaMetrics would drop or cut some."""
+    out = (("__name__", name), *sorted((k, v) for k, v in labels.items() if v != ""))
+    if len(out) > MAX_LABELS:
+        raise Rejected(
+            f"{len(out)} labels (the name included): VictoriaMetrics keeps {MAX_LABELS} "
+            "(-maxLabelsPerTimeseries) and silently drops the rest"
+        )
+    for key, value in out:
+        if len(key) > MAX_LABEL_NAME_BYTES // 4 and len(key.encode()) > MAX_LABEL_NAME_BYTES:
+            raise Rejected(
+                f"label name {key[:40]!r}... is {len(key.encode())} bytes: VictoriaMetrics "
+                f"cuts names over {MAX_LABEL_NAME_BYTES} (-maxLabelNameLen)"
+            )
+        if len(value) > MAX_LABEL_VALUE_BYTES // 4 and len(value.encode()) > MAX_LABEL_VALUE_BYTES:
+            raise Rejected(
+                f"label {key} is {len(value.encode())} bytes: VictoriaMetrics cuts values over "
+                f"{MAX_LABEL_VALUE_BYTES} (-maxLabelValueLen)"
+            )
+    return out
 
 
 def _device_labels(record: Mapping[str, Any], defaults: Defaults) -> dict[str, str]:
@@ -87,8 +114,14 @@ def _check(value: float, what: str) -> None:
         raise Rejected(f"{what} is {value}: VictoriaMetrics cannot store an infinite value")
 
 
-def _check_ts(ts_ms: int, what: str) -> int:
+def _check_ts(ts_ms: int, what: str, defaults: Defaults) -> int:
     """``ts_ms`` when VictoriaMetrics stores it where it belongs; Rejected (with why) if not."""
+    retention = defaults.retention_ms
+    if retention is not None and ts_ms < time.time() * 1000 - retention + RETENTION_MARGIN_MS:
+        raise Rejected(
+            f"{what} timestamp {ts_ms} ms is older than VictoriaMetrics' retention "
+            f"({retention / 86_400_000:g} days, -retentionPeriod): it would drop it"
+        )
     if ts_ms <= 0:
         raise Rejected(
             f"{what} timestamp {ts_ms} ms is at or before 1970-01-01: the device clock was never "
@@ -123,7 +156,7 @@ def _reading_series(metric: str, unit: str | None, base: Labels) -> Labels:
 def reading_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sample]:
     labels = record.get("labels") or {}
     base = _reading_base(record["device_id"], record["source"], tuple(labels.items()), defaults)
-    ts = _check_ts(record["ts"] // 1000, "reading")
+    ts = _check_ts(record["ts"] // 1000, "reading", defaults)
     bad: list[str] = []
     for metric in record["metrics"]:
         value = metric["value"]
@@ -145,7 +178,7 @@ def rollup_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sa
     labels["window"] = window_label(record["window_s"])
     if record.get("unit") is not None:
         labels["unit"] = record["unit"]
-    ts = _check_ts(record["window_start"] // 1000, "rollup")
+    ts = _check_ts(record["window_start"] // 1000, "rollup", defaults)
     base = metric_name(record["metric"])
     for stat in ROLLUP_STATS:
         value = float(record[stat])
@@ -157,7 +190,7 @@ def anomaly_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[S
     labels = _device_labels(record, defaults)
     labels["metric"] = record["metric"]
     labels["detector"] = record["detector"]
-    ts = _check_ts(record["ts"] // 1000, "anomaly")
+    ts = _check_ts(record["ts"] // 1000, "anomaly", defaults)
     for field in ("score", "value", "expected", "lower", "upper"):
         value = record.get(field)
         if value is None:
@@ -171,7 +204,7 @@ def rul_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sampl
     labels.update(
         model=record["model_name"], model_version=record["model_version"], unit=record["rul_unit"]
     )
-    ts = _check_ts(record["ts"] // 1000, "rul")
+    ts = _check_ts(record["ts"] // 1000, "rul", defaults)
     for field, name in (
         ("rul", "sentio_rul"),
         ("lower", "sentio_rul_lower"),
@@ -194,7 +227,7 @@ def alert_samples(record: Mapping[str, Any], defaults: Defaults) -> Iterator[Sam
         changed = record["end_ts"]
     elif status == "ACKNOWLEDGED" and record.get("ack_ts"):
         changed = record["ack_ts"]
-    ts = _check_ts(changed // 1000, "alert")
+    ts = _check_ts(changed // 1000, "alert", defaults)
     yield series("sentio_alert_firing", labels), 1.0 if status in FIRING else 0.0, ts
 
 
