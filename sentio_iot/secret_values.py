@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, SecretStr
 
 MASK = "**********"
+_URL_PASSWORD = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]*://[^/@:]*:)([^/@]*)@")
 
 _SECRET_KEY = re.compile(
     r"(^|[._-])("
@@ -54,6 +55,8 @@ def mask(data: Any) -> Any:
         }
     if isinstance(data, list | tuple):
         return [mask(item) for item in data]
+    if isinstance(data, str) and "@" in data:  # http://user:password@host/...
+        return _URL_PASSWORD.sub(lambda found: f"{found.group(1)}{MASK}@", data)
     return data
 
 

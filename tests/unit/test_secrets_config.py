@@ -88,3 +88,13 @@ def test_the_clients_get_the_clear_values(tmp_path: Path) -> None:
         signed = next(registry._http.auth.auth_flow(request))  # type: ignore[union-attr]
     basic = base64.b64decode(signed.headers["Authorization"].removeprefix("Basic "))
     assert basic.decode() == f"sentio:{SECRETS['schema_registry.basic_auth']}"
+
+
+def test_a_password_in_a_url_is_masked_too(tmp_path: Path) -> None:
+    data = {"sinks": {"tempo": {"url": "http://sentio:Zq-url-secret@tempo:4318/v1/traces"}}}
+    path = write(tmp_path / "url.yaml", data)
+    result = CliRunner().invoke(cli, ["config", "show", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "Zq-url-secret" not in result.output
+    shown = yaml.safe_load(result.output)["sinks"]["tempo"]["url"]
+    assert shown == f"http://sentio:{MASK}@tempo:4318/v1/traces"
