@@ -30,7 +30,7 @@ from benchmarks.nab.loco import LocoResult, loco, select
 from benchmarks.nab.scoring import PROFILES, ScoredFile, score_corpus
 from sentio_iot.streams.detectors.base import Score
 from sentio_iot.streams.detectors.calibrated import CalibratedDetector, CalibratedParams
-from sentio_iot.streams.detectors.registry import create_detector
+from sentio_iot.streams.detectors.registry import create_detector, detector_class
 
 
 class Replay:
@@ -46,7 +46,8 @@ class Replay:
 def base_scores(
     base: str, params: dict[str, Any], corpus: Sequence[Series], cache: Path
 ) -> list[list[Score]]:
-    key = json.dumps([base, params, [s.name for s in corpus]], sort_keys=True)
+    version = detector_class(base).version  # a new version scores differently: a new cache
+    key = json.dumps([base, version, params, [s.name for s in corpus]], sort_keys=True)
     path = cache / f"base-{hashlib.sha256(key.encode()).hexdigest()[:12]}.pickle"
     if path.exists():
         stored: list[list[Score]] = pickle.loads(path.read_bytes())
@@ -84,30 +85,48 @@ def calibrated_files(
     return files
 
 
-GRIDS: dict[str, dict[str, list[Any]]] = {
-    "small": {
-        "method": ["tail", "likelihood"],
-        "half_life": [2000.0, 8000.0],
-        "fire": [0.2],
-        "quiet": [80],
-    },
-    "full": {
-        "method": ["tail", "likelihood"],
-        "half_life": [1000.0, 3000.0, 10000.0],
-        "window": [1, 10],
-        "fire": [0.1, 0.3],
-        "quiet": [50, 150],
-    },
+Grid = dict[str, list[Any]]
+# every field the calibration has is named, so a grid's figures do not move with the defaults
+TAIL: Grid = {
+    "method": ["tail"],
+    "transform": ["odds", "log_odds"],
+    "floor": [0.0, 0.2],
+    "half_life": [1000.0, 10000.0],
+    "warmup": [100],
+    "digits": [10.0],
+    "fire": [0.1, 0.3],
+    "quiet": [50, 150],
+}
+LIKELIHOOD: Grid = {
+    "method": ["likelihood"],
+    "transform": ["score"],
+    "half_life": [1000.0, 10000.0],
+    "window": [1, 10],
+    "warmup": [100],
+    "digits": [10.0],
+    "fire": [0.1, 0.3],
+    "quiet": [50],
+}
+RANK: Grid = {
+    "method": ["rank"],
+    "transform": ["log_odds"],
+    "rank_history": [1000],
+    "warmup": [100],
+    "digits": [10.0],
+    "fire": [0.1],
+    "quiet": [50],
+}
+GRIDS: dict[str, list[Grid]] = {
+    "small": [{**TAIL, "transform": ["log_odds"], "half_life": [1000.0], "quiet": [50]}],
+    "full": [TAIL, LIKELIHOOD, RANK],
 }
 
 
-def settings(grid: dict[str, list[Any]]) -> Iterator[dict[str, Any]]:
-    keys = list(grid)
-    for values in itertools.product(*(grid[k] for k in keys)):
-        setting = dict(zip(keys, values, strict=True))
-        if setting.get("method") != "likelihood" and setting.get("window", 10) != 10:
-            continue  # window only matters to the likelihood
-        yield setting
+def settings(grids: list[Grid]) -> Iterator[dict[str, Any]]:
+    for grid in grids:
+        keys = list(grid)
+        for values in itertools.product(*(grid[k] for k in keys)):
+            yield dict(zip(keys, values, strict=True))
 
 
 def _fmt(result: LocoResult) -> str:
@@ -120,10 +139,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--base", default="novelty")
     parser.add_argument("--base-params", default="{}", help="the base's params as JSON")
-    parser.add_argument("--grid", default="small", help=f"{', '.join(GRIDS)} or JSON")
+    parser.add_argument(
+        "--grid", default="small", help=f"{', '.join(GRIDS)} or one grid as JSON (field: values)"
+    )
     parser.add_argument("--series", nargs="*", help="only these series")
     args = parser.parse_args(argv)
-    grid = GRIDS[args.grid] if args.grid in GRIDS else json.loads(args.grid)
+    grid = GRIDS[args.grid] if args.grid in GRIDS else [json.loads(args.grid)]
     corpus = load_corpus(args.data, args.series)
     base_params = json.loads(args.base_params)
     began = time.process_time()
