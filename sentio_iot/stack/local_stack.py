@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import Counter
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 from sentio_iot.config import StackSettings
 from sentio_iot.errors import PrerequisiteError, SentioError, StackError
@@ -114,15 +116,28 @@ class Stack:
 
     @contextmanager
     def used_or_started(self, progress: Progress | None = None) -> Iterator[Stack]:
-        """The stack for a block: used as it is if healthy, else started now and stopped after."""
-        if self.healthy():
-            yield self
-            return
-        self.up(progress=progress)
+        """The stack for a block: used as it is if healthy, else started now and stopped after.
+
+        Each block holds a lease (a file named by its pid) while it runs: the block that
+        started the stack stops it only if no other live block still uses it, so two test
+        sessions side by side (or pytest-xdist workers) never take it from each other.
+        """
+        lease = self.paths.state / "leases" / str(os.getpid())
+        lease.parent.mkdir(parents=True, exist_ok=True)
+        lease.touch()
+        started = False
         try:
+            if not self.healthy():
+                self.up(progress=progress)
+                started = True
             yield self
         finally:
-            self.down()
+            lease.unlink(missing_ok=True)
+            others = _live_leases(lease.parent)
+            if started and not others:
+                self.down()
+            elif started:
+                log.info("stack left running: %d other session(s) use it", len(others))
 
     def _live_record(self, service: Service) -> ProcessRecord | None:
         """The record of our running process; a stale pid file is removed."""
@@ -243,3 +258,18 @@ def _one_at_a_time(progress: Progress | None) -> Progress:
                 progress(line)
 
     return say
+
+
+def _live_leases(folder: Path) -> list[Path]:
+    """The leases of processes still alive (a killed session's lease is removed)."""
+    alive = []
+    for lease in folder.iterdir():
+        try:
+            os.kill(int(lease.name), 0)
+        except (ValueError, ProcessLookupError):
+            lease.unlink(missing_ok=True)
+            continue
+        except PermissionError:
+            pass  # another user's live process
+        alive.append(lease)
+    return alive

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 from collections.abc import Iterator
@@ -407,3 +408,21 @@ def test_used_or_started_starts_and_stops_only_a_stack_that_was_not_running(
         assert used is stack
         seen.append("block")
     assert seen == calls
+
+
+def test_a_started_stack_is_left_running_while_another_session_uses_it(
+    settings: StackSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack = Stack(settings)
+    seen: list[str] = []
+    monkeypatch.setattr(stack, "healthy", lambda: False)
+    monkeypatch.setattr(stack, "up", lambda progress=None: seen.append("up"))
+    monkeypatch.setattr(stack, "down", lambda progress=None: seen.append("down"))
+    leases = stack.paths.state / "leases"
+    leases.mkdir(parents=True)
+    (leases / str(os.getppid())).touch()  # a live session beside this one
+    (leases / "999999999").touch()  # a session killed without removing its lease
+    with stack.used_or_started():
+        assert {p.name for p in leases.iterdir()} >= {str(os.getpid()), str(os.getppid())}
+    assert seen == ["up"]  # not taken from the other session
+    assert sorted(p.name for p in leases.iterdir()) == [str(os.getppid())]
