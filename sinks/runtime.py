@@ -369,7 +369,7 @@ class SinkRuntime:
             self.settings.health_host,
             self.health_port,
             health=self.health_report,
-            metrics=self.metrics.render,
+            metrics=lambda: self.metrics.render() + self.writer.metrics_text(),
         )
         try:
             server.start()

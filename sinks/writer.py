@@ -78,3 +78,7 @@ class Writer(abc.ABC):
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""
+
+    def metrics_text(self) -> str:
+        """Families of its own for ``/metrics`` (Prometheus text, ending in a newline); none."""
+        return ""

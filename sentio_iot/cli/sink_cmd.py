@@ -46,7 +46,8 @@ def sink(
     group_id: str | None,
     progress_every: float,
 ) -> None:
-    """Write what flows on Kafka to BACKEND (victoriametrics, loki, tempo, homeassistant).
+    """Write what flows on Kafka to BACKEND (victoriametrics, loki, tempo, homeassistant,
+    alertmanager, webhook).
 
     Each backend is its own consumer group (sentio-sink-BACKEND): start several processes to
     share the partitions. Offsets are committed only after the backend took the records.

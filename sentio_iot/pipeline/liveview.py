@@ -71,6 +71,13 @@ def firsts(results: Results) -> str:
     return ", ".join(parts)
 
 
+def notified(counts: dict[str, int]) -> str:
+    """``  notifications sent 12`` once Alertmanager's sink reports them, else nothing."""
+    if "notifications" not in counts:
+        return ""
+    return f"  notifications sent {counts['notifications']:,}"
+
+
 def _state(row: WorkerRow, color: bool) -> str:
     text = "healthy" if row.state == "running" and row.healthy else row.state
     if row.state == "running" and not row.healthy:
@@ -113,7 +120,7 @@ def render(view: View, color: bool = True) -> list[str]:
         "",
         f"{b}results{r}  rollups {counts.get('rollups', 0):,}  anomalies "
         f"{counts.get('anomalies', 0):,}  alerts {counts.get('alerts', 0):,}  RUL predictions "
-        f"{counts.get('rul', 0):,}",
+        f"{counts.get('rul', 0):,}{notified(counts)}",
         f"  {firsts(res)}",
         "",
         f"{b}latest anomalies{r}",
@@ -149,7 +156,7 @@ def progress_line(view: View) -> str:
     return (
         f"[{view.elapsed_s:5.0f} s] {workers} | lag {lag} | rollups {c.get('rollups', 0):,}, "
         f"anomalies {c.get('anomalies', 0):,}, alerts {c.get('alerts', 0):,}, "
-        f"RUL {c.get('rul', 0):,}"
+        f"RUL {c.get('rul', 0):,}{notified(c).replace('  notifications sent', ', notifications sent')}"
     )
 
 

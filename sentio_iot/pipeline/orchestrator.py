@@ -48,6 +48,7 @@ COUNTERS = {
     "streams": "sentio_stream_events_total",
     "sink": "sentio_sink_records_written_total",
 }
+NOTIFIED = "sentio_sink_alertmanager_notifications"  # what Alertmanager sent, by outcome
 PRODUCER_TOTALS = re.compile(r"stopped: \d+ reading\(s\) polled, (\d+) published")
 
 
@@ -322,6 +323,11 @@ class Orchestrator:
                 trend = self.lag_trend.trend(group)
                 if trend is not None:
                     trends[group] = trend.describe()
+        results = self.tail.results()
+        alertmanager = probes.get("sink-alertmanager")
+        sent = total(alertmanager.samples, NOTIFIED, outcome="sent") if alertmanager else None
+        if sent is not None:
+            results.counts["notifications"] = int(sent)
         return View(
             elapsed_s=time.monotonic() - self.began,
             duration_s=self.options.duration_s,
@@ -330,7 +336,7 @@ class Orchestrator:
             lag=self.lags.latest,
             lag_error=self.lags.error,
             lag_trends=trends,
-            results=self.tail.results(),
+            results=results,
             where=self.where,
             notices=list(self.notices),
         )

@@ -18,10 +18,24 @@ import click
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.processes import ChildSpec
 
-SINKS = ("victoriametrics", "loki", "tempo")
+SINKS = ("victoriametrics", "loki", "tempo", "alertmanager")
 # Ports fixed by the worker contract, used when the configuration has no field for them.
 STREAM_WEB_PORT = 6066
-SINK_PORTS = {"victoriametrics": 9471, "loki": 9472, "tempo": 9473, "homeassistant": 9474}
+SINK_PORTS = {
+    "victoriametrics": 9471,
+    "loki": 9472,
+    "tempo": 9473,
+    "homeassistant": 9474,
+    "alertmanager": 9475,
+    "webhook": 9476,
+}
+# Backends a run may lack: their sink is left out, with why, when nothing answers.
+OPTIONAL_BACKENDS = {
+    "tempo": "the local stack has none; spans stay in the otlp-spans topic; "
+    "set sinks.tempo.url to a Tempo or Collector",
+    "alertmanager": "alerts stay in the alerts topic; start it with `sentio stack up` "
+    "or set sinks.alertmanager.url",
+}
 
 
 def sentio_argv() -> tuple[str, ...]:
@@ -56,9 +70,10 @@ def missing_command(words: tuple[str, ...]) -> str | None:
 
 
 def unreachable_backend(config: SentioConfig, backend: str) -> str | None:
-    """Why a sink's backend cannot be reached now, or None. Only Tempo is asked: the local
-    stack has no Tempo, so its sink is left out with a line instead of failing the run."""
-    if backend != "tempo":
+    """Why a sink's backend cannot be reached now, or None. Only Tempo (the local stack has
+    none) and Alertmanager are asked: their sink is left out with a line instead of failing
+    the run."""
+    if backend not in OPTIONAL_BACKENDS:
         return None
     url = getattr(getattr(config.sinks, backend, None), "url", None)
     if not isinstance(url, str):
@@ -69,10 +84,8 @@ def unreachable_backend(config: SentioConfig, backend: str) -> str | None:
         with socket.create_connection((parts.hostname or "127.0.0.1", port), timeout=1.0):
             return None
     except OSError:
-        return (
-            f"no Tempo answers at {url} (the local stack has none; spans stay in the "
-            "otlp-spans topic; set sinks.tempo.url to a Tempo or Collector)"
-        )
+        name = "Tempo" if backend == "tempo" else "Alertmanager"
+        return f"no {name} answers at {url} ({OPTIONAL_BACKENDS[backend]})"
 
 
 def stream_port(config: SentioConfig, index: int) -> int:

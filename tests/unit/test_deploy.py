@@ -28,7 +28,7 @@ SENTIO_IMAGE = "sentio-iot:latest"
 # The worker contract: what each worker serves /health and /metrics on.
 PRODUCER_PORT = 9464
 STREAM_PORT = 6066
-SINK_PORTS = {"victoriametrics": 9471, "loki": 9472, "tempo": 9473}
+SINK_PORTS = {"victoriametrics": 9471, "loki": 9472, "tempo": 9473, "alertmanager": 9475}
 # Series of the contract (common brief): VictoriaMetrics series the VM sink writes and the
 # counters the workers export. Reading/rollup series are sentio_<metric>[_<stat>].
 CONTRACT_SERIES = {
@@ -128,6 +128,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "loki",
         "tempo",
         "grafana",
+        "alertmanager",
         "mosquitto",
         "topics",
         "producer-simulate",
@@ -135,6 +136,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "sink-victoriametrics",
         "sink-loki",
         "sink-tempo",
+        "sink-alertmanager",
     } <= set(services())
     assert set(sentio_services()) == {
         "topics",
@@ -143,6 +145,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "sink-victoriametrics",
         "sink-loki",
         "sink-tempo",
+        "sink-alertmanager",
     }
 
 
@@ -172,7 +175,7 @@ def test_every_sentio_service_mounts_the_deployment_config(name: str) -> None:
 
 def test_long_running_workers_restart_and_report_health() -> None:
     workers = {n: s for n, s in sentio_services().items() if n != "topics"}
-    assert len(workers) == 5
+    assert len(workers) == 6
     for name, service in workers.items():
         assert service["restart"] == "unless-stopped", name
         assert service["depends_on"]["topics"] == {"condition": "service_completed_successfully"}, (
@@ -274,6 +277,7 @@ def test_victoriametrics_scrapes_every_worker() -> None:
             targets |= {(name, dns["port"]) for name in dns["names"]}
     expected = {("producer-simulate", PRODUCER_PORT), ("streams", STREAM_PORT)}
     expected |= {(f"sink-{sink}", port) for sink, port in SINK_PORTS.items()}
+    expected.add(("alertmanager", 9093))
     assert targets == expected
     assert {host for host, _ in targets} <= set(services())
 
@@ -323,7 +327,9 @@ def test_dockerfile_builds_one_unprivileged_image_with_the_sentio_entrypoint() -
 
 def test_data_sources_link_traces_and_logs() -> None:
     by_type = {ds["type"]: ds for ds in datasources()}
-    assert set(by_type) == {"prometheus", "loki", "tempo"}
+    assert set(by_type) == {"prometheus", "loki", "tempo", "alertmanager"}
+    assert by_type["alertmanager"]["url"] == "http://alertmanager:9093"
+    assert by_type["alertmanager"]["jsonData"]["implementation"] == "prometheus"
     assert by_type["prometheus"]["url"] == "http://victoriametrics:8428"
     assert by_type["loki"]["url"] == "http://loki:3100"
     assert by_type["tempo"]["url"] == "http://tempo:3200"

@@ -194,8 +194,9 @@ def test_children_are_the_producer_streams_and_three_sinks(tmp_path: Path) -> No
         "sink-victoriametrics",
         "sink-loki",
         "sink-tempo",
+        "sink-alertmanager",
     ]
-    assert [s.port for s in specs] == [9464, 6066, 6067, 9471, 9472, 9473]
+    assert [s.port for s in specs] == [9464, 6066, 6067, 9471, 9472, 9473, 9475]
     assert specs[0].argv[-5:] == (
         "simulate",
         "-c",
@@ -441,7 +442,14 @@ def test_a_tempo_that_does_not_answer_leaves_its_sink_out() -> None:
             f"no Tempo answers at http://127.0.0.1:{down}/v1/traces (the local stack has none; "
             "spans stay in the otlp-spans topic; set sinks.tempo.url to a Tempo or Collector)"
         )
-        assert unreachable_backend(silent, "victoriametrics") is None  # only Tempo is asked
+        assert unreachable_backend(silent, "victoriametrics") is None  # always in the stack
+        am_silent = SentioConfig(sinks={"alertmanager": {"url": f"http://127.0.0.1:{down}"}})  # type: ignore[arg-type]
+        am_answering = SentioConfig(sinks={"alertmanager": {"url": f"http://127.0.0.1:{up}"}})  # type: ignore[arg-type]
+        assert unreachable_backend(am_answering, "alertmanager") is None
+        assert unreachable_backend(am_silent, "alertmanager") == (
+            f"no Alertmanager answers at http://127.0.0.1:{down} (alerts stay in the alerts "
+            "topic; start it with `sentio stack up` or set sinks.alertmanager.url)"
+        )
     finally:
         listening.close()
         closed.close()

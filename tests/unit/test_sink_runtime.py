@@ -171,7 +171,8 @@ def test_plugins_are_found_by_name() -> None:
     assert plugin.load_writer().__name__ == "VictoriaMetricsWriter"
     assert plugin.load_settings_model().__name__ == "VictoriaMetricsSinkSettings"
     with pytest.raises(
-        ConfigError, match="unknown sink 'influx'; installed sinks: homeassistant, loki"
+        ConfigError,
+        match="unknown sink 'influx'; installed sinks: alertmanager, homeassistant, loki",
     ):
         load_sink_plugin("influx")
 
