@@ -5,19 +5,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentio_iot import __version__
 from sentio_iot.api import live, routes_admin, routes_alerts, routes_auth, routes_data
+from sentio_iot.api.auth import caller
 from sentio_iot.api.errors import RateLimited, Refused
 from sentio_iot.api.feed import Batch, KafkaFeed
+from sentio_iot.api.metrics import render_metrics
 from sentio_iot.api.pipeline_health import PipelineHealthMeter
 from sentio_iot.api.services import Services
 from sentio_iot.config import SentioConfig
@@ -83,19 +88,100 @@ def _refused(request: Request, exc: Exception) -> JSONResponse:
 
 
 def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)
-    return JSONResponse(
-        {"error": str(exc.detail)},
-        status_code=exc.status_code,
-        headers=getattr(exc, "headers", None),
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400:  # a body that is not JSON: documented as 422 like the rest
+        return _refusal_first(request) or JSONResponse(
+            {"error": f"body: {exc.detail}"}, status_code=422
+        )
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names only the first matching route's methods
+        headers["Allow"] = ", ".join(_allowed(request))
+    return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=headers)
+
+
+def _operations(request: Request) -> dict[str, bool]:
+    """The methods the OpenAPI description has at this path, each with whether it needs
+    credentials (read from the description: FastAPI's route tree is not public API)."""
+    app: FastAPI = request.app
+    table: list[tuple[re.Pattern[str], dict[str, bool]]] | None = getattr(
+        app.state, "operations", None
     )
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/]+", re.escape(path)) + "$"),
+                {m.upper(): bool(op.get("security")) for m, op in methods.items()},
+            )
+            for path, methods in app.openapi()["paths"].items()
+        ]
+        app.state.operations = table
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            return methods
+    return {}
+
+
+def _allowed(request: Request) -> list[str]:
+    """Every method some route serves at this path."""
+    return sorted(_operations(request))
 
 
 def _invalid(request: Request, exc: Exception) -> JSONResponse:
+    """422 with the first problem; but a protected route without valid credentials is a
+    401 first (FastAPI parses the body before it runs the route's dependencies)."""
     assert isinstance(exc, RequestValidationError)
+    refusal = _refusal_first(request)
+    if refusal is not None:
+        return refusal
     first: dict[str, Any] = exc.errors()[0] if exc.errors() else {}
     where = ".".join(str(p) for p in first.get("loc", ()))
     return JSONResponse({"error": f"{where}: {first.get('msg', 'invalid')}"}, status_code=422)
+
+
+def _protected(request: Request) -> bool:
+    """Whether the operation this request is for needs credentials."""
+    return _operations(request).get(request.method, False)
+
+
+def _refusal_first(request: Request) -> JSONResponse | None:
+    """The 401/403 a protected operation gives without valid credentials, else None."""
+    if _protected(request):
+        try:
+            caller(request, _bearer_of(request))
+        except Refused as refused:
+            return _refused(request, refused)
+    return None
+
+
+def _bearer_of(request: Request) -> HTTPAuthorizationCredentials | None:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not scheme or not token:
+        return None
+    return HTTPAuthorizationCredentials(scheme=scheme, credentials=token.strip())
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's description, with 422 answers as they are sent: a Problem, not FastAPI's
+    validation error list (our handler turns those into one line)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    from fastapi.openapi.utils import get_openapi
+
+    document = get_openapi(
+        title=app.title, version=app.version, description=app.description, routes=app.routes
+    )
+    problem = {"application/json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    for methods in document["paths"].values():
+        for op in methods.values():
+            if "422" in op.get("responses", {}):
+                op["responses"]["422"] = {
+                    "description": "A parameter or the body is not valid.",
+                    "content": problem,
+                }
+    for name in ("HTTPValidationError", "ValidationError"):
+        document.get("components", {}).get("schemas", {}).pop(name, None)
+    app.openapi_schema = document
+    return document
 
 
 def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
@@ -112,11 +198,23 @@ def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
     app.state.services = Services.build(config)
     app.state.start_feed = start_feed
     app.add_exception_handler(Refused, _refused)
-    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
     for module in (routes_auth, routes_data, routes_alerts, routes_admin, live):
         app.include_router(module.router)
     app.include_router(routes_auth.jwks_router)
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+
+    @app.get("/health", include_in_schema=False)
+    async def worker_health() -> JSONResponse:
+        """For `sentio run`'s supervisor: 200 once the views are rebuilt, else 503."""
+        ready = app.state.services.feed_ready
+        return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics() -> PlainTextResponse:
+        """Prometheus text: records read into the views, live clients, messages sent."""
+        return PlainTextResponse(render_metrics(app.state.services))
 
     @app.get("/api/health", tags=["health"])
     async def health() -> dict[str, Any]:

@@ -30,6 +30,7 @@ TOPICS = {
 }
 BATCH = 1000
 POLL_S = 0.1
+RETRY_S = 2.0
 Batch = list[tuple[str, dict[str, Any]]]
 
 
@@ -58,15 +59,20 @@ class KafkaFeed:
             self._thread.join(10.0)
 
     def _run(self) -> None:
-        try:
-            self._consume()
-        except Exception:
-            log.exception("the views' Kafka feed stopped")
+        """Consume until stopped; a failure (Kafka or the registry away at start) is retried:
+        the views start over from their lookback, so nothing the topics hold is missed."""
+        while not self._stop.is_set():
+            try:
+                self._consume()
+            except Exception as exc:
+                log.warning("the views' Kafka feed failed, retrying in %g s: %s", RETRY_S, exc)
+                self._stop.wait(RETRY_S)
 
     def _consume(self) -> None:
         from confluent_kafka import Consumer
 
         from sentio_iot.kafka import consumer_config
+        from sentio_iot.pipeline.topics_ready import wait_for_partitions
         from sentio_iot.registry import SchemaRegistry
         from sentio_iot.schemas.catalog import spec
         from sentio_iot.serde import AvroSerde
@@ -79,6 +85,7 @@ class KafkaFeed:
             consumer_config(config.kafka, "sentio-api-views", **{"enable.auto.commit": False})
         )
         try:
+            wait_for_partitions(consumer, list(kinds))
             ends = self._assign(consumer, list(kinds))
             with SchemaRegistry(config.schema_registry) as registry:
                 serdes = {t: AvroSerde(registry, t, schema) for t, (_, schema) in kinds.items()}

@@ -81,6 +81,14 @@ class LiveHub:
     def __init__(self) -> None:
         self.clients: set[LiveClient] = set()
         self.published = 0
+        self.sent_before = 0  # sent to clients that have gone (their counts end with them)
+        self.coalesced_before = 0
+
+    def leave(self, client: LiveClient) -> None:
+        if client in self.clients:
+            self.clients.discard(client)
+            self.sent_before += client.sent
+            self.coalesced_before += client.queue.coalesced
 
     def publish(self, updates: Iterable[Update]) -> None:
         clients = [c for c in self.clients if c.subscriptions]

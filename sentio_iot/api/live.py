@@ -1,6 +1,6 @@
 """WebSocket ``/api/v1/live``: authenticate, subscribe, receive updates as JSON.
 
-Protocol (one JSON object per text frame; docs/api.md has the full description):
+Protocol (one JSON object per text frame):
 
     client: {"type": "auth", "token": "<access token or API key>"}   first, and to renew
     server: {"type": "ready", "user", "role", "tenants", "cursor", "limits"}
@@ -226,7 +226,7 @@ async def live(ws: WebSocket) -> None:
                     "live connection ended user=%s error=%s", principal.name, type(error).__name__
                 )
     finally:
-        svc.hub.clients.discard(session.client)
+        svc.hub.leave(session.client)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -125,7 +125,15 @@ async def series(
     device_id: str,
     who: Caller,
     svc: Svc,
-    metric: Annotated[str, Query(min_length=1, max_length=200, pattern=r"^[A-Za-z0-9_.:-]+$")],
+    metric: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=r"^[A-Za-z0-9_.:-]+$",
+            description="Metric name as in the readings, e.g. temperature.",
+        ),
+    ],
     start: Annotated[datetime | None, Query(alias="from", description="Default: to - 1 h.")] = None,
     end: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
     step: Annotated[float | None, Query(gt=0, le=86_400 * 31, description="Seconds.")] = None,

@@ -65,6 +65,15 @@ def one_run_at_a_time(folder: Path) -> Iterator[None]:
         os.close(descriptor)
 
 
+def api_notice(config: SentioConfig) -> list[str]:
+    """The API's URL and, on the first start, its first admin's password (shown once)."""
+    from sentio_iot.api.first_admin import ensure_first_admin, notice
+
+    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
+    admin = ensure_first_admin(config.api.resolved_state_dir())
+    return notice(f"http://{host}:{config.api.port}", admin)
+
+
 def run_pipeline(
     config: SentioConfig,
     size: PlantSize,
@@ -91,6 +100,8 @@ def run_pipeline(
             else "as configured under producers.simulate"
         )
         out.write(f"== pipeline: {', '.join(s.name for s in specs)} (logs in {folder})\n")
+        for line in api_notice(run_config):
+            out.write(f"== {line}\n")
         options = RunOptions(duration_s=size.duration_s, headless=headless, plant=described)
         running_since = time.monotonic()
         try:

@@ -47,6 +47,7 @@ COUNTERS = {
     "producer": "sentio_producer_readings_published_total",
     "streams": "sentio_stream_events_total",
     "sink": "sentio_sink_records_written_total",
+    "api": "sentio_api_view_records_total",
 }
 NOTIFIED = "sentio_sink_alertmanager_notifications"  # what Alertmanager sent, by outcome
 PRODUCER_TOTALS = re.compile(r"stopped: \d+ reading\(s\) polled, (\d+) published")

@@ -108,7 +108,7 @@ def sink_port(config: SentioConfig, backend: str) -> int:
 def pipeline_children(
     config: SentioConfig, config_file: Path, *, stream_workers: int = 1
 ) -> list[ChildSpec]:
-    """The producer (first: it is stopped first), the stream workers and the sinks."""
+    """The producer (first: it is stopped first), the stream workers, the sinks, the API."""
     sentio = sentio_argv()
     with_config = ("-c", str(config_file))
     specs = [
@@ -140,4 +140,12 @@ def pipeline_children(
                 unavailable=missing_command(words) or unreachable_backend(config, backend),
             )
         )
+    specs.append(
+        ChildSpec(
+            "api",
+            (*sentio, "api", *with_config),
+            port=config.api.port,
+            unavailable=missing_command(("api",)),
+        )
+    )
     return specs

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import socket
@@ -55,8 +56,10 @@ def own_run(monkeypatch: pytest.MonkeyPatch, unique_name: str, tmp_path: Path) -
     """Topics, tenant, stream app, buffer and ports of this test only (other runs share the
     machine); the children inherit them through the environment. The run's folder in the
     stack's state (config, worker logs) goes afterwards."""
-    producer, streams, vm, loki, tempo = free_ports(5)
+    producer, streams, vm, loki, tempo, api = free_ports(6)
     env = {
+        "SENTIO_API__PORT": str(api),
+        "SENTIO_API__STATE_DIR": str(tmp_path / "api"),
         "SENTIO_TOPICS__PREFIX": f"{unique_name}.",
         "SENTIO_TENANT": unique_name,
         "SENTIO_PRODUCER__BUFFER_DIR": str(tmp_path / "buffer"),
@@ -119,7 +122,7 @@ def logs_count(vl: str, query: str, expected: int) -> int:
 
 @pytest.mark.timeout(300)
 def test_sentio_run_headless_runs_the_pipeline_and_sums_it_up(
-    own_run: str, sentio_config: SentioConfig
+    own_run: str, sentio_config: SentioConfig, tmp_path: Path
 ) -> None:
     args = ["run", "--headless", "--devices", "small", "--duration", str(DURATION_S)]
     args += ["--count", "200"]
@@ -129,6 +132,13 @@ def test_sentio_run_headless_runs_the_pipeline_and_sums_it_up(
     assert "== round trip: 200/200 readings came back identical" in out, (out, result.exception)
     assert "== pipeline: producer, streams-1, sink-victoriametrics, sink-loki, sink-tempo" in out
     assert re.search(r"\[\s+\d+ s\] producer \d+/s", out), out  # headless progress lines
+    # The API: its URL, and the first admin's password printed once and kept in a 0600 file.
+    password_file = tmp_path / "api" / "first-admin-password"
+    password = password_file.read_text().strip()
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    assert f"== API first admin: user admin, password {password} (shown this once" in out
+    api_port = os.environ["SENTIO_API__PORT"]
+    assert f"== API: http://127.0.0.1:{api_port}/api/docs" in out
     assert "== summary after " in out
     # ~1 reading/s from each of 24 devices for 60 s, less the producer's start-up.
     published = number(r"readings published: ([\d,]+)", out)

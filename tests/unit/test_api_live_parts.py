@@ -117,7 +117,7 @@ def test_hub_sends_only_what_a_client_subscribed_to_in_its_tenants() -> None:
 def test_bad_subscriptions_name_the_field() -> None:
     with pytest.raises(SubscriptionError, match="kinds: unknown bogus"):
         Subscription.parse({"id": "s", "kinds": ["bogus"]})
-    with pytest.raises(SubscriptionError, match="^id:"):
+    with pytest.raises(SubscriptionError, match=r"^id:"):
         Subscription.parse({"kinds": ["readings"]})
     with pytest.raises(SubscriptionError, match="devices: must be a list"):
         Subscription.parse({"id": "s", "devices": "p1"})

@@ -195,8 +195,10 @@ def test_children_are_the_producer_streams_and_three_sinks(tmp_path: Path) -> No
         "sink-loki",
         "sink-tempo",
         "sink-alertmanager",
+        "api",
     ]
-    assert [s.port for s in specs] == [9464, 6066, 6067, 9471, 9472, 9473, 9475]
+    assert [s.port for s in specs] == [9464, 6066, 6067, 9471, 9472, 9473, 9475, 8000]
+    assert specs[-1].argv[-3:] == ("api", "-c", str(tmp_path / "c.yaml"))
     assert specs[0].argv[-5:] == (
         "simulate",
         "-c",
