@@ -42,6 +42,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], float]] = {
     "novelty@0.2": ("novelty", {}, 0.2),
     "novelty-v1@0.202": ("novelty", {"surprise_while_learning": False}, 0.202),
     "calibrated@0.2": ("calibrated", {}, 0.2),
+    "calibrated@0.203": ("calibrated", {}, 0.203),
 }
 
 Series = dict[tuple[str, str], list[tuple[int, float]]]

@@ -25,7 +25,7 @@ class AnomalySettings(Section):
         None,
         gt=0,
         le=1,
-        description="Score (0..1) at or above which a reading is anomalous. Empty: the detector's own alert threshold (novelty 0.202, calibrated 0.2, surprise 0.8, forecast and ensemble 0.85, robust_zscore 0.9; docs/ml-anomaly.md); scales differ by detector.",
+        description="Score (0..1) at or above which a reading is anomalous. Empty: the detector's own alert threshold (novelty 0.202, calibrated 0.203, surprise 0.8, forecast and ensemble 0.85, robust_zscore 0.9; docs/ml-anomaly.md); scales differ by detector.",
     )
     include: list[str] = Field(
         default_factory=list,

@@ -280,27 +280,29 @@ class ScalarMemory:
             return None
         i = bisect_left(values, value)
         order = self._order
-        best_d, best_slot, best_j = math.inf, -1, -1
-        # the nearest value is at i - 1 or i; equal values around it are scanned for the lowest slot
-        for j in range(max(i - 1, 0), len(values)):
-            d = abs(values[j] - value)
-            if d > best_d or (j > i and d != best_d):
-                break
-            slot = order[j]
-            if d < best_d or slot < best_slot:
-                best_d, best_slot, best_j = d, slot, j
-        for j in range(i - 2, -1, -1):
-            if abs(values[j] - value) != best_d:
-                break
-            if order[j] < best_slot:
-                best_slot, best_j = order[j], j
+        last = len(values) - 1
+        # the nearest value is at i - 1 or i: one of them unless a tie or equal values make
+        # the lowest slot among several the nearest category (then all of them are scanned)
+        if i == 0:
+            best_j = 0
+        elif i > last:
+            best_j = last
+        else:
+            left, right = value - values[i - 1], values[i] - value
+            best_j = i - 1 if left < right else i if right < left else -1
+        if best_j >= 0 and not (
+            (best_j > 0 and values[best_j - 1] == values[best_j])
+            or (best_j < last and values[best_j + 1] == values[best_j])
+        ):
+            best_d, best_slot = abs(values[best_j] - value), order[best_j]
+        else:
+            best_d, best_slot, best_j = self._nearest_of_several(value, i)
         raw = best_d / (scale * self.vigilance)
         if raw <= 1.0:
             uses = self._uses[best_slot] + 1
             rate = max(self.learn_rate, 1.0 / uses)
             old = self._protos[best_slot]
             moved = old + rate * (value - old)
-            last = len(values) - 1
             if (best_j == 0 or values[best_j - 1] <= moved) and (
                 best_j == last or moved <= values[best_j + 1]
             ):
@@ -313,6 +315,23 @@ class ScalarMemory:
         else:
             self._create(value)
         return raw
+
+    def _nearest_of_several(self, value: float, i: int) -> tuple[float, int, int]:
+        """Distance, slot and sorted index of the nearest category, the lowest slot on ties."""
+        values, order = self._values, self._order
+        best_d, best_slot, best_j = math.inf, -1, -1
+        for j in range(max(i - 1, 0), len(values)):
+            d = abs(values[j] - value)
+            if d > best_d or (j > i and d != best_d):
+                break
+            if d < best_d or order[j] < best_slot:
+                best_d, best_slot, best_j = d, order[j], j
+        for j in range(i - 2, -1, -1):
+            if abs(values[j] - value) != best_d:
+                break
+            if order[j] < best_slot:
+                best_slot, best_j = order[j], j
+        return best_d, best_slot, best_j
 
     def _create(self, value: float) -> None:
         if len(self._protos) < self.capacity:

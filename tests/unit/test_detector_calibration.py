@@ -139,7 +139,7 @@ def test_bad_params_name_the_field() -> None:
 
 
 def test_the_scorer_keeps_calibrated_state_per_device() -> None:
-    assert AnomalyScorer(AnomalySettings(detector="calibrated")).threshold == 0.2
+    assert AnomalyScorer(AnomalySettings(detector="calibrated")).threshold == 0.203
     scorer = AnomalyScorer(AnomalySettings(detector="calibrated", params=SURPRISE, threshold=0.5))
     series = scorer.new_series()
     values = noisy(4, 600)
