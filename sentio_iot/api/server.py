@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from sentio_iot.api.app import create_app
+from sentio_iot.api.first_admin import ensure_first_admin
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import SentioError
 
@@ -36,6 +37,15 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
 
 def serve(config: SentioConfig) -> None:
     settings = config.api
+    admin = ensure_first_admin(settings.resolved_state_dir())
+    if admin is not None and admin.password is not None:  # the password itself is never logged
+        log.warning(
+            "first admin created user=%s password_file=%s (read it once, then `sentio users "
+            "passwd %s`)",
+            admin.name,
+            admin.password_file,
+            admin.name,
+        )
     app = create_app(config)
     log.info("api listening url=http://%s:%d/api/docs", settings.host, settings.port)
     uvicorn.Server(_uvicorn_config(app, settings.host, settings.port)).run()

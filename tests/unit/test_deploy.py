@@ -137,6 +137,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "sink-loki",
         "sink-tempo",
         "sink-alertmanager",
+        "api",
     } <= set(services())
     assert set(sentio_services()) == {
         "topics",
@@ -146,6 +147,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "sink-loki",
         "sink-tempo",
         "sink-alertmanager",
+        "api",
     }
 
 
@@ -175,7 +177,7 @@ def test_every_sentio_service_mounts_the_deployment_config(name: str) -> None:
 
 def test_long_running_workers_restart_and_report_health() -> None:
     workers = {n: s for n, s in sentio_services().items() if n != "topics"}
-    assert len(workers) == 6
+    assert len(workers) == 7
     for name, service in workers.items():
         assert service["restart"] == "unless-stopped", name
         assert service["depends_on"]["topics"] == {"condition": "service_completed_successfully"}, (
@@ -193,6 +195,8 @@ def test_health_checks_use_the_ports_of_the_contract_and_the_config() -> None:
     for sink, port in SINK_PORTS.items():
         assert health_port(workers[f"sink-{sink}"]) == port
         assert getattr(config.sinks, sink).health_port == port
+    assert health_port(workers["api"]) == config.api.port == 8000
+    assert workers["api"]["ports"] == ["8000:8000"] and config.api.host == "0.0.0.0"
     # Other containers (VictoriaMetrics scraping, health checks) reach the workers.
     assert config.producer.health_host == "0.0.0.0"
     assert config.streams.web_host == "0.0.0.0"
