@@ -143,12 +143,15 @@ def main(argv: list[str] | None = None) -> int:
         "--grid", default="small", help=f"{', '.join(GRIDS)} or one grid as JSON (field: values)"
     )
     parser.add_argument("--series", nargs="*", help="only these series")
+    parser.add_argument(
+        "--cache", type=Path, default=DEFAULT_RESULTS, help="folder of the base scores' cache"
+    )
     args = parser.parse_args(argv)
     grid = GRIDS[args.grid] if args.grid in GRIDS else [json.loads(args.grid)]
     corpus = load_corpus(args.data, args.series)
     base_params = json.loads(args.base_params)
     began = time.process_time()
-    bases = base_scores(args.base, base_params, corpus, DEFAULT_RESULTS)
+    bases = base_scores(args.base, base_params, corpus, args.cache)
     print(f"base {args.base} {base_params}: {time.process_time() - began:.0f} s CPU", flush=True)
     std, low_fp = PROFILES["standard"], PROFILES["reward_low_FP_rate"]
     candidates: dict[str, list[ScoredFile]] = {}
