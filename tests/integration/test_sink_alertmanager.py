@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
-from alert_delivery import Receiver, Request
+from alert_delivery import Receiver, Request, alert, create_topics, pipeline_config, publish
 from click.testing import CliRunner
 from stream_worker import StreamTestbed, free_port, stream_testbed_fixture  # noqa: F401
 
@@ -97,13 +97,20 @@ def states(notification: dict[str, Any]) -> dict[str, str]:
     return {a["labels"]["device"]: a["status"] for a in notification["alerts"]}
 
 
-async def wait_for(check: Callable[[], Any], timeout_s: float = 40, what: str = "") -> Any:
+async def wait_for(
+    check: Callable[[], Any], timeout_s: float = 60, what: str = "", seen: Receiver | None = None
+) -> Any:
     deadline = time.monotonic() + timeout_s
     while True:
         found = check()
         if found:
             return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        if time.monotonic() >= deadline:
+            got = [
+                (json.loads(r.body).get("groupLabels"), states(json.loads(r.body)))
+                for r in (seen.requests if seen else [])
+            ]
+            raise AssertionError(f"timed out waiting for {what}; notifications: {got}")
         await asyncio.sleep(0.2)
 
 
@@ -132,7 +139,9 @@ async def test_agent_alerts_reach_the_webhook_grouped_and_their_resolution_follo
         def all_three() -> dict[str, Any] | None:
             return next((g for g in groups(notifications, site) if len(g["alerts"]) == 3), None)
 
-        first = await wait_for(all_three, what="one notification with the three alerts")
+        first = await wait_for(
+            all_three, what="one notification with the three alerts", seen=notifications
+        )
         assert first["status"] == "firing"
         assert first["groupLabels"] == {"alertname": "device_offline", "site": site}
         assert states(first) == dict.fromkeys(pumps, "firing")
@@ -354,3 +363,59 @@ async def test_alertmanager_down_30_s_loses_no_change(
         await asyncio.to_thread(stack.down)
         await receiver.stop()
         assert worker is None or worker.stop() == 0
+
+
+async def test_a_restarted_sink_reconciles_alertmanager_with_the_alerts_topic(
+    unique_name: str, sentio_config: SentioConfig
+) -> None:
+    """Its records already committed, a firing alert is re-sent by the next sink; an alert
+    Alertmanager holds that Sentio has no longer open (its resolution lost) is resolved."""
+    config = pipeline_config(
+        f"{unique_name}.",
+        alertmanager={
+            "url": am_url(sentio_config),
+            "health_port": 0,
+            "resend_interval_s": 60,
+            "firing_ttl_s": 600,
+        },
+    )
+    create_topics(config)
+    pipeline = unique_name
+    firing = alert(f"{unique_name}-x", "FIRING", start_ts=now_us() - 60 * S)
+    publish(config, [firing])
+    api = httpx.AsyncClient(base_url=am_url(sentio_config), timeout=10)
+
+    async def held() -> dict[str, dict[str, Any]]:
+        found = await api.get("/api/v2/alerts", params={"filter": f'sentio="{pipeline}"'})
+        return {a["labels"]["alert_id"]: a for a in found.json()}
+
+    try:
+        first = RunningSink(config, unique_name)
+        await wait_for(lambda: first.runtime.metrics.records_written >= 1, what="x written")
+        await first.stop()
+        before = (await held())[firing["alert_id"]]["endsAt"]
+        ghost = {
+            "sentio": pipeline,
+            "alertname": "device_offline",
+            "alert_id": "ghost/1",
+            "device": "ghost",
+        }
+        made = await api.post(
+            "/api/v2/alerts", json=[{"labels": ghost, "endsAt": "2099-01-01T00:00:00Z"}]
+        )
+        assert made.status_code == 200, made.text
+        assert set(await held()) == {firing["alert_id"], "ghost/1"}
+
+        await asyncio.sleep(1.1)  # endsAt has millisecond resolution: let it move
+        second = RunningSink(config, unique_name)
+        try:
+            deadline = time.monotonic() + 30
+            while set(await held()) != {firing["alert_id"]}:
+                assert time.monotonic() < deadline, f"not reconciled: {set(await held())}"
+                await asyncio.sleep(0.3)
+            assert (await held())[firing["alert_id"]]["endsAt"] > before
+            assert second.runtime.metrics.records_written == 0  # nothing new on the topic
+        finally:
+            await second.stop()
+    finally:
+        await api.aclose()
