@@ -66,7 +66,7 @@ def device_event(record: Mapping[str, Any], defaults: Defaults, trace: str | Non
     )
     entry = Entry(
         record["ts"] * 1000,
-        line,
+        one_line(line),  # a device id may hold a line break too
         metadata({"device_id": record["device_id"], "trace_id": trace}),
     )
     return _labels("device-events", record, defaults, level, kind), entry
@@ -96,7 +96,7 @@ def alert(
     details = record.get("details") or {}
     entry = Entry(
         alert_time_us(record, kafka_ms) * 1000,
-        line,
+        one_line(line),
         metadata(
             {
                 "device_id": record["device_id"],
@@ -120,7 +120,7 @@ def anomaly(record: Mapping[str, Any], defaults: Defaults, trace: str | None) ->
         line += f", expected {record['expected']:g}"
     entry = Entry(
         record["ts"] * 1000,
-        line,
+        one_line(line),
         metadata({"device_id": record["device_id"], "metric": record["metric"], "trace_id": trace}),
     )
     return _labels("anomalies", record, defaults, "warning", "anomaly"), entry
