@@ -50,7 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---:|---:|---:|")
     for t in thresholds:
         after = steady[t] * per / (args.readings - START_UP)
-        print(f"| {t:g} | {start_up[t] * per / START_UP:.1f} | {after:.2f} |")
+        shown = f"{t:.2f}" if round(t, 2) == t else f"{t:g}"  # 0.80, but 0.202
+        print(f"| {shown} | {start_up[t] * per / START_UP:.1f} | {after:.2f} |")
     return 0
 
 
