@@ -18,7 +18,14 @@ from fastapi.security import HTTPAuthorizationCredentials
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from sentio_iot import __version__
-from sentio_iot.api import live, routes_admin, routes_alerts, routes_auth, routes_data
+from sentio_iot.api import (
+    live,
+    routes_admin,
+    routes_alerts,
+    routes_auth,
+    routes_data,
+    routes_models,
+)
 from sentio_iot.api.auth import caller
 from sentio_iot.api.errors import RateLimited, Refused
 from sentio_iot.api.feed import Batch, KafkaFeed
@@ -200,7 +207,7 @@ def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
     app.add_exception_handler(Refused, _refused)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _invalid)
-    for module in (routes_auth, routes_data, routes_alerts, routes_admin, live):
+    for module in (routes_auth, routes_data, routes_alerts, routes_admin, routes_models, live):
         app.include_router(module.router)
     app.include_router(routes_auth.jwks_router)
     app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]

@@ -213,3 +213,21 @@ class NewApiKey(Body):
 class CreatedApiKey(Body):
     key: ApiKey
     secret: str = Field(description="Send as 'Authorization: Bearer <secret>'; shown only here.")
+
+
+class ModelVersion(Body):
+    name: str
+    version: int
+    current: bool = Field(description="The version the stream serves.")
+    shipped: bool = Field(description="Shipped with the package (else trained by a user).")
+    rul_unit: str | None
+    rmse: float | None = Field(description="Validation RMSE recorded at training, in rul_unit.")
+    created: str | None
+
+
+class LoggedEvent(Body):
+    device_id: str
+    ts: int = Field(description="When it was logged, µs since the epoch.")
+    kind: str = Field(description="The DeviceEvent kind (ONLINE, OFFLINE, ERROR, ...).")
+    level: str
+    message: str

@@ -17,12 +17,14 @@ from fastapi import APIRouter, HTTPException, Query
 
 from sentio_iot.api.auth import Caller, Svc
 from sentio_iot.api.errors import Forbidden
+from sentio_iot.api.events import device_events, logsql
 from sentio_iot.api.history import SeriesRequestError, plan, query_range
 from sentio_iot.api.payloads import (
     Anomaly,
     Device,
     DeviceDetail,
     DeviceEvent,
+    LoggedEvent,
     Page,
     PipelineHealth,
     Point,
@@ -161,6 +163,36 @@ async def series(
         step_s=chosen.step_s,
         points=[Point(ts=ts, value=v) for ts, v in points],
     )
+
+
+@router.get(
+    "/devices/{device_id}/events",
+    response_model=list[LoggedEvent],
+    responses={404: {"model": Problem}, 502: {"model": Problem}},
+)
+async def events(
+    device_id: str,
+    who: Caller,
+    svc: Svc,
+    start: Annotated[
+        datetime | None, Query(alias="from", description="Default: to - 24 h.")
+    ] = None,
+    end: Annotated[datetime | None, Query(alias="to", description="Default: now.")] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[LoggedEvent]:
+    """A device's events (online, offline, errors, ...) from VictoriaLogs, newest first."""
+    state = visible_device(svc, who, device_id)
+    end_s = end.timestamp() if end else time.time()
+    start_s = start.timestamp() if start else end_s - 86_400
+    if start_s >= end_s:
+        raise HTTPException(422, "from must be before to")
+    query = logsql(device_id, state.tenant, start_s, end_s, limit)
+    try:
+        assert svc.http is not None
+        found = await device_events(svc.http, svc.logs_url, query)
+    except (ConnectError, httpx.HTTPError, ValueError, KeyError) as exc:
+        raise HTTPException(502, f"events not available: {exc}") from None
+    return [LoggedEvent.model_validate(e) for e in found]
 
 
 @router.get("/anomalies", response_model=Page[Anomaly])

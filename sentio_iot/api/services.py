@@ -59,5 +59,10 @@ class Services:
         )
 
     @property
+    def logs_url(self) -> str:
+        stack = self.config.stack
+        return self.config.api.history.logs_url or f"http://127.0.0.1:{stack.victorialogs_port}"
+
+    @property
     def history_url(self) -> str:
         return self.config.api.history.url or self.config.sinks.victoriametrics.url

@@ -96,6 +96,11 @@ class HistorySettings(Section):
         description="VictoriaMetrics base URL for queries; null: sinks.victoriametrics.url.",
         pattern=r"^https?://",
     )
+    logs_url: str | None = Field(
+        None,
+        description="VictoriaLogs base URL for device events; null: the local stack's (stack.victorialogs_port).",
+        pattern=r"^https?://",
+    )
     raw_max_range_s: float = Field(
         6 * 3600.0,
         gt=0,

@@ -163,6 +163,9 @@ def test_readings_reach_a_subscribed_client_and_a_reconnect_resumes(
             assert time.monotonic() < deadline, values_now
             time.sleep(0.1)
         assert "press-9" not in values_now  # globex's device is not listed to acme's viewer
+        health = httpx.get(f"{url}/api/v1/health/pipeline", headers=headers).json()
+        assert health["views_ready"] is True
+        assert health["view_records"] == 1 + 2 * READINGS + 6  # every record read, once
         with live(url, access) as ws:
             ws.send(
                 json.dumps(
