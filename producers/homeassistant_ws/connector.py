@@ -284,7 +284,8 @@ class HomeAssistantWsConnector(Connector):
 
     def _dead_letter(self, raw: bytes, reason: str, origin: str | None = None) -> None:
         where = f"{self.settings.url}#{origin}" if origin else self.settings.url
-        self.emit.dead_letter(raw, reason, origin=where)
+        # one line, whatever the entity id holds
+        self.emit.dead_letter(raw, " ".join(reason.splitlines()), origin=where)
 
 
 def _raw(value: Any) -> bytes:
