@@ -226,8 +226,10 @@ def replay(
             result.refused.append((entry, reason))
         else:
             sendable.append(entry)
-    if dry_run or not sendable:
-        result.sent = 0 if not dry_run else len(sendable)
+    if dry_run:
+        result.sent = len(sendable)
+        return result
+    if not sendable:
         return result
     failures: list[str] = []
 

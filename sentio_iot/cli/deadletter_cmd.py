@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from sentio_iot.cli.options import config_option, load
 from sentio_iot.config import SentioConfig
+
+if TYPE_CHECKING:
+    from sentio_iot.dead_letter_replay import DeadLetterEntry
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -42,7 +45,7 @@ def _select(
     original: str | None,
     since: str | None,
     limit: int | None,
-) -> tuple[SentioConfig, list[Any]]:
+) -> tuple[SentioConfig, list[DeadLetterEntry]]:
     from sentio_iot.dead_letter_replay import parse_since, read_dead_letters
     from sentio_iot.registry import SchemaRegistry
 
