@@ -2,7 +2,11 @@
 
 Apicurio keeps schemas in memory by default, so a restart would hand out schema ids 1, 2, ...
 again while Kafka still holds messages carrying the old ids: those would decode with the wrong
-schema. An H2 file under the data folder keeps ids stable across ``down`` and ``up``.
+schema. Its SQL storage on an H2 file (``<data>/registry/registry.mv.db``) keeps every id
+across ``down`` and ``up``; ``WRITE_DELAY=0`` writes each commit to the file at once, so a
+registry killed right after handing out an id still knows it when it comes back. Apicurio
+calls every H2 database "In Memory" in its system info; ``apicurio.app.name`` says what
+this one is. tests/integration/test_registry_durability.py restarts and kills it.
 """
 
 from __future__ import annotations
@@ -17,15 +21,35 @@ from sentio_iot.stack.prerequisites import find_java, find_program, java_problem
 from sentio_iot.stack.probes import HOST, Health, http_all_ok
 from sentio_iot.stack.service import Progress, Service
 
+APP_NAME = "Apicurio Registry (H2 file)"
+DATABASE = "registry"  # H2 adds .mv.db
+
 
 class RegistryService(Service):
     name = "registry"
 
-    def __init__(self, settings: StackSettings, paths: StackPaths) -> None:
+    def __init__(
+        self, settings: StackSettings, paths: StackPaths, *, data_dir: Path | None = None
+    ) -> None:
+        """``data_dir`` puts a second instance's database elsewhere (the stack's by default)."""
         super().__init__(settings, paths)
         version = settings.apicurio_version
         self.dist = paths.home / f"apicurio-{version}"
         self.runner = self.dist / f"apicurio-registry-app-{version}-runner.jar"
+        self._data_dir = data_dir
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir if self._data_dir is not None else super().data_dir
+
+    @property
+    def database_file(self) -> Path:
+        """The one file that holds every schema and id: back it up while the registry is down."""
+        return self.data_dir / f"{DATABASE}.mv.db"
+
+    @property
+    def jdbc_url(self) -> str:
+        return f"jdbc:h2:file:{self.data_dir / DATABASE};WRITE_DELAY=0"
 
     @property
     def address(self) -> str:
@@ -71,7 +95,8 @@ class RegistryService(Service):
             "-Xmx512m",
             f"-Dquarkus.http.host={HOST}",
             f"-Dquarkus.http.port={self.settings.registry_port}",
-            f"-Dapicurio.datasource.url=jdbc:h2:file:{self.data_dir / 'registry'}",
+            f"-Dapicurio.datasource.url={self.jdbc_url}",
+            f"-Dapicurio.app.name={APP_NAME}",
             "-jar",
             str(self.runner),
         ]
