@@ -13,6 +13,12 @@ What every agent needs lives here: the catalog topics (:meth:`topic`), raw table
 sending (:meth:`send`), and the contract metrics (:attr:`metrics`), served with ``/health`` on
 the Faust web port.
 
+Tables are in memory (``store="memory://"``), rebuilt from their changelogs at each start: the
+live states (``state.py``) already hold what the steps use, RocksDB only added a write per
+state and seconds to every stop (closing its files), and its files could hold writes of
+aborted transactions after a kill. The changelogs are compacted eagerly
+(:data:`CHANGELOG_CONFIG`), so a start reads about one record per key, not the whole history.
+
 Exactly once: ``processing_guarantee="exactly_once"`` gives one Kafka transaction per source
 partition; offsets, table changelogs and output commit together. Faust picks the transaction
 by the partition a record is sent to, so :meth:`send` writes to the SAME partition number as
@@ -26,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import importlib
 import logging
-import shutil
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -59,7 +64,13 @@ log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 TABLE_SIZE_EVERY_S = 10.0
-CLEAN_MARK = "clean-stop"
+# A commit rewrites every changed key: without these the active segment (1 GiB by default)
+# would keep every version and a start would read them all.
+CHANGELOG_CONFIG = {
+    "segment.bytes": str(32 * 1024 * 1024),
+    "segment.ms": str(10 * 60 * 1000),
+    "min.cleanable.dirty.ratio": "0.1",
+}
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER_S = 0.005
 Event = faust.EventT[Any]
@@ -87,7 +98,7 @@ class StreamApp:
                 f"kafka://{host.strip()}" for host in config.kafka.bootstrap_servers.split(",")
             ],
             processing_guarantee="exactly_once",
-            store="rocksdb://",
+            store="memory://",
             datadir=str(self.datadir),
             key_serializer="raw",
             value_serializer="raw",
@@ -155,7 +166,7 @@ class StreamApp:
         from sentio_iot.topic_admin import apply_topics
 
         used = tuple(spec(name) for name in sorted(set(self._topics) | set(self._serdes)))
-        self._discard_unclean_state()
+        self.datadir.mkdir(parents=True, exist_ok=True)
         apply_topics(self.config, used)
         self._create_internal_topics()
         self._check_partitions()
@@ -172,11 +183,9 @@ class StreamApp:
         )
 
     def close(self) -> None:
-        """After the worker stopped: mark the local tables clean when all of it was committed."""
-        if self.gate.consistent:
-            (self.datadir / CLEAN_MARK).write_text("the last stop committed everything\n")
-        else:
-            log.warning("stopped with uncommitted local state: the next start rebuilds it")
+        """After the worker stopped: say whether everything processed was committed."""
+        if not self.gate.consistent:
+            log.warning("stopped before a commit succeeded: the next worker redoes that work")
         if self._registry is not None:
             self._registry.close()
             self._registry = None
@@ -199,7 +208,7 @@ class StreamApp:
         return found
 
     def table(self, name: str, *, source: str = "readings") -> TableT[bytes, bytes]:
-        """A RocksDB table with a Kafka changelog, partitioned like the ``source`` catalog topic.
+        """An in-memory table with a compacted Kafka changelog, partitioned like the ``source`` catalog topic.
 
         Keys and values are bytes; the agent chooses the encoding (JSON state dicts, usually).
         Changelog topic: ``<app id>-<name>-changelog``.
@@ -210,6 +219,7 @@ class StreamApp:
             partitions=spec(source).partitions(self.config.topics),
             key_type=bytes,
             value_type=bytes,
+            extra_topic_configs=CHANGELOG_CONFIG,
         )
         cast(SentioTable, table).changes = self._changes
         self._tables[name] = table
@@ -444,17 +454,6 @@ class StreamApp:
             yield
 
     # -- internals ----------------------------------------------------------------------------
-
-    def _discard_unclean_state(self) -> None:
-        """Local RocksDB files may hold writes of transactions that aborted (SIGKILL, crash):
-        Faust would resume from them. Unless the last stop was clean, start empty, so the
-        tables are rebuilt from their changelogs, which hold only what was committed."""
-        mark = self.datadir / CLEAN_MARK
-        if self.datadir.exists() and not mark.exists():
-            log.warning("last stop was not clean: rebuilding tables from changelogs")
-            shutil.rmtree(self.datadir)
-        mark.unlink(missing_ok=True)
-        self.datadir.mkdir(parents=True, exist_ok=True)
 
     def _open_registry(self) -> SchemaRegistry:
         if self._registry is None:

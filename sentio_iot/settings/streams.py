@@ -79,14 +79,14 @@ class StreamSettings(Section):
         Path(os.environ.get("XDG_STATE_HOME", str(Path.home() / ".local" / "state")))
         / "sentio-iot"
         / "streams",
-        description="Folder of the RocksDB tables (one sub-folder per app id and web port).",
+        description="Folder of the worker's local data (one sub-folder per app id and web port); its tables live in memory and are rebuilt from their changelogs at start.",
     )
     web_host: str = Field("127.0.0.1", description="Address of the /health and /metrics server.")
     web_port: int = Field(
         6066, ge=1, le=65535, description="Port of /health and /metrics (the next worker: +1)."
     )
     batch_max: int = Field(
-        5000, ge=1, le=100000, description="Most readings an agent processes as one batch."
+        1000, ge=1, le=100000, description="Most readings an agent processes as one batch."
     )
     batch_within_s: float = Field(
         1.0, gt=0, le=60, description="Longest wait (s) to fill a batch before processing it."

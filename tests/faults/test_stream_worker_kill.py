@@ -83,9 +83,7 @@ def test_sigkill_mid_stream_loses_and_repeats_no_rollup(stream_testbed: StreamTe
         first = d * 1000 + w * 60
         assert (r.value["count"], r.value["min"], r.value["max"]) == (60, first, first + 59)
         assert r.value["sum"] == sum(range(first, first + 60))
-    assert "last stop was not clean: rebuilding tables from changelogs" in again.log(10**6)
-    assert again.stop() == 0  # SIGTERM: drains, commits, marks the local tables clean
-    assert (bed.tmp_path / "state" / bed.name / f"worker-{port}" / "clean-stop").exists()
+    assert again.stop() == 0  # SIGTERM: drains, commits, exits 0
 
 
 # -- on the real clock, killed several times at random points ---------------------------------
