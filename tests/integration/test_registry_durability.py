@@ -252,3 +252,30 @@ def test_a_restarted_stack_keeps_ids_and_messages(
         assert fresh_id(registry_url, f"{unique_name}.probe-value", "new") not in all_ids(before)
     finally:
         stack.down()
+
+
+def test_an_export_restores_every_id_into_an_empty_registry(
+    own_registry: OwnRegistry, sentio_config: SentioConfig, tmp_path: Path, unique_name: str
+) -> None:
+    """The backup docs/integration.md describes: admin/export, then admin/import elsewhere."""
+    writes = Writes(own_registry.url, sentio_config.kafka, unique_name)
+    writes.register_and_write()
+    before = snapshot(own_registry.url)
+    backup = httpx.get(f"{own_registry.url}/apis/registry/v3/admin/export", timeout=30)
+    assert backup.raise_for_status().headers["content-type"] == "application/zip"
+    empty = OwnRegistry(sentio_config.stack, tmp_path / "restored")
+    empty.start()
+    try:
+        restored = httpx.post(
+            f"{empty.url}/apis/registry/v3/admin/import",
+            content=backup.content,
+            headers={"Content-Type": "application/zip"},
+            timeout=30,
+        )
+        assert restored.status_code == 204, restored.text
+        assert snapshot(empty.url) == before
+        writes.settings = SchemaRegistrySettings(url=f"{empty.url}/apis/ccompat/v7")
+        assert writes.read_back() == writes.sent  # decoded through the restored registry
+        assert fresh_id(empty.url, f"{unique_name}.probe-value", "new") not in all_ids(before)
+    finally:
+        empty.close()
