@@ -47,6 +47,10 @@ class HomeAssistantWsConfig(BaseModel):
     `device_name` group all entities of one Home Assistant device under its registry id (stable)
     or its name (readable, changes when renamed); with those, `metric_from: object_id` keeps two
     entities of the same device class apart. `overrides` wins over both rules.
+
+    Tested against Home Assistant core 2024.3.3 (tests/integration/test_homeassistant_real.py):
+    readings with Home Assistant's `last_updated`, `unknown` and `unavailable`, removed
+    entities, a restart of Home Assistant, a refused token.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
