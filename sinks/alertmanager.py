@@ -99,6 +99,8 @@ class AlertmanagerWriter(Writer):
                     self.book.apply(record)
         async with self._lock:
             await self._reconcile_or_later()
+        with contextlib.suppress(BackendUnavailable):
+            await self._count_notifications()
         log.info(
             "alerts to %s: %d open alert(s) on %s",
             self.settings.url,
@@ -207,7 +209,7 @@ class AlertmanagerWriter(Writer):
                     await self._sync_silences()
                     if self.settings.import_silences:
                         await self._import_silences()
-                self.notified.values = await self.api.notifications()
+                await self._count_notifications()
             except BackendUnavailable as exc:
                 log.warning(
                     "re-send to Alertmanager failed (%s): next in %gs",
@@ -216,6 +218,9 @@ class AlertmanagerWriter(Writer):
                 )
             except Exception:
                 log.exception("re-send to Alertmanager failed unexpectedly")
+
+    async def _count_notifications(self) -> None:
+        self.notified.values = await self.api.notifications()
 
     async def _resend(self) -> None:
         now = now_us()

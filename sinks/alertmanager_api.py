@@ -118,7 +118,7 @@ class AlertmanagerApi:
         counts: dict[tuple[str, ...], float] = {("failed", n): v for n, v in failed.items()}
         for name, value in total.items():
             counts[("sent", name)] = value - failed.get(name, 0.0)
-        return counts
+        return {key: value for key, value in counts.items() if value}  # integrations in use
 
     async def close(self) -> None:
         await self.endpoint.close()
