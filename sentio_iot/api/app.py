@@ -51,6 +51,7 @@ def apply_batch(svc: Services, batch: Batch) -> None:
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     svc: Services = app.state.services
     loop = asyncio.get_running_loop()
+    svc.loop = loop  # other threads hand records to the views through it
     svc.http = httpx.AsyncClient(timeout=svc.config.api.history.timeout_s)
     feed: KafkaFeed | None = None
     if app.state.start_feed:

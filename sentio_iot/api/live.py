@@ -2,7 +2,9 @@
 
 Protocol (one JSON object per text frame):
 
-    client: {"type": "auth", "token": "<access token or API key>"}   first, and to renew
+    client: {"type": "auth", "token": "<access token or API key>", "queue_size": 100}
+            first (queue_size optional, at most api.live.queue_size: a client that only
+            shows the latest values asks for a small one), and again to renew the token
     server: {"type": "ready", "user", "role", "tenants", "cursor", "limits"}
     client: {"type": "subscribe", "id": "s1", "kinds": [...], "devices": [...],
              "sites": [...], "metrics": [...], "cursor": "<from an earlier update>"}
@@ -14,7 +16,7 @@ Protocol (one JSON object per text frame):
     client: {"type": "unsubscribe", "id": "s1"} | {"type": "ping"}
 
 Refusals close the socket: 4401 (not authenticated; reason), 4403 (not allowed), 4408 (no
-token in time). Bad messages get {"type": "error", "reason"} and the socket stays open.
+token in time), 4400 (a bad queue_size). Bad messages get {"type": "error", "reason"} and the socket stays open.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ async def _receive(ws: WebSocket) -> dict[str, Any]:
     return message if isinstance(message, dict) else {"type": "invalid", "reason": "not an object"}
 
 
-async def _authenticate(ws: WebSocket, svc: Services) -> Principal:
+async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, int]:
+    """Who the first message proves the caller is, and the queue size they asked for."""
     settings = svc.config.api.live
     try:
         message = await asyncio.wait_for(_receive(ws), settings.auth_timeout_s)
@@ -77,8 +80,12 @@ async def _authenticate(ws: WebSocket, svc: Services) -> Principal:
     token = message.get("token")
     if message.get("type") != "auth" or not isinstance(token, str):
         raise Closed(4401, 'the first message must be {"type": "auth", "token": ...}')
+    limit = settings.queue_size
+    asked = message.get("queue_size", limit)
+    if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
+        raise Closed(4400, f"queue_size must be an integer from 1 to {limit}")
     try:
-        return authenticate(svc, token)
+        return authenticate(svc, token), asked
     except Refused as exc:
         raise Closed(4401 if exc.status == 401 else 4403, exc.reason) from None
 
@@ -86,11 +93,11 @@ async def _authenticate(ws: WebSocket, svc: Services) -> Principal:
 class Session:
     """One connection: its client in the hub, the sender and the receiver."""
 
-    def __init__(self, ws: WebSocket, svc: Services, principal: Principal) -> None:
+    def __init__(self, ws: WebSocket, svc: Services, principal: Principal, queue_size: int) -> None:
         self.ws = ws
         self.svc = svc
         self.settings = svc.config.api.live
-        self.client = LiveClient(principal, CoalescingQueue(self.settings.queue_size))
+        self.client = LiveClient(principal, CoalescingQueue(queue_size))
         self.last_sent = svc.views.seq
         self.send_lock = asyncio.Lock()
 
@@ -191,13 +198,13 @@ async def live(ws: WebSocket) -> None:
     svc: Services = ws.app.state.services
     await ws.accept()
     try:
-        principal = await _authenticate(ws, svc)
+        principal, queue_size = await _authenticate(ws, svc)
     except Closed as exc:
         await ws.close(exc.code, exc.reason)
         return
     except WebSocketDisconnect:
         return
-    session = Session(ws, svc, principal)
+    session = Session(ws, svc, principal, queue_size)
     await session.send(
         {
             "type": "ready",
@@ -209,6 +216,7 @@ async def live(ws: WebSocket) -> None:
                 "max_subscriptions": session.settings.max_subscriptions,
                 "max_messages_per_s": session.settings.max_messages_per_s,
                 "heartbeat_s": session.settings.heartbeat_s,
+                "queue_size": queue_size,
             },
         }
     )

@@ -21,6 +21,7 @@ from sentio_iot.errors import SentioError
 
 log = logging.getLogger(__name__)
 START_TIMEOUT_S = 30.0
+GRACEFUL_S = 5.0
 
 
 def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
@@ -31,6 +32,8 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         "ws_max_size": 64 * 1024,
         "lifespan": "on",
         "server_header": False,
+        # a client that stopped reading must not hold a shutdown up
+        "timeout_graceful_shutdown": GRACEFUL_S,
     }
     return uvicorn.Config(app, host=host, port=port, **options)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 import httpx
@@ -36,6 +37,7 @@ class Services:
     http: httpx.AsyncClient | None = None
     health: Poller[object] | None = None
     feed_ready: bool = False
+    loop: asyncio.AbstractEventLoop | None = None
     feed_records: int = 0
 
     @classmethod

@@ -1,0 +1,69 @@
+"""The WebSocket /api/v1/live on a real server (no Kafka needed): refusals close the socket
+with a code and a reason; bad messages are answered with an error and the socket stays."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from pydantic import SecretStr
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from sentio_iot.api.app import create_app
+from sentio_iot.api.roles import Role
+from sentio_iot.api.server import serving
+from sentio_iot.api.services import Services
+from sentio_iot.config import load_config
+
+PASSWORD = "websocket test password"
+KEYS = 20
+UPDATES = 1000
+PADDING = "x" * 16_000  # 16 kB per message: a client that stops reading fills the buffers soon
+
+
+@pytest.fixture
+def api(tmp_path: Path) -> Iterator[tuple[str, Services, str]]:
+    live = {"queue_size": 64, "max_messages_per_s": 100_000, "auth_timeout_s": 0.5}
+    config = load_config(data={"api": {"state_dir": str(tmp_path / "api"), "live": live}})
+    app = create_app(config, start_feed=False)
+    svc: Services = app.state.services
+    svc.users.add("vic", SecretStr(PASSWORD), Role.VIEWER, ("acme",))
+    with serving(app) as url:
+        login = {"username": "vic", "password": PASSWORD}
+        token = httpx.post(f"{url}/api/v1/auth/login", json=login).json()["access_token"]
+        yield url.replace("http", "ws") + "/api/v1/live", svc, token
+
+
+def closed_with(ws: ClientConnection) -> tuple[int, str]:
+    with pytest.raises(ConnectionClosed) as closed:
+        while True:
+            ws.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    return closed.value.rcvd.code, closed.value.rcvd.reason
+
+
+def test_refusals_close_with_a_code_and_a_reason(api: tuple[str, Services, str]) -> None:
+    url, _svc, token = api
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token[:-4] + "AAAA"}))
+        assert closed_with(ws) == (4401, "the token's signature does not verify")
+    with connect(url) as ws:  # says nothing: the server does not wait for ever
+        assert closed_with(ws) == (4408, "no auth message within 0.5 s")
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "subscribe", "id": "s"}))
+        assert closed_with(ws)[0] == 4401
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+        ws.send(json.dumps({"type": "subscribe", "id": "s", "kinds": ["nope"]}))
+        error = json.loads(ws.recv(timeout=5))
+        assert error == {
+            "type": "error",
+            "reason": "kinds: unknown nope; kinds are readings, anomalies, alerts, rul, device_events",
+        }
+        ws.send("not json")
+        assert json.loads(ws.recv(timeout=5)) == {"type": "error", "reason": "not JSON"}
