@@ -4,9 +4,10 @@ Apicurio keeps schemas in memory by default, so a restart would hand out schema 
 again while Kafka still holds messages carrying the old ids: those would decode with the wrong
 schema. Its SQL storage on an H2 file (``<data>/registry/registry.mv.db``) keeps every id
 across ``down`` and ``up``; ``WRITE_DELAY=0`` writes each commit to the file at once, so a
-registry killed right after handing out an id still knows it when it comes back. Apicurio
-calls every H2 database "In Memory" in its system info; ``apicurio.app.name`` says what
-this one is. tests/integration/test_registry_durability.py restarts and kills it.
+registry killed right after handing out an id still knows it when it comes back (with H2's
+default delay it did not). Apicurio's default ``apicurio.app.name``, shown in its system
+info, says "In Memory" whatever the storage; ours says "H2 file".
+tests/integration/test_registry_durability.py restarts, kills and backs it up.
 """
 
 from __future__ import annotations
