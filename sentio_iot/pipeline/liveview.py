@@ -75,7 +75,10 @@ def notified(counts: dict[str, int]) -> str:
     """``  notifications sent 12`` once Alertmanager's sink reports them, else nothing."""
     if "notifications" not in counts:
         return ""
-    return f"  notifications sent {counts['notifications']:,}"
+    failed = counts.get("notifications_failed", 0)
+    return f"  notifications sent {counts['notifications']:,}" + (
+        f" ({failed:,} failed)" if failed else ""
+    )
 
 
 def _state(row: WorkerRow, color: bool) -> str:

@@ -329,6 +329,10 @@ class Orchestrator:
         sent = total(alertmanager.samples, NOTIFIED, outcome="sent") if alertmanager else None
         if sent is not None:
             results.counts["notifications"] = int(sent)
+            failed = (
+                total(alertmanager.samples, NOTIFIED, outcome="failed") if alertmanager else None
+            )
+            results.counts["notifications_failed"] = int(failed or 0)
         return View(
             elapsed_s=time.monotonic() - self.began,
             duration_s=self.options.duration_s,

@@ -200,6 +200,11 @@ def test_the_live_view_shows_notifications_sent_once_reported() -> None:
         "results  rollups 1  anomalies 2  alerts 3  RUL predictions 4  notifications sent 1,234"
         in shown
     )
+    failing = render(view({**counts, "notifications": 5, "notifications_failed": 2}), color=False)
+    assert (
+        "results  rollups 1  anomalies 2  alerts 3  RUL predictions 4  notifications sent 5 (2 failed)"
+        in failing
+    )
     assert progress_line(view({**counts, "notifications": 5})).endswith(
         "alerts 3, RUL 4, notifications sent 5"
     )
