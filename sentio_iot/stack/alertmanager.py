@@ -30,6 +30,7 @@ from sentio_iot.stack.service import Progress, Service
 
 MODULE = "github.com/prometheus/alertmanager"
 BINARY = "alertmanager"
+VERSION_FLAG = "-X github.com/prometheus/common/version.Version="  # what --version reports
 PLACEHOLDER_UI = (
     "<!doctype html><title>Alertmanager</title>"
     "<p>Built by sentio without its web UI: use the API (/api/v2) or Grafana.</p>\n"
@@ -61,7 +62,9 @@ def go_build_module(go: Path, version: str, work: Path, bin_dir: Path) -> Path:
         what=f"go mod download {MODULE}@{version}",
     )
     try:
-        source = Path(json.loads(listing[listing.index("{") :])["Dir"])
+        # The first JSON object of the output (run_tool appends stderr to stdout).
+        found, _end = json.JSONDecoder().raw_decode(listing[listing.index("{") :])
+        source = Path(found["Dir"])
     except (ValueError, KeyError) as exc:
         raise StackError(
             f"go mod download {MODULE}@{version}: no module folder in its answer"
@@ -81,8 +84,9 @@ def go_build_module(go: Path, version: str, work: Path, bin_dir: Path) -> Path:
     stamp = bin_dir / f"{BINARY}.version"
     stamp.unlink(missing_ok=True)
     path = bin_dir / BINARY
+    flags = f"-ldflags={VERSION_FLAG}{version.lstrip('v')}"
     run_tool(
-        [str(go), "build", "-trimpath", "-o", str(path), "./cmd/alertmanager"],
+        [str(go), "build", "-trimpath", flags, "-o", str(path), "./cmd/alertmanager"],
         what=f"go build {MODULE}/cmd/alertmanager@{version}",
         cwd=tree,
     )

@@ -221,3 +221,24 @@ def test_the_sink_reports_what_alertmanager_sent(tmp_path: Any) -> None:
     assert total(samples, "sentio_sink_alertmanager_total", what="alerts_posted") == 3
     assert total(samples, "sentio_sink_alertmanager_notifications", outcome="sent") == 4
     assert total(samples, "sentio_sink_alertmanager_notifications", outcome="failed") == 1
+
+
+def test_the_local_alertmanager_listens_on_its_own_port_without_gossip(tmp_path: Any) -> None:
+    from sentio_iot.config import StackSettings
+    from sentio_iot.stack.alertmanager import AlertmanagerService
+    from sentio_iot.stack.paths import StackPaths
+
+    settings = StackSettings(home=tmp_path, alertmanager_port=19095)  # type: ignore[call-arg]
+    service = AlertmanagerService(settings, StackPaths(tmp_path))
+    service.prepare(progress=lambda line: None)
+    assert service.command() == [
+        str(tmp_path / "bin" / "alertmanager"),
+        f"--config.file={tmp_path / 'state' / 'conf' / 'alertmanager.yml'}",
+        f"--storage.path={tmp_path / 'state' / 'data' / 'alertmanager'}",
+        "--web.listen-address=127.0.0.1:19095",
+        "--web.external-url=http://127.0.0.1:19095",
+        "--cluster.listen-address=",
+    ]
+    assert service.ports() == [(19095, "stack.alertmanager_port")]
+    written = (tmp_path / "state" / "conf" / "alertmanager.yml").read_text()
+    assert "http://127.0.0.1:9097/alertmanager" in written
