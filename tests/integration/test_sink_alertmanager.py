@@ -419,3 +419,39 @@ async def test_a_restarted_sink_reconciles_alertmanager_with_the_alerts_topic(
             await second.stop()
     finally:
         await api.aclose()
+
+
+async def test_the_compose_configuration_is_one_alertmanager_accepts(
+    sentio_config: SentioConfig, tmp_path: Path
+) -> None:
+    """deploy/alertmanager/alertmanager.yml, loaded by the real binary the stack built."""
+    deployed = Path(__file__).parents[2] / "deploy" / "alertmanager" / "alertmanager.yml"
+    port = free_port()
+    binary = Stack(sentio_config.stack).paths.bin / "alertmanager"
+    process = await asyncio.create_subprocess_exec(
+        str(binary),
+        f"--config.file={deployed}",
+        f"--storage.path={tmp_path}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--cluster.listen-address=",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as api:
+            deadline = time.monotonic() + 20
+            while True:
+                assert process.returncode is None, "Alertmanager refused the configuration"
+                try:
+                    if (await api.get("/-/ready")).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, "Alertmanager did not get ready"
+                await asyncio.sleep(0.2)
+            status = (await api.get("/api/v2/status")).json()
+        assert "receiver: webhook" in status["config"]["original"]
+        assert "group_by:\n  - alertname\n  - site" in status["config"]["original"]
+    finally:
+        process.terminate()
+        await process.wait()
