@@ -14,6 +14,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from sentio_iot.api.api_keys import looks_like_key
 from sentio_iot.api.errors import Unauthenticated
+from sentio_iot.api.oidc import token_issuer
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.roles import Role
 from sentio_iot.api.services import Services
@@ -27,8 +28,12 @@ def services(request: Request) -> Services:
 
 
 def authenticate(svc: Services, token: str) -> Principal:
+    """An API key, a token of an external OIDC issuer (when configured), or our own token.
+    May fetch the issuer's JWKS: call it off the event loop."""
     if looks_like_key(token):
         return svc.api_keys.verify(token)
+    if svc.oidc is not None and token_issuer(token) == svc.oidc.issuer:
+        return svc.oidc.verify(token)
     return svc.access.verify(token)
 
 

@@ -85,7 +85,7 @@ async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, int]:
     if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
         raise Closed(4400, f"queue_size must be an integer from 1 to {limit}")
     try:
-        return authenticate(svc, token), asked
+        return await asyncio.to_thread(authenticate, svc, token), asked
     except Refused as exc:
         raise Closed(4401 if exc.status == 401 else 4403, exc.reason) from None
 
@@ -184,7 +184,7 @@ class Session:
             await self.send({"type": "error", "reason": "auth: token must be a string"})
             return
         try:
-            principal = authenticate(self.svc, token)
+            principal = await asyncio.to_thread(authenticate, self.svc, token)
         except Refused as exc:
             raise Closed(4401, exc.reason) from None
         if principal.name != self.client.principal.name:

@@ -11,6 +11,7 @@ from sentio_iot.api.api_keys import ApiKeys
 from sentio_iot.api.commands import AlertCommands
 from sentio_iot.api.hub import LiveHub
 from sentio_iot.api.keys import KeyRing
+from sentio_iot.api.oidc import OidcVerifier
 from sentio_iot.api.ratelimit import LoginRateLimiter
 from sentio_iot.api.refresh import RefreshTokens
 from sentio_iot.api.store import AuthStore
@@ -34,6 +35,7 @@ class Services:
     views: Views
     hub: LiveHub
     commands: AlertCommands
+    oidc: OidcVerifier | None = None
     http: httpx.AsyncClient | None = None
     health: Poller[object] | None = None
     feed_ready: bool = False
@@ -58,6 +60,7 @@ class Services:
             views=Views(config.tenant, config.site, settings.views.anomalies_kept),
             hub=LiveHub(),
             commands=AlertCommands(config),
+            oidc=OidcVerifier(settings.oidc) if settings.oidc.issuer else None,
         )
 
     @property

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from sentio_iot.settings import Section
 
@@ -33,6 +34,37 @@ class TokenSettings(Section):
     leeway_s: int = Field(
         10, ge=0, le=300, description="Clock skew (s) allowed on `exp`, `nbf` and `iat`."
     )
+
+
+class OidcSettings(Section):
+    """Tokens from an external OpenID Connect issuer, verified by the keys at its JWKS URL."""
+
+    issuer: str | None = Field(
+        None, description="The issuer's `iss` value; null: no external tokens are accepted."
+    )
+    jwks_url: str | None = Field(
+        None, description="Where the issuer publishes its signing keys.", pattern=r"^https?://"
+    )
+    audience: str | None = Field(
+        None, description="The `aud` its tokens must carry; null: not checked."
+    )
+    algorithms: list[Literal["RS256", "RS384", "RS512", "PS256", "ES256", "ES384", "EdDSA"]] = (
+        Field(["RS256", "ES256", "EdDSA"], min_length=1, description="Signing algorithms accepted.")
+    )
+    role_claim: str = Field("sentio_role", description="Claim holding viewer, operator or admin.")
+    tenants_claim: str = Field(
+        "sentio_tenants", description="Claim holding the tenants (a list, or comma-separated)."
+    )
+    default_role: Literal["viewer", "operator", "admin"] | None = Field(
+        None, description="Role of a token without the role claim; null: such tokens are refused."
+    )
+    leeway_s: int = Field(10, ge=0, le=300, description="Clock skew (s) allowed.")
+
+    @model_validator(mode="after")
+    def _needs_jwks(self) -> OidcSettings:
+        if self.issuer is not None and self.jwks_url is None:
+            raise ValueError("jwks_url is required when issuer is set")
+        return self
 
 
 class LoginLimit(Section):
@@ -126,6 +158,7 @@ class ApiSettings(Section):
     )
     tokens: TokenSettings = Field(default_factory=lambda: TokenSettings.model_validate({}))
     login_limit: LoginLimit = Field(default_factory=lambda: LoginLimit.model_validate({}))
+    oidc: OidcSettings = Field(default_factory=lambda: OidcSettings.model_validate({}))
     live: LiveSettings = Field(default_factory=lambda: LiveSettings.model_validate({}))
     views: ViewSettings = Field(default_factory=lambda: ViewSettings.model_validate({}))
     history: HistorySettings = Field(default_factory=lambda: HistorySettings.model_validate({}))
