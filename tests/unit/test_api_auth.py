@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import SecretStr
 
 from sentio_iot.api.app import create_app
+from sentio_iot.api.keys import KeyRing
 from sentio_iot.api.roles import Role
 from sentio_iot.api.server import serving
 from sentio_iot.api.services import Services
+from sentio_iot.api.store import AuthStore
+from sentio_iot.api.users import UserStore
 from sentio_iot.config import load_config
 
 PASSWORD = "correct horse battery"
@@ -29,14 +33,25 @@ class Client(httpx.Client):
     svc: Services
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A state folder with the users and a signing key, made once: argon2 is slow on purpose,
+    so each test copies it instead of hashing the same passwords again."""
+    state = tmp_path_factory.mktemp("template") / "api"
+    users = UserStore(AuthStore(state))
+    users.add("ada", SecretStr(PASSWORD), Role.ADMIN, ("*",))
+    users.add("vic", SecretStr(PASSWORD), Role.VIEWER, ("acme",))
+    users.add("otto", SecretStr(PASSWORD), Role.OPERATOR, ("acme",))
+    KeyRing(state).ensure()
+    return state
+
+
 @pytest.fixture
-def api(tmp_path: Path) -> Iterator[Client]:
+def api(tmp_path: Path, template: Path) -> Iterator[Client]:
+    shutil.copytree(template, tmp_path / "api")
     config = load_config(data={"api": {"state_dir": str(tmp_path / "api")}})
     app = create_app(config, start_feed=False)
     svc: Services = app.state.services
-    svc.users.add("ada", SecretStr(PASSWORD), Role.ADMIN, ("*",))
-    svc.users.add("vic", SecretStr(PASSWORD), Role.VIEWER, ("acme",))
-    svc.users.add("otto", SecretStr(PASSWORD), Role.OPERATOR, ("acme",))
     svc.views.apply("readings", reading("press-1", "acme"))
     svc.views.apply("readings", reading("press-9", "globex"))
     with serving(app) as url, Client(base_url=url, timeout=10) as client:
@@ -239,3 +254,44 @@ def test_store_files_are_private(api: Client) -> None:
     assert store.path.stat().st_mode & 0o777 == 0o600
     assert store.state_dir.stat().st_mode & 0o777 == 0o700
     assert PASSWORD.encode() not in store.path.read_bytes()
+
+
+def test_admins_add_and_remove_users_and_a_generated_password_is_shown_once(api: Client) -> None:
+    admin = bearer(login(api, "ada")["access_token"])
+    made = api.post(
+        "/api/v1/users",
+        headers=admin,
+        json={"name": "nia", "role": "operator", "tenants": ["acme"]},
+    )
+    assert made.status_code == 201, made.text
+    password = made.json()["password"]
+    assert len(password) == 24 and made.json()["user"]["role"] == "operator"
+    listed = api.get("/api/v1/users", headers=admin).json()
+    assert [u["name"] for u in listed] == ["ada", "nia", "otto", "vic"]
+    assert password not in json.dumps(listed) and "hash" not in json.dumps(listed)
+    tokens = api.post("/api/v1/auth/login", json={"username": "nia", "password": password})
+    assert tokens.status_code == 200
+    taken = api.post("/api/v1/users", headers=admin, json={"name": "nia", "tenants": ["acme"]})
+    assert taken.status_code == 409 and "exists" in taken.json()["error"]
+    assert api.delete("/api/v1/users/nia", headers=admin).status_code == 204
+    refresh = {"refresh_token": tokens.json()["refresh_token"]}
+    refusal(api.post("/api/v1/auth/refresh", json=refresh), 401, "revoked")
+    assert api.delete("/api/v1/users/nia", headers=admin).status_code == 404
+
+
+def test_secrets_never_reach_the_logs(api: Client, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    tokens = login(api, "ada")
+    api.post("/api/v1/auth/login", json={"username": "ada", "password": "a wrong one"})
+    rotated = api.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
+    api.get("/api/v1/devices", headers=bearer(tokens["access_token"] + "x"))
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "login user=ada" in logged and "refused status=401" in logged
+    for secret in (
+        PASSWORD,
+        "a wrong one",
+        tokens["access_token"],
+        tokens["refresh_token"],
+        rotated.json()["refresh_token"],
+    ):
+        assert secret not in logged
