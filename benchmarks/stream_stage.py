@@ -165,6 +165,12 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=5)
     parser.add_argument("--smoke", action="store_true", help="small and quick: that it runs")
     parser.add_argument(
+        "--detector",
+        default=None,
+        help="streams.anomaly.detector for every worker (default: the configured default); "
+        "pin one to compare builds whose defaults differ",
+    )
+    parser.add_argument(
         "--versus",
         action="append",
         default=[],
@@ -178,6 +184,11 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=name))
     try:
         config_path, config = make_config(work, name, 6)
+        if args.detector:
+            raw = yaml.safe_load(config_path.read_text())
+            raw["streams"]["anomaly"] = {"detector": args.detector}
+            config_path.write_text(yaml.safe_dump(raw))
+        print(f"anomaly detector: {args.detector or 'the default'}", flush=True)
         data = readings(args.readings, args.devices, args.metrics)
         t = time.perf_counter()
         produce(config, data)

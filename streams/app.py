@@ -64,6 +64,7 @@ log = logging.getLogger(__name__)
 
 Record = dict[str, Any]
 TABLE_SIZE_EVERY_S = 10.0
+COMMIT_EVERY_EVENTS = 100_000
 # A commit rewrites every changed key: without these the active segment (1 GiB by default)
 # would keep every version and a start would read them all.
 CHANGELOG_CONFIG = {
@@ -108,7 +109,9 @@ class StreamApp:
             broker_session_timeout=settings.session_timeout_s,
             broker_heartbeat_interval=settings.heartbeat_interval_s,
             broker_commit_interval=settings.commit_interval_s,
-            broker_commit_every=settings.batch_max * 10,
+            # Commits follow the interval: each one rewrites every changed state, so commits
+            # counted in events would multiply those writes at high rates.
+            broker_commit_every=COMMIT_EVERY_EVENTS,
             broker_client_id=f"{config.kafka.client_id}-streams",
             # A commit sends every changed state at once (state.py): large batches and
             # compression cut the broker's work and the wait for its acks (docs/benchmarks.md).
