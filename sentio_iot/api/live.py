@@ -36,7 +36,6 @@ from sentio_iot.api.errors import Refused
 from sentio_iot.api.hub import LiveClient, Subscription, SubscriptionError
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.services import Services
-from sentio_iot.api.views import Update
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -48,15 +47,6 @@ class Closed(Exception):
         super().__init__(reason)
         self.code = code
         self.reason = reason
-
-
-def update_message(update: Update, epoch: str) -> dict[str, Any]:
-    return {
-        "type": "update",
-        "kind": update.kind,
-        "cursor": f"{epoch}.{update.seq}",
-        "data": update.data,
-    }
 
 
 async def _receive(ws: WebSocket) -> dict[str, Any]:
@@ -102,8 +92,11 @@ class Session:
         self.send_lock = asyncio.Lock()
 
     async def send(self, message: dict[str, Any]) -> None:
+        await self.send_text(json.dumps(message, separators=(",", ":")))
+
+    async def send_text(self, text: str) -> None:
         async with self.send_lock:
-            await self.ws.send_text(json.dumps(message, separators=(",", ":")))
+            await self.ws.send_text(text)
 
     async def sender(self) -> None:
         rate = self.settings.max_messages_per_s
@@ -133,7 +126,7 @@ class Session:
                 await asyncio.sleep((1.0 - tokens) / rate)
                 tokens = 1.0
             tokens -= 1.0
-            await self.send(update_message(update, epoch))
+            await self.send_text(update.message)
             self.client.sent += 1
             self.last_sent = max(self.last_sent, update.seq)
 

@@ -10,10 +10,12 @@ Only the event loop's thread calls ``apply`` and reads: no locks.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 KINDS = ("readings", "anomalies", "alerts", "rul", "device_events")
@@ -34,6 +36,17 @@ class Update:
     site: str
     metrics: frozenset[str]
     data: Mapping[str, Any]
+    epoch: str = ""
+
+    @property
+    def cursor(self) -> str:
+        return f"{self.epoch}.{self.seq}"
+
+    @cached_property
+    def message(self) -> str:
+        """The live message, serialised once however many clients it goes to."""
+        body = {"type": "update", "kind": self.kind, "cursor": self.cursor, "data": self.data}
+        return json.dumps(body, separators=(",", ":"))
 
 
 @dataclass
@@ -88,6 +101,7 @@ class Views:
             labels.get("site") or self.default_site,
             _metrics(kind, record),
             record,
+            self.epoch,
         )
         if kind == "anomalies":
             self.anomalies.append(update)

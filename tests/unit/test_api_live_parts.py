@@ -3,6 +3,7 @@ resume, subscriptions and tenants, and which VictoriaMetrics series a range and 
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -147,3 +148,15 @@ def test_history_reads_raw_then_minute_then_hour_rollups() -> None:
         plan(settings, "p1", "acme", "temp", 0, 86_400, 1)
     with pytest.raises(SeriesRequestError, match="from must be before to"):
         plan(settings, "p1", "acme", "temp", 10, 10, 1)
+
+
+def test_an_update_is_serialised_once_for_every_client() -> None:
+    views = Views("default", "local", 10)
+    update = views.apply("readings", reading("p1", 1.5))
+    assert update.message is update.message  # cached: one json.dumps however many clients
+    assert json.loads(update.message) == {
+        "type": "update",
+        "kind": "readings",
+        "cursor": f"{views.epoch}.1",
+        "data": reading("p1", 1.5),
+    }
