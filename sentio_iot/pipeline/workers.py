@@ -88,6 +88,16 @@ def unreachable_backend(config: SentioConfig, backend: str) -> str | None:
         return f"no {name} answers at {url} ({OPTIONAL_BACKENDS[backend]})"
 
 
+def busy_port(host: str, port: int) -> str | None:
+    """Why a worker cannot listen on ``host:port`` now (something else does), or None."""
+    probe = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    try:
+        with socket.create_connection((probe, port), timeout=0.5):
+            return f"port {port} is in use (another `sentio api`?); set api.port"
+    except OSError:
+        return None
+
+
 def stream_port(config: SentioConfig, index: int) -> int:
     base = getattr(config.streams, "web_port", STREAM_WEB_PORT)
     return int(base) + index
@@ -145,7 +155,7 @@ def pipeline_children(
             "api",
             (*sentio, "api", *with_config),
             port=config.api.port,
-            unavailable=missing_command(("api",)),
+            unavailable=missing_command(("api",)) or busy_port(config.api.host, config.api.port),
         )
     )
     return specs

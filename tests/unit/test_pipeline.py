@@ -513,3 +513,18 @@ def test_lag_trend_gives_the_catch_up_rate_and_eta() -> None:
     assert growing is not None and growing.describe() == "growing 10/s"
     trend.observe({"sentio-streams": 7_000}, at=200.0)  # the old points leave the window
     assert trend.trend("sentio-streams") is None
+
+
+def test_the_api_is_left_out_with_a_reason_when_its_port_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = SentioConfig(api={"port": port})  # type: ignore[arg-type]
+        api = pipeline_children(config, tmp_path / "c.yaml")[-1]
+        assert (api.name, api.unavailable) == (
+            "api",
+            f"port {port} is in use (another `sentio api`?); set api.port",
+        )
