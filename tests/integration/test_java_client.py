@@ -45,8 +45,8 @@ def registry_native_url(config: SentioConfig) -> str:
 @pytest.fixture(scope="session")
 def read_topics(sentio_config: SentioConfig) -> list[str]:
     """The command line that runs ReadTopics, built once per content of pom and source."""
-    java, mvn = find_java(), find_program("mvn")
-    assert java is not None and mvn is not None, "scripts/bootstrap installs Java 17 and Maven"
+    java, javac, mvn = find_java(), find_program("javac"), find_program("mvn")
+    assert java and javac and mvn, "scripts/bootstrap installs Java 17 (with javac) and Maven"
     digest = hashlib.sha256((PROJECT / "pom.xml").read_bytes() + SOURCE.read_bytes())
     build = sentio_config.stack.home / f"java-interop-{digest.hexdigest()[:12]}"
     started = time.monotonic()
@@ -55,7 +55,6 @@ def read_topics(sentio_config: SentioConfig) -> list[str]:
         pom = str(PROJECT / "pom.xml")
         copy = ["dependency:copy-dependencies", f"-DoutputDirectory={folder / 'lib'}"]
         run_tool([str(mvn), "-q", "-B", "-f", pom, *copy], what="mvn dependency:copy-dependencies")
-        javac = java.with_name("javac")
         classpath = f"{folder / 'lib'}/*"
         classes = str(folder / "classes")
         run_tool(
