@@ -21,6 +21,11 @@ config, and a retained state is what it finds then. A batch counts as written on
 broker acknowledged every message (QoS 1 by default); a broker that is away or slow is
 BackendUnavailable. Several sink processes share one availability topic: the sink is
 "online" while any of them last said so.
+
+Tested against Home Assistant core 2024.3.3 (tests/integration/test_homeassistant_real.py):
+the sensors appear with their device class, unit and device, follow the states and turn
+unavailable when the sink stops. Its MQTT sensors take no ``options`` yet (2024.4 added
+them), so an alert sensor there is an enum without its list of states.
 """
 
 from __future__ import annotations
