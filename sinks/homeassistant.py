@@ -24,8 +24,8 @@ BackendUnavailable. Several sink processes share one availability topic: the sin
 
 Tested against Home Assistant core 2024.3.3 (tests/integration/test_homeassistant_real.py):
 the sensors appear with their device class, unit and device, follow the states and turn
-unavailable when the sink stops. Its MQTT sensors take no ``options`` yet (2024.4 added
-them), so an alert sensor there is an enum without its list of states.
+unavailable when the sink stops. Its MQTT sensors take no ``options`` yet (added in 2024.9,
+home-assistant/core PR #123248), so an alert sensor there is an enum without its list.
 """
 
 from __future__ import annotations

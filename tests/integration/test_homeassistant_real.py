@@ -424,7 +424,8 @@ async def test_announced_sensors_appear_in_home_assistant_and_follow_sentio(
     assert "device_class" not in score_attributes and "unit_of_measurement" not in score_attributes
     alert_attributes = first["alert_overheat"]["attributes"]
     assert alert_attributes["device_class"] == "enum"
-    # MQTT sensors take "options" only from Home Assistant 2024.4 on: 2024.3 drops the list
+    # MQTT sensors take "options" only from Home Assistant 2024.9 on (core PR #123248): 2024.3
+    # drops the list
     # (the states are still the severities the sink announces)
     assert "options" not in alert_attributes
     devices = await asyncio.to_thread(ha.websocket_command, "config/device_registry/list")
