@@ -11,7 +11,8 @@ topic prefix (so its CPU is its own), then:
    series query (VictoriaMetrics ``query_range``): requests/s, p50/p99 latency, server CPU.
 2. WebSocket fan-out: for each ``--clients`` count, that many connections subscribed to every
    reading while a plant of ``--devices`` devices produces ``--rate`` readings/s to Kafka:
-   messages delivered/s (all clients), p99 latency (reading timestamp to arrival), updates
+   messages delivered/s (all clients, each asking for batches of up to 100 updates a frame),
+   p99 latency (reading timestamp to arrival), updates
    coalesced by slow clients, server CPU.
 
 Every client runs in this one Python process, so on a small machine the load generator may
@@ -51,6 +52,7 @@ from sentio_iot.records import now_us
 
 SENTIO = str(Path(sys.executable).with_name("sentio"))
 TICK = os.sysconf("SC_CLK_TCK")
+BATCH = 100  # each client asks for up to 100 waiting updates a frame (the protocol's batch)
 BARE_APP = """
 import sys, uvicorn
 BODY = open(sys.argv[2], "rb").read()
@@ -219,7 +221,7 @@ async def fan_out(
     async def client(index: int) -> None:
         nonlocal received, ready
         async with websockets.connect(ws_url, max_queue=None, open_timeout=60) as ws:
-            await ws.send(json.dumps({"type": "auth", "token": token}))
+            await ws.send(json.dumps({"type": "auth", "token": token, "batch": BATCH}))
             await ws.recv()
             await ws.send(json.dumps({"type": "subscribe", "id": "all", "kinds": ["readings"]}))
             await ws.recv()
@@ -230,10 +232,12 @@ async def fan_out(
                 except TimeoutError:
                     continue
                 message = json.loads(text)
-                if message.get("type") == "update":
-                    received += 1
-                    if index % 10 == 0:  # a sample of the clients times their messages
-                        latencies.append((now_us() - message["data"]["ts"]) / 1000)
+                items = message["items"] if message.get("type") == "updates" else [message]
+                for item in items:
+                    if item.get("type") == "update":
+                        received += 1
+                        if index % 10 == 0:  # a sample of the clients times their messages
+                            latencies.append((now_us() - item["data"]["ts"]) / 1000)
 
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     while ready < clients:

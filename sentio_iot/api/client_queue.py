@@ -59,6 +59,15 @@ class CoalescingQueue:
         self._forget(entry, update)
         return update
 
+    def take_now(self, most: int) -> list[Update]:
+        """Up to ``most`` more queued updates, oldest first, without waiting."""
+        taken: list[Update] = []
+        while self._items and len(taken) < most:
+            entry, update = self._items.popitem(last=False)
+            self._forget(entry, update)
+            taken.append(update)
+        return taken
+
     def take_dropped(self) -> int:
         dropped, self.dropped = self.dropped, 0
         return dropped

@@ -2,9 +2,12 @@
 
 Protocol (one JSON object per text frame):
 
-    client: {"type": "auth", "token": "<access token or API key>", "queue_size": 100}
-            first (queue_size optional, at most api.live.queue_size: a client that only
-            shows the latest values asks for a small one), and again to renew the token
+    client: {"type": "auth", "token": "<access token or API key>", "queue_size": 100,
+             "batch": 50}
+            first, and again to renew the token. Optional: queue_size (at most
+            api.live.queue_size; a client that only shows the latest values asks for a small
+            one), batch (at most 1000; default 1: up to that many waiting updates are sent
+            in one frame as {"type": "updates", "items": [update, ...]})
     server: {"type": "ready", "user", "role", "tenants", "cursor", "limits"}
     client: {"type": "subscribe", "id": "s1", "kinds": [...], "devices": [...],
              "sites": [...], "metrics": [...], "cursor": "<from an earlier update>"}
@@ -26,6 +29,7 @@ import contextlib
 import json
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -60,8 +64,26 @@ async def _receive(ws: WebSocket) -> dict[str, Any]:
     return message if isinstance(message, dict) else {"type": "invalid", "reason": "not an object"}
 
 
-async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, int]:
-    """Who the first message proves the caller is, and the queue size they asked for."""
+MAX_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Options:
+    """What a client asks for in its auth message."""
+
+    queue_size: int  # at most api.live.queue_size
+    batch: int  # most updates in one frame; 1: one update a frame
+
+
+def _int_option(message: dict[str, Any], name: str, default: int, limit: int) -> int:
+    value = message.get(name, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= limit:
+        raise Closed(4400, f"{name} must be an integer from 1 to {limit}")
+    return value
+
+
+async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, Options]:
+    """Who the first message proves the caller is, and the options they asked for."""
     settings = svc.config.api.live
     try:
         message = await asyncio.wait_for(_receive(ws), settings.auth_timeout_s)
@@ -70,12 +92,12 @@ async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, int]:
     token = message.get("token")
     if message.get("type") != "auth" or not isinstance(token, str):
         raise Closed(4401, 'the first message must be {"type": "auth", "token": ...}')
-    limit = settings.queue_size
-    asked = message.get("queue_size", limit)
-    if not isinstance(asked, int) or isinstance(asked, bool) or not 1 <= asked <= limit:
-        raise Closed(4400, f"queue_size must be an integer from 1 to {limit}")
+    options = Options(
+        _int_option(message, "queue_size", settings.queue_size, settings.queue_size),
+        _int_option(message, "batch", 1, MAX_BATCH),
+    )
     try:
-        return await asyncio.to_thread(authenticate, svc, token), asked
+        return await asyncio.to_thread(authenticate, svc, token), options
     except Refused as exc:
         raise Closed(4401 if exc.status == 401 else 4403, exc.reason) from None
 
@@ -83,11 +105,14 @@ async def _authenticate(ws: WebSocket, svc: Services) -> tuple[Principal, int]:
 class Session:
     """One connection: its client in the hub, the sender and the receiver."""
 
-    def __init__(self, ws: WebSocket, svc: Services, principal: Principal, queue_size: int) -> None:
+    def __init__(
+        self, ws: WebSocket, svc: Services, principal: Principal, options: Options
+    ) -> None:
         self.ws = ws
         self.svc = svc
         self.settings = svc.config.api.live
-        self.client = LiveClient(principal, CoalescingQueue(queue_size))
+        self.options = options
+        self.client = LiveClient(principal, CoalescingQueue(options.queue_size))
         self.last_sent = svc.views.seq
         self.send_lock = asyncio.Lock()
 
@@ -117,18 +142,24 @@ class Session:
             if update is None:
                 await self.send({"type": "heartbeat", "cursor": self.svc.views.cursor})
                 continue
-            if not self.client.wants(update):
-                continue  # unsubscribed while it waited
+            batch = [update, *self.client.queue.take_now(self.options.batch - 1)]
+            batch = [u for u in batch if self.client.wants(u)]  # not unsubscribed meanwhile
+            if not batch:
+                continue
             now = time.monotonic()
             tokens = min(rate, tokens + (now - last) * rate)
             last = now
-            if tokens < 1.0:  # over the rate: wait; meanwhile the queue coalesces
-                await asyncio.sleep((1.0 - tokens) / rate)
-                tokens = 1.0
-            tokens -= 1.0
-            await self.send_text(update.message)
-            self.client.sent += 1
-            self.last_sent = max(self.last_sent, update.seq)
+            if tokens < len(batch):  # over the rate: wait; meanwhile the queue coalesces
+                await asyncio.sleep((len(batch) - tokens) / rate)
+                tokens = float(len(batch))
+            tokens -= len(batch)
+            if len(batch) == 1:
+                await self.send_text(batch[0].message)
+            else:  # the cached texts joined: no update is serialised again
+                items = ",".join(u.message for u in batch)
+                await self.send_text('{"type":"updates","items":[' + items + "]}")
+            self.client.sent += len(batch)
+            self.last_sent = max(self.last_sent, batch[-1].seq)
 
     def _check_expiry(self) -> None:
         expires = self.client.principal.expires_at
@@ -191,13 +222,13 @@ async def live(ws: WebSocket) -> None:
     svc: Services = ws.app.state.services
     await ws.accept()
     try:
-        principal, queue_size = await _authenticate(ws, svc)
+        principal, options = await _authenticate(ws, svc)
     except Closed as exc:
         await ws.close(exc.code, exc.reason)
         return
     except WebSocketDisconnect:
         return
-    session = Session(ws, svc, principal, queue_size)
+    session = Session(ws, svc, principal, options)
     await session.send(
         {
             "type": "ready",
@@ -209,7 +240,8 @@ async def live(ws: WebSocket) -> None:
                 "max_subscriptions": session.settings.max_subscriptions,
                 "max_messages_per_s": session.settings.max_messages_per_s,
                 "heartbeat_s": session.settings.heartbeat_s,
-                "queue_size": queue_size,
+                "queue_size": options.queue_size,
+                "batch": options.batch,
             },
         }
     )

@@ -160,3 +160,14 @@ def test_an_update_is_serialised_once_for_every_client() -> None:
         "cursor": f"{views.epoch}.1",
         "data": reading("p1", 1.5),
     }
+
+
+async def test_take_now_empties_the_queue_oldest_first_without_waiting() -> None:
+    views, queue = Views("default", "local", 10), CoalescingQueue(max_items=10)
+    for value in range(5):
+        queue.put(views.apply("readings", reading(f"p{value}", float(value))))
+    assert [u.device_id for u in queue.take_now(3)] == ["p0", "p1", "p2"]
+    assert [u.device_id for u in queue.take_now(10)] == ["p3", "p4"]
+    assert queue.take_now(10) == [] and len(queue) == 0
+    queue.put(views.apply("readings", reading("p0", 9.0)))  # the key index was forgotten too
+    assert (await queue.get(0.01)) is not None

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
-from sentio_iot.api.app import create_app
+from sentio_iot.api.app import apply_batch, create_app
 from sentio_iot.api.roles import Role
 from sentio_iot.api.server import serving
 from sentio_iot.api.services import Services
@@ -67,3 +67,44 @@ def test_refusals_close_with_a_code_and_a_reason(api: tuple[str, Services, str])
         }
         ws.send("not json")
         assert json.loads(ws.recv(timeout=5)) == {"type": "error", "reason": "not JSON"}
+
+
+def test_a_client_that_asks_for_batches_gets_waiting_updates_in_one_frame(
+    api: tuple[str, Services, str],
+) -> None:
+    url, svc, token = api
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token, "queue_size": 64, "batch": 50}))
+        ready = json.loads(ws.recv(timeout=5))
+        assert (ready["limits"]["queue_size"], ready["limits"]["batch"]) == (64, 50)
+        ws.send(json.dumps({"type": "subscribe", "id": "s", "kinds": ["readings"]}))
+        assert json.loads(ws.recv(timeout=5))["type"] == "subscribed"
+        records = [
+            {
+                "device_id": f"d{i}",
+                "ts": 1_700_000_000_000_000 + i,
+                "source": "simulate",
+                "seq": i,
+                "metrics": [
+                    {"name": "v", "value": float(i), "text": None, "unit": None, "quality": "GOOD"}
+                ],
+                "labels": {"tenant": "acme"},
+            }
+            for i in range(40)
+        ]
+        assert svc.loop is not None
+        svc.loop.call_soon_threadsafe(apply_batch, svc, [("readings", r) for r in records])
+        values: list[float] = []
+        frames = 0
+        while len(values) < 40:
+            message = json.loads(ws.recv(timeout=5))
+            frames += 1
+            items = message["items"] if message["type"] == "updates" else [message]
+            values += [
+                item["data"]["metrics"][0]["value"] for item in items if item["type"] == "update"
+            ]
+        assert values == [float(i) for i in range(40)]  # all of them, in order
+        assert frames < 40  # in fewer frames than updates
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token, "batch": 0}))
+        assert closed_with(ws) == (4400, "batch must be an integer from 1 to 1000")
