@@ -27,7 +27,13 @@ PADDING = "x" * 16_000  # 16 kB per message: a client that stops reading fills t
 
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[tuple[str, Services, str]]:
-    live = {"queue_size": 64, "max_messages_per_s": 100_000, "auth_timeout_s": 0.5}
+    live = {
+        "queue_size": 64,
+        "max_messages_per_s": 100_000,
+        "auth_timeout_s": 0.5,
+        "heartbeat_s": 0.3,
+        "max_subscriptions": 2,
+    }
     config = load_config(data={"api": {"state_dir": str(tmp_path / "api"), "live": live}})
     app = create_app(config, start_feed=False)
     svc: Services = app.state.services
@@ -108,3 +114,28 @@ def test_a_client_that_asks_for_batches_gets_waiting_updates_in_one_frame(
     with connect(url) as ws:
         ws.send(json.dumps({"type": "auth", "token": token, "batch": 0}))
         assert closed_with(ws) == (4400, "batch must be an integer from 1 to 1000")
+
+
+def test_heartbeat_ping_subscription_limit_and_unsubscribe(api: tuple[str, Services, str]) -> None:
+    url, svc, token = api
+    with connect(url) as ws:
+        ws.send(json.dumps({"type": "auth", "token": token}))
+        ready = json.loads(ws.recv(timeout=5))
+        assert ready["limits"]["max_subscriptions"] == 2
+        heartbeat = json.loads(ws.recv(timeout=5))  # nothing to send for 0.3 s
+        assert heartbeat == {"type": "heartbeat", "cursor": svc.views.cursor}
+        ws.send(json.dumps({"type": "ping"}))
+        assert json.loads(ws.recv(timeout=5))["type"] in ("pong", "heartbeat")
+        for sub in ("a", "b", "c"):
+            ws.send(json.dumps({"type": "subscribe", "id": sub}))
+        answers = []
+        while len(answers) < 3:
+            message = json.loads(ws.recv(timeout=5))
+            if message["type"] not in ("heartbeat", "pong"):
+                answers.append(message)
+        assert [m["type"] for m in answers] == ["subscribed", "subscribed", "error"]
+        assert answers[2]["reason"] == "at most 2 subscriptions"
+        ws.send(json.dumps({"type": "unsubscribe", "id": "a"}))
+        while (message := json.loads(ws.recv(timeout=5)))["type"] in ("heartbeat", "pong"):
+            pass
+        assert message == {"type": "unsubscribed", "id": "a"}
