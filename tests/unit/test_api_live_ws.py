@@ -139,3 +139,50 @@ def test_heartbeat_ping_subscription_limit_and_unsubscribe(api: tuple[str, Servi
         while (message := json.loads(ws.recv(timeout=5)))["type"] in ("heartbeat", "pong"):
             pass
         assert message == {"type": "unsubscribed", "id": "a"}
+
+
+def test_an_expired_token_closes_the_socket_unless_renewed(tmp_path: Path) -> None:
+    import time
+
+    import jwt
+
+    live = {"heartbeat_s": 0.2}
+    data = {"api": {"state_dir": str(tmp_path / "api"), "live": live, "tokens": {"leeway_s": 0}}}
+    app = create_app(load_config(data=data), start_feed=False)
+    svc: Services = app.state.services
+
+    def token(ttl_s: int) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "sentio-iot",
+            "aud": "sentio-api",
+            "sub": "vic",
+            "role": "viewer",
+            "tenants": ["acme"],
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl_s,
+            "typ": "access",
+        }
+        key = svc.keys.signing
+        return jwt.encode(claims, key.private, algorithm="EdDSA", headers={"kid": key.kid})
+
+    with serving(app) as url:
+        ws_url = url.replace("http", "ws") + "/api/v1/live"
+        with connect(ws_url) as ws:
+            ws.send(json.dumps({"type": "auth", "token": token(2)}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+            code, reason = closed_with(ws)
+            assert (code, reason) == (
+                4401,
+                "the access token expired; send a new one with an auth message",
+            )
+        with connect(ws_url) as ws:
+            ws.send(json.dumps({"type": "auth", "token": token(2)}))
+            assert json.loads(ws.recv(timeout=5))["type"] == "ready"
+            ws.send(json.dumps({"type": "auth", "token": token(600)}))
+            while (message := json.loads(ws.recv(timeout=5)))["type"] == "heartbeat":
+                pass
+            assert message["type"] == "renewed"
+            time.sleep(3)  # past the first token's expiry: still open
+            assert json.loads(ws.recv(timeout=5))["type"] == "heartbeat"
