@@ -39,6 +39,8 @@ def api(
         "kafka": {"bootstrap_servers": sentio_config.kafka.bootstrap_servers},
         "schema_registry": {"url": sentio_config.schema_registry.url},
         "topics": {"prefix": prefix},
+        # promote/rollback cases write the user's model store: a temporary one
+        "streams": {"rul": {"store_dir": str(state / "models")}},
         # generous login limit: the generated cases log in hundreds of times
         "api": {"state_dir": str(state), "login_limit": {"attempts": 1000, "per_s": 0.01}},
     }
