@@ -108,8 +108,15 @@ def run_count_agent(config_path: Path, count: int, work: Path) -> float:
 
 
 def run_stage(
-    config_path: Path, count: int, work: Path, label: str = "sentio", sentio: str = ""
+    config_path: Path,
+    count: int,
+    work: Path,
+    label: str = "sentio",
+    sentio: str = "",
+    stop_at: int | None = None,
 ) -> dict[str, float]:
+    """Run one worker over the readings; with ``stop_at``, SIGTERM it once it has processed
+    that many (the rest still waiting: a stop under load) and report only the stop."""
     port = free_port()
     config = yaml.safe_load(config_path.read_text())
     config["streams"]["app_id"] += f"-{label}"
@@ -129,7 +136,7 @@ def run_stage(
             if done > 0 and not first[0]:
                 first = (time.monotonic(), done)
                 print(f"  {label}: first batch after start-up ({done:,.0f} readings)", flush=True)
-            if done >= count:
+            if done >= (stop_at or count):
                 break
             time.sleep(0.2)
         last = time.monotonic()
@@ -141,6 +148,9 @@ def run_stage(
         worker.send_signal(signal.SIGTERM)
         found["exit"] = worker.wait(60)
         found["stop_s"] = time.monotonic() - t
+    if stop_at is not None:
+        found["backlog"] = count - done
+        return found
     if done < count:
         raise SystemExit(f"the stream worker processed {done:,.0f} of {count:,}: see {log.name}")
     found["rate"] = (done - first[1]) / max(last - first[0], 1e-9)
@@ -176,6 +186,11 @@ def main() -> None:
         default=[],
         metavar="LABEL=COMMAND",
         help="also run the worker started by COMMAND (instead of `sentio`), on the same readings",
+    )
+    parser.add_argument(
+        "--stop-under-load",
+        action="store_true",
+        help="also time a SIGTERM to each worker after a third of the readings (the rest waiting)",
     )
     args = parser.parse_args()
     if args.smoke:
@@ -222,6 +237,16 @@ def main() -> None:
                 f"  SIGTERM to exit                   {stage['stop_s']:>10.1f} s "
                 f"(exit {stage['exit']:.0f})"
             )
+        if args.stop_under_load:
+            print()
+            for label, command in [("sentio", ""), *(v.partition("=")[::2] for v in args.versus)]:
+                stop = run_stage(
+                    config_path, len(data), work, f"{label}-stop", command, len(data) // 3
+                )
+                print(
+                    f"{label}: SIGTERM under load to exit {stop['stop_s']:.1f} s "
+                    f"(exit {stop['exit']:.0f}, {stop['backlog']:,.0f} readings still waiting)"
+                )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
