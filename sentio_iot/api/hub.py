@@ -71,6 +71,15 @@ class LiveClient:
             sub.matches(update) for sub in self.subscriptions.values()
         )
 
+    def device_scope(self) -> frozenset[str] | None:
+        """The devices some subscription names, or None when one takes every device."""
+        devices: set[str] = set()
+        for sub in self.subscriptions.values():
+            if not sub.devices:
+                return None
+            devices |= sub.devices
+        return frozenset(devices)
+
     def offer(self, update: Update) -> None:
         if self.wants(update):
             self.offered += 1
@@ -91,8 +100,24 @@ class LiveHub:
             self.coalesced_before += client.queue.coalesced
 
     def publish(self, updates: Iterable[Update]) -> None:
-        clients = [c for c in self.clients if c.subscriptions]
+        """Offer each update to the clients that may want it. Clients whose subscriptions all
+        name devices are looked up by the update's device, so an update costs what its
+        interested clients cost, not what all clients cost (the index is rebuilt per batch:
+        subscriptions change between batches)."""
+        broad: list[LiveClient] = []
+        by_device: dict[str, list[LiveClient]] = {}
+        for client in self.clients:
+            if not client.subscriptions:
+                continue
+            devices = client.device_scope()
+            if devices is None:
+                broad.append(client)
+            else:
+                for device in devices:
+                    by_device.setdefault(device, []).append(client)
         for update in updates:
             self.published += 1
-            for client in clients:
+            for client in broad:
+                client.offer(update)
+            for client in by_device.get(update.device_id, ()):
                 client.offer(update)

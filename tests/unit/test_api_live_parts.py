@@ -171,3 +171,28 @@ async def test_take_now_empties_the_queue_oldest_first_without_waiting() -> None
     assert queue.take_now(10) == [] and len(queue) == 0
     queue.put(views.apply("readings", reading("p0", 9.0)))  # the key index was forgotten too
     assert (await queue.get(0.01)) is not None
+
+
+def test_clients_that_name_devices_are_offered_only_those_devices() -> None:
+    views, hub = Views("default", "local", 10), LiveHub()
+    watchers = []
+    for i in range(100):
+        client = LiveClient(Principal(f"u{i}", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+        client.subscriptions["s"] = Subscription.parse({"id": "s", "devices": [f"p{i}"]})
+        watchers.append(client)
+    both = LiveClient(Principal("two", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+    both.subscriptions["a"] = Subscription.parse({"id": "a", "devices": ["p1"]})
+    both.subscriptions["b"] = Subscription.parse(
+        {"id": "b", "kinds": ["readings"], "devices": ["p2"]}
+    )
+    broad = LiveClient(Principal("all", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+    broad.subscriptions["s"] = Subscription.parse({"id": "s", "kinds": ["readings"]})
+    hub.clients |= {*watchers, both, broad}
+    hub.publish([views.apply("readings", reading(f"p{i}", 1.0)) for i in range(5)])
+    assert [c.offered for c in watchers[:6]] == [1, 1, 1, 1, 1, 0]
+    assert (both.device_scope(), both.offered, broad.device_scope(), broad.offered) == (
+        frozenset({"p1", "p2"}),
+        2,
+        None,
+        5,
+    )
