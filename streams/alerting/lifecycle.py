@@ -149,9 +149,7 @@ class Lifecycle:
         alert.last_sent_us = ts
         return [record(slot, alert, end_ts=ts)]
 
-    def ack(
-        self, slot: Slot, ts: int, alert_id: str | None, user: str = ""
-    ) -> list[AlertRecord]:
+    def ack(self, slot: Slot, ts: int, alert_id: str | None, user: str = "") -> list[AlertRecord]:
         """An operator acknowledged the alert (``alert_id`` None: whichever is open); their
         name (``user``) is kept in the alert's details as ``acked_by``: the audit trail."""
         alert = slot.alert
