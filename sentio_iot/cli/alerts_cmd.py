@@ -191,9 +191,14 @@ def _drop_finished(consumer: Any, topic: str, ends: dict[int, int]) -> None:
 
 
 def _message(alert: Mapping[str, Any]) -> str:
-    """The message, and who acknowledged the alert when the command named them."""
-    acked_by = (alert.get("details") or {}).get("acked_by")
-    return f"{alert['message']} [acknowledged by {acked_by}]" if acked_by else alert["message"]
+    """The message, and who acknowledged or cleared the alert when the command named them."""
+    details = alert.get("details") or {}
+    who = [
+        f"{verb} by {details[key]}"
+        for key, verb in (("acked_by", "acknowledged"), ("cleared_by", "cleared"))
+        if details.get(key)
+    ]
+    return f"{alert['message']} [{'; '.join(who)}]" if who else alert["message"]
 
 
 def _time(ts_us: int) -> str:

@@ -74,7 +74,7 @@ class AlertEngine:
         if command["action"] == CLEAR and slot.alert is not None:
             wanted = command.get("alert_id")
             if not wanted or wanted == slot.alert.alert_id:
-                return lifecycle.clear(slot, command["ts"])
+                return lifecycle.clear(slot, command["ts"], command.get("user") or "")
         return []
 
     def on_tick(self, slot: Slot, wall_us: int) -> list[AlertRecord]:

@@ -139,12 +139,15 @@ class Lifecycle:
         slot.pending = hit
         return []
 
-    def clear(self, slot: Slot, ts: int) -> list[AlertRecord]:
-        """The condition no longer holds: forget the pending progress, resolve the alert."""
+    def clear(self, slot: Slot, ts: int, user: str = "") -> list[AlertRecord]:
+        """The condition no longer holds, or an operator (``user``, kept in the details as
+        ``cleared_by``) cleared it: forget the pending progress, resolve the alert."""
         slot.hits, slot.since, slot.holding, slot.pending = [], None, False, None
         alert, slot.alert = slot.alert, None
         if alert is None:
             return []
+        if user:
+            alert.details["cleared_by"] = user
         alert.status = RESOLVED
         alert.last_sent_us = ts
         return [record(slot, alert, end_ts=ts)]
