@@ -1,0 +1,13 @@
+import type { LastValue } from "./lib/types";
+
+export function formatValue(value: LastValue | undefined): string {
+  if (value === undefined) return "–";
+  if (value.value === null) return value.text ?? "–";
+  const rounded = Math.abs(value.value) >= 100 ? value.value.toFixed(1) : value.value.toPrecision(4);
+  return value.unit ? `${Number(rounded)} ${value.unit}` : String(Number(rounded));
+}
+
+export function formatTime(us: number | null | undefined): string {
+  if (!us) return "–";
+  return new Date(us / 1000).toLocaleString();
+}

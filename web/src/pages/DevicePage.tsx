@@ -1,0 +1,75 @@
+import { useEffect, useState } from "react";
+import { Chart } from "../components/Chart";
+import { useSession, useStoreVersion } from "../context";
+import { RANGES, seriesQuery } from "../lib/range";
+import type { Series } from "../lib/types";
+import { formatTime, formatValue } from "../format";
+
+export function DevicePage({ deviceId }: { deviceId: string }) {
+  const { api, store } = useSession();
+  useStoreVersion(store);
+  const device = store.devices.get(deviceId);
+  const metrics = Object.keys(device?.last_values ?? {}).sort();
+  const [metric, setMetric] = useState("");
+  const [seconds, setSeconds] = useState(RANGES[1].seconds);
+  const [series, setSeries] = useState<Series | null>(null);
+  const [error, setError] = useState("");
+  const chosen = metric || metrics[0] || "";
+
+  useEffect(() => {
+    if (!chosen) return;
+    let current = true;
+    const query = seriesQuery(seconds, Date.now() / 1000);
+    setError("");
+    api
+      .get<Series>(`/api/v1/devices/${encodeURIComponent(deviceId)}/series`, { metric: chosen, ...query })
+      .then((s) => current && setSeries(s))
+      .catch((e: unknown) => current && setError(e instanceof Error ? e.message : String(e)));
+    return () => {
+      current = false;
+    };
+  }, [api, deviceId, chosen, seconds]);
+
+  if (device === undefined) return <p>Unknown device {deviceId}.</p>;
+  return (
+    <section aria-labelledby="device-title">
+      <h1 id="device-title">{deviceId}</h1>
+      <p>
+        <span className={`status status-${device.status.toLowerCase()}`}>{device.status}</span> · site {device.site} ·
+        type {device.type ?? "–"} · seen {formatTime(device.last_seen_ts)}
+        {device.rul && ` · RUL ${device.rul.rul.toFixed(0)} ${device.rul.rul_unit ?? ""}`}
+      </p>
+      <div className="filters">
+        <select aria-label="Metric" value={chosen} onChange={(e) => setMetric(e.target.value)}>
+          {metrics.map((m) => (
+            <option key={m}>{m}</option>
+          ))}
+        </select>
+        <div role="group" aria-label="Range" className="ranges">
+          {RANGES.map((r) => (
+            <button key={r.label} aria-pressed={r.seconds === seconds} onClick={() => setSeconds(r.seconds)}>
+              {r.label}
+            </button>
+          ))}
+        </div>
+        {series && (
+          <span className="muted" data-testid="series-info">
+            {series.points.length} points from {series.source}, step {series.step_s}s
+          </span>
+        )}
+      </div>
+      {error && <p role="alert">{error}</p>}
+      {series && series.metric === chosen && (
+        <Chart points={series.points} label={chosen} unit={device.last_values[chosen]?.unit} />
+      )}
+      <h2>Last values</h2>
+      <ul>
+        {metrics.map((m) => (
+          <li key={m}>
+            {m}: {formatValue(device.last_values[m])}
+          </li>
+        ))}
+      </ul>
+    </section>
+  );
+}

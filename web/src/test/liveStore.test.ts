@@ -1,0 +1,97 @@
+import { describe, expect, it } from "vitest";
+import { LiveStore, SPARK_POINTS } from "../lib/liveStore";
+import type { LiveKind, LiveUpdate } from "../lib/types";
+import { device } from "./devices";
+
+// A store whose notifications run at once (no animation frame) and are counted.
+function store(): { live: LiveStore; flushes: () => number } {
+  const queued: (() => void)[] = [];
+  const live = new LiveStore("default", (flush) => queued.push(flush));
+  let count = 0;
+  live.subscribe(() => (count += 1));
+  return {
+    live,
+    flushes: () => {
+      queued.splice(0).forEach((f) => f());
+      return count;
+    },
+  };
+}
+
+let seq = 0;
+function update(kind: LiveKind, data: Record<string, unknown>): LiveUpdate {
+  seq += 1;
+  return { type: "update", kind, cursor: `e.${seq}`, data };
+}
+
+function reading(id: string, ts: number, value: number, labels: Record<string, string> = {}) {
+  return update("readings", { device_id: id, ts, metrics: [{ name: "pressure", value, unit: "bar" }], labels });
+}
+
+describe("live store", () => {
+  it("applies a reading to a known device: last value, last seen, sparkline, cursor", () => {
+    const { live } = store();
+    live.loadDevices([device("press-1", { status: "UNKNOWN" })]);
+    const before = live.devices.get("press-1");
+    live.apply(reading("press-1", 5_000_000, 2.5));
+    const after = live.devices.get("press-1")!;
+    expect(after).not.toBe(before); // a new object: React re-renders the row
+    expect(after.last_values.pressure).toEqual({ value: 2.5, text: undefined, unit: "bar", quality: "GOOD", ts: 5_000_000 });
+    expect(after.last_seen_ts).toBe(5_000_000);
+    expect(after.status).toBe("ONLINE");
+    expect(live.spark.get("press-1")).toEqual([2.5]);
+    expect(live.cursor).toBe(`e.${seq}`);
+  });
+
+  it("keeps the newer value when an older reading arrives late", () => {
+    const { live } = store();
+    live.apply(reading("press-1", 2_000, 9));
+    live.apply(reading("press-1", 1_000, 1));
+    expect(live.devices.get("press-1")!.last_values.pressure.value).toBe(9);
+    expect(live.devices.get("press-1")!.last_seen_ts).toBe(2_000);
+  });
+
+  it("makes a device it has not seen from the reading's labels", () => {
+    const { live } = store();
+    live.apply(reading("new-1", 1, 3, { site: "east", kind: "pump", tenant: "acme" }));
+    expect(live.devices.get("new-1")).toMatchObject({ site: "east", type: "pump", tenant: "acme", status: "ONLINE" });
+  });
+
+  it("sets status from device events and RUL from predictions", () => {
+    const { live } = store();
+    live.loadDevices([device("press-1")]);
+    live.apply(update("device_events", { device_id: "press-1", ts: 1, kind: "DISCONNECTED", source: "modbus" }));
+    expect(live.devices.get("press-1")!.status).toBe("OFFLINE");
+    live.apply(update("device_events", { device_id: "press-1", ts: 2, kind: "CONNECTED", source: "modbus" }));
+    expect(live.devices.get("press-1")!.status).toBe("ONLINE");
+    live.apply(update("rul", { device_id: "press-1", ts: 3, rul: 41.5, rul_unit: "cycles" }));
+    expect(live.devices.get("press-1")!.rul!.rul).toBe(41.5);
+  });
+
+  it("counts open alerts per device as alerts fire, are acknowledged and resolve", () => {
+    const { live } = store();
+    live.loadDevices([device("press-1")]);
+    const alert = { device_id: "press-1", type: "anomaly", severity: "warning", alert_id: "a1", start_ts: 1 };
+    live.apply(update("alerts", { ...alert, status: "FIRING" }));
+    live.apply(update("alerts", { ...alert, type: "offline", status: "FIRING" }));
+    expect(live.devices.get("press-1")!.open_alerts).toBe(2);
+    live.apply(update("alerts", { ...alert, status: "ACKNOWLEDGED", details: { acked_by: "olga" } }));
+    expect(live.devices.get("press-1")!.open_alerts).toBe(2);
+    expect(live.openAlerts().find((a) => a.type === "anomaly")!.details!.acked_by).toBe("olga");
+    live.apply(update("alerts", { ...alert, status: "RESOLVED" }));
+    expect(live.devices.get("press-1")!.open_alerts).toBe(1);
+    expect(live.openAlerts().map((a) => a.type)).toEqual(["offline"]);
+  });
+
+  it("tells listeners once per frame however many updates arrive, and bounds the sparkline", () => {
+    const { live, flushes } = store();
+    for (let i = 0; i < 1000; i += 1) live.apply(reading(`d-${i % 10}`, i, i));
+    expect(flushes()).toBe(1);
+    expect(live.version).toBe(1);
+    expect(live.devices.size).toBe(10);
+    expect(live.spark.get("d-3")).toHaveLength(SPARK_POINTS);
+    expect(live.spark.get("d-3")!.at(-1)).toBe(993);
+    live.apply(reading("d-0", 5000, 1));
+    expect(flushes()).toBe(2);
+  });
+});

@@ -1,0 +1,22 @@
+import { describe, expect, it } from "vitest";
+import { MAX_POINTS, RANGES, seriesQuery } from "../lib/range";
+
+describe("range selection", () => {
+  it("offers 15 minutes to 30 days", () => {
+    expect(RANGES[0].seconds).toBe(900);
+    expect(RANGES.at(-1)!.seconds).toBe(30 * 86400);
+  });
+
+  it("ends at now and keeps the step to at most MAX_POINTS points", () => {
+    expect(seriesQuery(900, 1_000_000.7)).toEqual({ from: 999_100, to: 1_000_000, step: 1 });
+    const month = seriesQuery(30 * 86400, 2_000_000_000);
+    expect(month.to - month.from).toBe(30 * 86400);
+    expect(month.step).toBe(1296);
+    expect((month.to - month.from) / month.step).toBeLessThanOrEqual(MAX_POINTS);
+  });
+
+  it("clamps a range beyond 30 days and below a minute", () => {
+    expect(seriesQuery(90 * 86400, 3_000_000).from).toBe(3_000_000 - 30 * 86400);
+    expect(seriesQuery(1, 100).from).toBe(40);
+  });
+});
