@@ -24,6 +24,7 @@ RUN pip install --no-deps . && rm -rf /src
 # /var/lib/sentio, a volume in docker-compose.yml.
 RUN useradd --system --uid 10001 --home-dir /var/lib/sentio --create-home sentio \
     && mkdir -p /etc/sentio /var/lib/sentio/buffer /var/lib/sentio/streams /var/lib/sentio/api \
+       /var/lib/sentio/models \
     && chown -R sentio:sentio /var/lib/sentio
 ENV XDG_STATE_HOME=/var/lib/sentio \
     XDG_CACHE_HOME=/var/lib/sentio/cache

@@ -1,8 +1,10 @@
 """docker-compose.yml, the Dockerfile and Grafana provisioning, checked as files (no Docker here).
 
+The compose file is rendered as Compose renders it with its defaults (compose_render.py).
 Every Sentio service runs a real ``sentio`` command; ports and URLs agree with the default
-configuration and deploy/sentio.yaml; every mounted file exists; every dashboard panel names
-a provisioned data source and only series of the worker/sink contract.
+configuration and deploy/sentio.yaml; every mounted file exists; only Grafana and the API are
+published; data, schemas and models live on volumes; no password has a default; every
+dashboard panel names a provisioned data source and only series of the worker/sink contract.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from click.testing import CliRunner
+from compose_render import MissingVariableError, Rendering, published, render, volume_targets
 
 from sentio_iot.cli.main import cli
 from sentio_iot.config import SentioConfig, load_config
@@ -65,7 +68,7 @@ LOKI_METADATA = {"device_id", "alert_id", "alert_type", "metric", "trace_id"}
 
 
 def compose() -> dict[str, Any]:
-    return yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    return render()[0]
 
 
 def services() -> dict[str, Any]:
@@ -86,12 +89,6 @@ def health_port(service: dict[str, Any]) -> int:
     match = re.search(r"http://127\.0\.0\.1:(\d+)/health", test)
     assert match, test
     return int(match.group(1))
-
-
-def published(service: dict[str, Any]) -> dict[int, int]:
-    """host port -> container port."""
-    pairs = (str(p).split(":") for p in service.get("ports", []))
-    return {int(host): int(container) for host, container in pairs}
 
 
 def dashboards() -> dict[str, dict[str, Any]]:
@@ -196,7 +193,7 @@ def test_health_checks_use_the_ports_of_the_contract_and_the_config() -> None:
         assert health_port(workers[f"sink-{sink}"]) == port
         assert getattr(config.sinks, sink).health_port == port
     assert health_port(workers["api"]) == config.api.port == 8000
-    assert workers["api"]["ports"] == ["8000:8000"] and config.api.host == "0.0.0.0"
+    assert published(workers["api"]) == {8000: 8000} and config.api.host == "0.0.0.0"
     # Other containers (VictoriaMetrics scraping, health checks) reach the workers.
     assert config.producer.health_host == "0.0.0.0"
     assert config.streams.web_host == "0.0.0.0"
@@ -229,15 +226,8 @@ def test_kafka_address_matches_the_broker_listener() -> None:
 def test_registry_url_matches_the_registry_service() -> None:
     url = urlsplit(deploy_config().schema_registry.url)
     default = urlsplit(SentioConfig().schema_registry.url)
-    ports = published(services()["registry"])
     assert (url.hostname, url.port, url.path) == ("registry", 8080, default.path)
-    # The default config (127.0.0.1) reaches the compose registry through the published port.
-    assert ports == {default.port: 8080}
-    # Schemas outlive a registry restart: stored in Kafka, which it waits for.
-    registry = services()["registry"]
-    assert registry["environment"]["APICURIO_STORAGE_KIND"] == "kafkasql"
-    assert registry["environment"]["APICURIO_KAFKASQL_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert registry["depends_on"]["kafka"] == {"condition": "service_healthy"}
+    assert published(services()["registry"]) == {}
 
 
 def test_sink_urls_match_the_backend_services() -> None:
@@ -253,18 +243,11 @@ def test_sink_urls_match_the_backend_services() -> None:
     assert urlsplit(SentioConfig().sinks.tempo.url).path == tempo.path
 
 
-def test_published_ports_match_the_default_config() -> None:
-    stack = SentioConfig().stack
-    assert published(services()["victoriametrics"]) == {stack.victoriametrics_port: 8428}
-    assert published(services()["mosquitto"]) == {stack.mqtt_port: 1883}
-    assert urlsplit(SentioConfig().sinks.victoriametrics.url).port == stack.victoriametrics_port
-
-
-def test_tempo_receives_otlp_http_on_the_published_port() -> None:
+def test_tempo_receives_otlp_http_on_the_compose_network() -> None:
     tempo = yaml.safe_load((DEPLOY / "tempo" / "tempo.yaml").read_text())
     endpoint = tempo["distributor"]["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
     assert endpoint == "0.0.0.0:4318"
-    assert published(services()["tempo"]) == {3200: 3200, 4318: 4318}
+    assert urlsplit(deploy_config().sinks.tempo.url).port == 4318
 
 
 def test_victoriametrics_scrapes_every_worker() -> None:
@@ -300,7 +283,160 @@ def test_every_mounted_file_exists_and_every_named_volume_is_declared() -> None:
                 mounts += 1
             else:
                 assert source in declared, f"{name}: volume {source} is not declared"
-    assert mounts >= 10
+    assert mounts >= 14
+
+
+# -- compose: rendering, doors and locks (issue 17) ------------------------------------------
+
+INIT_SCRIPT = DEPLOY / "init" / "init.sh"
+MOSQUITTO_CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
+
+
+def in_volume(service: dict[str, Any], volume: str, path: str) -> str:
+    """``path`` inside a named volume, as ``service`` sees it (mount target + path)."""
+    return f"{volume_targets(service)[volume]}/{path}"
+
+
+def init_script_writes(path_in_init: str) -> bool:
+    """Whether deploy/init/init.sh generates the file at ``path_in_init``."""
+    text = INIT_SCRIPT.read_text()
+    return re.search(rf"^secret {re.escape(path_in_init)}$", text, re.MULTILINE) is not None
+
+
+def mosquitto_conf() -> dict[str, str]:
+    lines = [line.split(None, 1) for line in MOSQUITTO_CONF.read_text().splitlines()]
+    return {words[0]: words[1] for words in lines if words and not words[0].startswith("#")}
+
+
+def test_interpolation_follows_compose() -> None:
+    env = {"SET": "value", "EMPTY": ""}
+    rendering = Rendering(env)
+    assert rendering.text("${SET:-d} ${EMPTY:-d} ${UNSET:-d}") == "value d d"
+    assert rendering.text("${SET-d} ${EMPTY-d} ${UNSET-d}") == "value  d"
+    assert rendering.text("${SET:+x} ${EMPTY:+x} ${EMPTY+x} ${UNSET+x}") == "x  x "
+    assert rendering.text("$$SET ${UNSET:-${SET}} $SET") == "$SET value value"
+    assert rendering.text("${SET:?needed}") == "value"
+    with pytest.raises(MissingVariableError, match="EMPTY is missing a value: set it"):
+        rendering.text("${EMPTY:?set it}")
+    assert rendering.text("${NOPE}") == "" and rendering.unset == {"NOPE"}
+
+
+def test_compose_renders_with_its_defaults_and_every_variable_has_one() -> None:
+    rendered, unset = render()
+    assert unset == set()
+    assert "$" not in json.dumps(rendered["services"]).replace("$$", "")
+    moved, _ = render({"GRAFANA_PORT": "3300", "SENTIO_API_PORT": "18000"})
+    assert published(moved["services"]["grafana"]) == {3300: 3000}
+    assert published(moved["services"]["api"]) == {18000: 8000}
+
+
+def test_only_grafana_and_the_api_are_published_on_the_host() -> None:
+    rendered = compose()
+    exposed = {name for name, service in services().items() if service.get("ports")}
+    assert exposed == {"grafana", "api"}
+    assert published(services()["grafana"]) == {3000: 3000}
+    assert published(services()["api"]) == {8000: 8000}
+    # Everything else is on the internal network only (no route out, nothing published);
+    # Alertmanager also joins the outer one to send notifications.
+    assert rendered["networks"]["backend"] == {"internal": True}
+    assert not (rendered["networks"]["frontend"] or {}).get("internal")
+    for name, service in services().items():
+        assert "network_mode" not in service or service["network_mode"] == "none", name
+        if name == "init":
+            assert service["network_mode"] == "none"
+            continue
+        assert "backend" in service["networks"], name
+        outside = set(service["networks"]) - {"backend"}
+        assert outside <= {"frontend"}, name
+        assert not outside or name in {"grafana", "api", "alertmanager"}, name
+        assert "expose" not in service, name
+
+
+def test_kafka_keeps_its_data_on_its_volume() -> None:
+    kafka = services()["kafka"]
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] == volume_targets(kafka)["kafka-data"]
+    assert "kafka-data" in compose()["volumes"]
+
+
+def test_registry_keeps_schemas_in_an_h2_file_on_its_volume_like_the_local_stack() -> None:
+    from sentio_iot.stack.paths import StackPaths
+    from sentio_iot.stack.registry import RegistryService
+
+    registry = services()["registry"]
+    env = registry["environment"]
+    assert (env["APICURIO_STORAGE_KIND"], env["APICURIO_STORAGE_SQL_KIND"]) == ("sql", "h2")
+    data = volume_targets(registry)["registry-data"]
+    local = RegistryService(SentioConfig().stack, StackPaths(Path("/unused")), data_dir=Path(data))
+    assert env["APICURIO_DATASOURCE_URL"] == local.jdbc_url
+    assert env["APICURIO_DATASOURCE_URL"] == f"jdbc:h2:file:{data}/registry;WRITE_DELAY=0"
+    # The image runs as uid 1001: init hands it the new volume before it starts.
+    init = services()["init"]
+    assert volume_targets(init)["registry-data"] == "/volumes/registry"
+    assert "chown -R 1001:0 /volumes/registry" in INIT_SCRIPT.read_text()
+    assert registry["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+
+
+def test_mosquitto_listens_on_the_network_with_passwords_and_acls() -> None:
+    conf = mosquitto_conf()
+    assert conf["listener"] == "1883 0.0.0.0"
+    assert conf["allow_anonymous"] == "false"
+    mosquitto = services()["mosquitto"]
+    targets = volume_targets(mosquitto)
+    assert targets["./deploy/mosquitto/mosquitto.conf"] == "/mosquitto/config/mosquitto.conf"
+    assert targets["./deploy/mosquitto/acl"] == conf["acl_file"]
+    # The password file is the one init generates, seen through the secrets volume.
+    assert conf["password_file"] == in_volume(mosquitto, "secrets", "mosquitto/passwd")
+    assert volume_targets(services()["init"])["secrets"] == "/secrets"
+    text = INIT_SCRIPT.read_text()
+    assert "mv /secrets/mosquitto/passwd.new /secrets/mosquitto/passwd" in text
+    acl_users = re.findall(r"^user (\S+)$", (DEPLOY / "mosquitto" / "acl").read_text(), re.M)
+    [init_users] = re.findall(r"^for user in ([\w ]+); do$", text, re.MULTILINE)
+    assert acl_users == init_users.split() == ["devices", "sentio"]
+    assert mosquitto["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+
+
+def test_the_model_store_is_on_a_volume_shared_by_the_stream_workers_and_the_api() -> None:
+    store = str(deploy_config().streams.rul.resolved_store_dir())
+    assert store == "/var/lib/sentio/models"
+    for name in ("streams", "api"):
+        assert volume_targets(services()[name])["models"] == store, name
+    # A new named volume copies the image's folder and its owner: the image creates it.
+    assert store in (ROOT / "Dockerfile").read_text()
+
+
+def test_no_password_has_a_default() -> None:
+    from sentio_iot.secret_values import is_secret_key
+
+    for name, service in services().items():
+        for key, value in (service.get("environment") or {}).items():
+            if key.endswith("__FILE"):
+                continue
+            assert not (is_secret_key(key.lower()) or "PASSWORD" in key), (name, key, value)
+        assert "admin/admin" not in json.dumps(service), name
+    grafana = services()["grafana"]
+    env = grafana["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
+    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == in_volume(
+        grafana, "secrets", "grafana/admin-password"
+    )
+    assert volume_targets(grafana)["secrets"].startswith("/run/secrets/")
+    assert init_script_writes("/secrets/grafana/admin-password")
+    assert 'secret "/secrets/mosquitto/$user-password"' in INIT_SCRIPT.read_text()
+    # Every service that reads a generated secret waits for init; the deployment config holds none.
+    for name in ("grafana", "mosquitto"):
+        assert services()[name]["depends_on"]["init"]["condition"] == (
+            "service_completed_successfully"
+        )
+    assert not re.search(r"password|token|secret", (DEPLOY / "sentio.yaml").read_text(), re.I)
+
+
+def test_the_init_script_runs_as_root_without_network_and_is_mounted() -> None:
+    init = services()["init"]
+    assert init["user"] == "0:0" and init["restart"] == "no"
+    assert init["entrypoint"] == ["/bin/sh", "/init.sh"]
+    assert volume_targets(init)["./deploy/init/init.sh"] == "/init.sh"
+    assert INIT_SCRIPT.read_text().startswith("#!/bin/sh\n")
+    assert "set -eu" in INIT_SCRIPT.read_text() and "umask 077" in INIT_SCRIPT.read_text()
 
 
 def test_grafana_mounts_the_provisioning_and_the_dashboards() -> None:

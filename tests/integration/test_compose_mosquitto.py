@@ -1,0 +1,180 @@
+"""Mosquitto as docker-compose.yml runs it: deploy/mosquitto/mosquitto.conf and acl, with the
+password file deploy/init/init.sh generates, served by a real mosquitto on its own port.
+
+No Docker here: the init script runs with its folders moved under a temporary one (and no
+chown), the configuration with its paths and port moved; every other line is the deployed one.
+"""
+
+from __future__ import annotations
+
+import getpass
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import pytest
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.reasoncodes import ReasonCode
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run_init(root: Path) -> None:
+    """deploy/init/init.sh with /secrets and /volumes under ``root`` and chown a no-op."""
+    script = (DEPLOY / "init" / "init.sh").read_text()
+    script = script.replace("/secrets", f"{root}/secrets").replace("/volumes", f"{root}/volumes")
+    for folder in ("secrets", "volumes/registry", "volumes/tempo"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    (root / "init.sh").write_text(script)
+    subprocess.run(
+        ["sh", "-c", 'chown() { :; }; . "$0"', str(root / "init.sh")],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+@dataclass
+class Broker:
+    port: int
+    secrets: Path
+
+    def password(self, user: str) -> str:
+        return (self.secrets / "mosquitto" / f"{user}-password").read_text()
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    run_init(tmp_path)
+    port = free_port()
+    conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
+    conf = conf.replace("listener 1883 0.0.0.0", f"listener {port} 127.0.0.1")
+    conf = conf.replace("/run/secrets/sentio", str(tmp_path / "secrets"))
+    conf = conf.replace("/mosquitto/config/acl", str(DEPLOY / "mosquitto" / "acl"))
+    conf = conf.replace("/mosquitto/data/", f"{tmp_path}/data/")
+    (tmp_path / "data").mkdir()
+    # Started as root, mosquitto would switch to the 'mosquitto' user and lose the files.
+    conf += f"user {getpass.getuser()}\n"
+    (tmp_path / "mosquitto.conf").write_text(conf)
+    log = (tmp_path / "mosquitto.log").open("w")
+    process = subprocess.Popen(
+        [MOSQUITTO, "-c", str(tmp_path / "mosquitto.conf")], stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert process.poll() is None, (tmp_path / "mosquitto.log").read_text()
+            assert time.monotonic() < deadline, "mosquitto did not listen"
+            time.sleep(0.05)
+        yield Broker(port, tmp_path / "secrets")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()
+
+
+def connect(broker: Broker, user: str | None, password: str | None) -> tuple[mqtt.Client, str]:
+    """A connected client and the broker's answer ('Success' or the refusal)."""
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, protocol=mqtt.MQTTv5)
+    answered = threading.Event()
+    answer: list[str] = []
+
+    def on_connect(_c: mqtt.Client, _u: object, _f: object, code: ReasonCode, _p: object) -> None:
+        answer.append(str(code))
+        answered.set()
+
+    client.on_connect = on_connect
+    if user is not None:
+        client.username_pw_set(user, password)
+    client.connect("127.0.0.1", broker.port)
+    client.loop_start()
+    assert answered.wait(10)
+    return client, answer[0]
+
+
+def close(client: mqtt.Client) -> None:
+    client.disconnect()
+    client.loop_stop()
+
+
+def test_anonymous_clients_and_wrong_passwords_are_refused(broker: Broker) -> None:
+    for user, password in [(None, None), ("devices", "wrong"), ("nobody", "x")]:
+        client, answer = connect(broker, user, password)
+        close(client)
+        assert answer == "Not authorized", (user, answer)
+
+
+def test_the_generated_passwords_work_and_the_acls_hold(broker: Broker) -> None:
+    devices, answer = connect(broker, "devices", broker.password("devices"))
+    assert answer == "Success"
+    sentio, answer = connect(broker, "sentio", broker.password("sentio"))
+    assert answer == "Success"
+    got: list[tuple[str, bytes]] = []
+
+    def on_message(_c: mqtt.Client, _u: object, message: mqtt.MQTTMessage) -> None:
+        got.append((message.topic, message.payload))
+
+    subscribed: list[list[ReasonCode]] = []
+    acked = threading.Event()
+
+    def on_subscribe(
+        _c: mqtt.Client, _u: object, _m: int, codes: list[ReasonCode], _p: object
+    ) -> None:
+        subscribed.append(codes)
+        acked.set()
+
+    sentio.on_message = on_message
+    sentio.on_subscribe = on_subscribe
+    sentio.subscribe("#", qos=1)
+    assert acked.wait(10) and str(subscribed[-1][0]) == "Granted QoS 1"
+    # devices may subscribe (Mosquitto 2 grants it) but is sent nothing.
+    heard: list[str] = []
+    devices.on_message = lambda _c, _u, message: heard.append(message.topic)
+    devices.on_subscribe = on_subscribe
+    acked.clear()
+    devices.subscribe("#", qos=1)
+    assert acked.wait(10)
+    # sentio writes only under homeassistant/: its other publication is dropped.
+    sentio.publish("plant/pump-1/temperature", b"-999", qos=1).wait_for_publish(10)
+    sentio.publish("homeassistant/status", b"online", qos=1).wait_for_publish(10)
+    devices.publish("plant/pump-1/temperature", b"21.5", qos=1).wait_for_publish(10)
+    deadline = time.monotonic() + 10
+    while len(got) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)  # anything wrongly delivered would have come with these
+    assert got == [("homeassistant/status", b"online"), ("plant/pump-1/temperature", b"21.5")]
+    assert heard == []
+    close(devices)
+    close(sentio)
+
+
+def test_a_second_start_keeps_the_passwords(tmp_path: Path) -> None:
+    run_init(tmp_path)
+    first = {p.name: p.read_text() for p in (tmp_path / "secrets").rglob("*-password")}
+    run_init(tmp_path)
+    second = {p.name: p.read_text() for p in (tmp_path / "secrets").rglob("*-password")}
+    assert set(first) == {"admin-password", "devices-password", "sentio-password"}
+    assert first == second
+    assert all(len(value) == 32 and value.isalnum() for value in first.values())
+    assert len(set(first.values())) == 3
+    passwd = (tmp_path / "secrets" / "mosquitto" / "passwd").read_text().splitlines()
+    assert [line.split(":")[0] for line in passwd] == ["devices", "sentio"]
+    assert all(first["devices-password"] not in line for line in passwd)  # hashed
+    assert (tmp_path / "secrets" / "mosquitto" / "passwd").stat().st_mode & 0o077 == 0
