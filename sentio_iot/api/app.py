@@ -27,6 +27,7 @@ from sentio_iot.api import (
     routes_models,
 )
 from sentio_iot.api.auth import caller
+from sentio_iot.api.dashboard import mount_dashboard
 from sentio_iot.api.errors import RateLimited, Refused
 from sentio_iot.api.feed import Batch, KafkaFeed
 from sentio_iot.api.metrics import render_metrics
@@ -230,4 +231,5 @@ def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
         svc: Services = app.state.services
         return {"status": "ok", "views_ready": svc.feed_ready}
 
+    mount_dashboard(app)
     return app

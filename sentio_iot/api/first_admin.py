@@ -45,8 +45,12 @@ def ensure_first_admin(state_dir: Path) -> FirstAdmin | None:
 
 
 def notice(url: str, admin: FirstAdmin | None) -> list[str]:
-    """What `sentio run` prints about the API: its URL and, once, the admin's password."""
-    lines = [f"API: {url}/api/docs (OpenAPI {url}/api/openapi.json, WebSocket {url}/api/v1/live)"]
+    """What `sentio run` prints about the API: the dashboard's and the API's URLs and, once,
+    the admin's password."""
+    lines = [
+        f"Dashboard: {url}/",
+        f"API: {url}/api/docs (OpenAPI {url}/api/openapi.json, WebSocket {url}/api/v1/live)",
+    ]
     if admin is None:
         return lines
     if admin.password is not None:

@@ -50,7 +50,13 @@ def serve(config: SentioConfig) -> None:
             admin.name,
         )
     app = create_app(config)
-    log.info("api listening url=http://%s:%d/api/docs", settings.host, settings.port)
+    log.info(
+        "api listening url=http://%s:%d/api/docs dashboard=http://%s:%d/",
+        settings.host,
+        settings.port,
+        settings.host,
+        settings.port,
+    )
     uvicorn.Server(_uvicorn_config(app, settings.host, settings.port)).run()
 
 
