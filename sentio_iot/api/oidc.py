@@ -14,6 +14,7 @@ from typing import Any
 
 import jwt
 
+from sentio_iot.api.claims import verified_claims
 from sentio_iot.api.errors import Unauthenticated
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.roles import Role
@@ -39,26 +40,15 @@ class OidcVerifier:
             raise Unauthenticated("the token's kid names no key of its issuer") from None
         except jwt.PyJWTError:
             raise Unauthenticated("the token is not a JWT") from None
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                key.key,
-                algorithms=list(settings.algorithms),
-                audience=settings.audience,
-                issuer=self.issuer,
-                leeway=settings.leeway_s,
-                options={"require": REQUIRED, "verify_aud": settings.audience is not None},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthenticated("the token is not valid yet (nbf/iat in the future)") from None
-        except jwt.InvalidAlgorithmError:
-            raise Unauthenticated("the token's algorithm is not accepted from its issuer") from None
-        except jwt.InvalidSignatureError:
-            raise Unauthenticated("the token's signature does not verify") from None
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"the token is not valid: {type(exc).__name__}") from None
+        claims = verified_claims(
+            token,
+            key.key,
+            algorithms=list(settings.algorithms),
+            audience=settings.audience,
+            issuer=self.issuer,
+            leeway=settings.leeway_s,
+            options={"require": REQUIRED, "verify_aud": settings.audience is not None},
+        )
         return self._principal(claims)
 
     def _principal(self, claims: dict[str, Any]) -> Principal:

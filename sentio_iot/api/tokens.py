@@ -13,6 +13,7 @@ from typing import Any
 
 import jwt
 
+from sentio_iot.api.claims import verified_claims
 from sentio_iot.api.errors import Unauthenticated
 from sentio_iot.api.keys import KeyRing
 from sentio_iot.api.principal import Principal
@@ -61,30 +62,15 @@ class AccessTokens:
             public = self.keys.public(kid) if isinstance(kid, str) else None
         if public is None:
             raise Unauthenticated("the token's kid names no key of this API")
-        try:
-            claims = jwt.decode(
-                token,
-                public,
-                algorithms=[ALGORITHM],
-                audience=self.settings.audience,
-                issuer=self.settings.issuer,
-                leeway=self.settings.leeway_s,
-                options={"require": REQUIRED},
-            )
-        except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the token has expired; refresh it") from None
-        except jwt.ImmatureSignatureError:
-            raise Unauthenticated("the token is not valid yet (nbf/iat in the future)") from None
-        except jwt.InvalidSignatureError:
-            raise Unauthenticated("the token's signature does not verify") from None
-        except jwt.MissingRequiredClaimError as exc:
-            raise Unauthenticated(f"the token lacks the {exc.claim} claim") from None
-        except jwt.InvalidAudienceError:
-            raise Unauthenticated("the token is for another audience") from None
-        except jwt.InvalidIssuerError:
-            raise Unauthenticated("the token is from another issuer") from None
-        except jwt.PyJWTError as exc:
-            raise Unauthenticated(f"the token is not valid: {type(exc).__name__}") from None
+        claims = verified_claims(
+            token,
+            public,
+            algorithms=[ALGORITHM],
+            audience=self.settings.audience,
+            issuer=self.settings.issuer,
+            leeway=self.settings.leeway_s,
+            options={"require": REQUIRED},
+        )
         return _principal(claims)
 
 

@@ -96,7 +96,7 @@ def test_a_token_of_the_issuer_is_accepted_with_its_role_and_tenants(api: httpx.
     [
         (lambda: issued(key=OTHER), "signature does not verify"),
         (lambda: issued(kid="rotated-away"), "kid names no key of its issuer"),
-        (lambda: issued(aud="someone-else"), "InvalidAudienceError"),
+        (lambda: issued(aud="someone-else"), "for another audience"),
         (lambda: issued(exp=int(time.time()) - 60), "expired"),
         (lambda: issued(sentio_role="root"), "sentio_role claim is missing or not a role"),
         (lambda: issued(sentio_tenants=[]), "names no tenant"),
