@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import sqlite3
 import time
 import uuid
 
@@ -50,11 +51,7 @@ class RefreshTokens:
         now = int(time.time())
         replayed = False
         with self.store.connect() as db:
-            row = db.execute(
-                "SELECT * FROM refresh_tokens WHERE token_id = ?", (token_id,)
-            ).fetchone()
-            if row is None or not hmac.compare_digest(row["secret_sha256"], _digest(secret)):
-                raise Unauthenticated("unknown refresh token")
+            row = _known(db, token_id, secret)
             if row["revoked_ts"] is not None:
                 raise Unauthenticated("the refresh token was revoked; log in again")
             if row["used_ts"] is not None:
@@ -86,11 +83,7 @@ class RefreshTokens:
         """Revoke the token's whole family (logout)."""
         token_id, secret = _split(token)
         with self.store.connect() as db:
-            row = db.execute(
-                "SELECT * FROM refresh_tokens WHERE token_id = ?", (token_id,)
-            ).fetchone()
-            if row is None or not hmac.compare_digest(row["secret_sha256"], _digest(secret)):
-                raise Unauthenticated("unknown refresh token")
+            row = _known(db, token_id, secret)
             db.execute(
                 "UPDATE refresh_tokens SET revoked_ts = ? WHERE family = ? AND revoked_ts IS NULL",
                 (int(time.time()), row["family"]),
@@ -102,3 +95,13 @@ def _split(token: SecretStr) -> tuple[str, str]:
     if not token_id or not secret:
         raise Unauthenticated("the refresh token is malformed")
     return token_id, secret
+
+
+def _known(db: sqlite3.Connection, token_id: str, secret: str) -> sqlite3.Row:
+    """The stored row of a refresh token whose secret matches; else Unauthenticated."""
+    row: sqlite3.Row | None = db.execute(
+        "SELECT * FROM refresh_tokens WHERE token_id = ?", (token_id,)
+    ).fetchone()
+    if row is None or not hmac.compare_digest(row["secret_sha256"], _digest(secret)):
+        raise Unauthenticated("unknown refresh token")
+    return row
