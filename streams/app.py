@@ -47,12 +47,12 @@ from sentio_iot.dead_letters import dead_letter_record
 from sentio_iot.errors import ConfigError, DataError
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
-from sentio_iot.secret_values import secret_value
 from sentio_iot.serde import AvroSerde
 from sentio_iot.settings.streams import AGENT_NAMES
 from sentio_iot.streams import faust_ext
 from sentio_iot.streams.commit_gate import CommitGate
 from sentio_iot.streams.faust_ext import SentioStream, SentioTable, SentioTableManager
+from sentio_iot.streams.kafka_auth import faust_kafka_settings
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
 from sentio_iot.streams.redelivery import RedeliveryGuard
@@ -137,7 +137,8 @@ class StreamApp:
             Table=SentioTable,
             TableManager=SentioTableManager,
             autodiscover=False,
-            **_credentials(config),
+            # Security and kafka.extra mapped for aiokafka; what it cannot honour is refused.
+            **faust_kafka_settings(config.kafka),
         )
         self._topics: dict[str, faust.TopicT] = {}
         self._serdes: dict[str, AvroSerde] = {}
@@ -570,24 +571,6 @@ def _agent_module(name: str) -> Any:
             f"stream agent {name} is not installed",
             [f"streams.agents: {name!r} has no module sentio_iot.streams.agents.{name}"],
         ) from exc
-
-
-def _credentials(config: SentioConfig) -> dict[str, Any]:
-    kafka = config.kafka
-    if kafka.security_protocol == "PLAINTEXT":
-        return {}
-    if kafka.security_protocol == "SASL_PLAINTEXT" and kafka.sasl_mechanism:
-        return {
-            "broker_credentials": faust.SASLCredentials(
-                username=kafka.sasl_username or "",
-                password=secret_value(kafka.sasl_password) or "",
-                mechanism=kafka.sasl_mechanism,
-            )
-        }
-    raise ConfigError(
-        f"the stream worker does not support kafka.security_protocol={kafka.security_protocol} yet",
-        ["kafka.security_protocol: use PLAINTEXT or SASL_PLAINTEXT for `sentio stream worker`"],
-    )
 
 
 def _header_pairs(headers: Any) -> list[tuple[str, bytes | None]]:
