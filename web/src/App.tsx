@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
 import { SessionContext, type Session } from "./context";
-import { ApiClient } from "./lib/api";
+import type { ApiClient } from "./lib/api";
 import { LiveSocket, type LiveState } from "./lib/liveSocket";
 import { LiveStore } from "./lib/liveStore";
 import type { Alert, Device, Me, Page } from "./lib/types";
@@ -32,7 +32,7 @@ function useTheme(): [Theme, () => void] {
   return [theme, () => setTheme((t) => (t === "dark" ? "light" : "dark"))];
 }
 
-export function App({ api = new ApiClient() }: { api?: ApiClient }) {
+export function App({ api }: { api: ApiClient }) {
   const [me, setMe] = useState<Me | null>(null);
   const [checked, setChecked] = useState(false);
   const [live, setLive] = useState<LiveState>("connecting");

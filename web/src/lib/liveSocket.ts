@@ -5,6 +5,9 @@ import type { LiveUpdate } from "./types";
 // The WebSocket feed into a LiveStore: token in the first message, one subscription,
 // updates in batches; reconnects with the last cursor (the server resends what it missed).
 
+// refusals a retry cannot fix: a bad option, not allowed
+const FINAL = new Set([4400, 4403]);
+
 export type LiveState = "connecting" | "live" | "offline";
 
 interface Message {
@@ -35,13 +38,14 @@ export class LiveSocket {
     const ws = new WebSocket(`${scheme}://${location.host}/api/v1/live`);
     this.ws = ws;
     ws.onopen = () => {
-      ws.send(JSON.stringify({ type: "auth", token: this.api.accessToken, batch: 200, queue_size: 5000 }));
+      // the server's default queue (api.live.queue_size) is the most it allows
+      ws.send(JSON.stringify({ type: "auth", token: this.api.accessToken, batch: 200 }));
     };
     ws.onmessage = (event: MessageEvent<string>) => this.receive(ws, JSON.parse(event.data) as Message);
     ws.onclose = (event) => {
       if (this.ws !== ws) return;
       this.set("offline");
-      if (this.stopped) return;
+      if (this.stopped || FINAL.has(event.code)) return;
       const again = async () => {
         if (event.code === 4401) await this.api.refresh(); // the token expired
         void this.start();

@@ -4,7 +4,8 @@ import { can } from "../lib/roles";
 import type { Alert } from "../lib/types";
 import { formatTime } from "../format";
 
-const SEVERITY_ORDER = ["critical", "error", "warning", "info"];
+// ITU-T X.733, most severe first, as the Alert schema's AlertSeverity
+const SEVERITY_ORDER = ["critical", "major", "minor", "warning", "indeterminate"];
 
 export function sortAlerts(alerts: Alert[]): Alert[] {
   const rank = (s: string) => {

@@ -28,10 +28,10 @@ describe("roles", () => {
 function renderAlerts(role: Role, api = new ApiClient("", sessionStorage)) {
   const store = new LiveStore("default", (flush) => flush());
   store.loadDevices([device("press-1"), device("press-2")]);
-  const base = { device_id: "press-1", severity: "warning", start_ts: 1_000_000, message: "too hot" };
+  const base = { device_id: "press-1", severity: "MINOR", start_ts: 1_000_000, message: "too hot" };
   store.loadAlerts([
     { ...base, type: "anomaly", status: "FIRING", alert_id: "a1" },
-    { ...base, type: "offline", status: "ACKNOWLEDGED", alert_id: "a2", severity: "critical", details: { acked_by: "olga" } },
+    { ...base, type: "offline", status: "ACKNOWLEDGED", alert_id: "a2", severity: "CRITICAL", details: { acked_by: "olga" } },
     { ...base, device_id: "press-2", type: "anomaly", status: "RESOLVED", alert_id: "a3" },
   ]);
   const session: Session = { api, store, me: { name: "u", role, tenants: ["acme"], kind: "user" }, live: "live" };

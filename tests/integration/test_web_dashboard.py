@@ -1,0 +1,204 @@
+"""The dashboard in a real browser (Debian's chromium driven by Playwright) against
+`sentio api` on the real stack: a wrong password is refused; the first admin signs in and
+sees the fleet; a reading produced to Kafka shows on the fleet page within 3 s; the theme
+switch works; a phone-sized viewport has no horizontal scrolling; an operator acknowledges
+an alert and sees it acknowledged with their name, while a viewer sees no buttons.
+Each step saves a screenshot (under the test's tmp_path, or $SENTIO_SCREENSHOTS_DIR)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+from pydantic import SecretStr
+from stream_worker import SENTIO, StreamTestbed, free_port, stream_testbed_fixture  # noqa: F401
+
+from sentio_iot.api.dashboard import dashboard_dir
+from sentio_iot.api.first_admin import PASSWORD_FILE
+from sentio_iot.api.roles import Role
+from sentio_iot.api.store import AuthStore
+from sentio_iot.api.users import UserStore
+from sentio_iot.records import now_us
+
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "a long test password"
+LIVE_WITHIN_S = 3.0
+
+
+@pytest.fixture(name="browser")
+def browser_fixture() -> Iterator[Browser]:
+    assert Path(CHROMIUM).exists(), "chromium missing: scripts/bootstrap installs it (apt)"
+    assert (dashboard_dir() / "index.html").is_file(), "web/dist missing: run scripts/bootstrap"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(name="shots")
+def shots_fixture(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("SENTIO_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@contextmanager
+def sentio_api(bed: StreamTestbed, users: dict[str, Role]) -> Iterator[tuple[str, str | None]]:
+    """`sentio api -c` on the testbed's topics: its URL and the first admin's password
+    (None when ``users`` were added first)."""
+    state = bed.tmp_path / "api"
+    for name, role in users.items():
+        UserStore(AuthStore(state)).add(name, SecretStr(PASSWORD), role, ("acme",))
+    port = free_port()
+    data = yaml.safe_load(bed.config_path.read_text())
+    data["api"] = {"state_dir": str(state), "port": port}
+    config_path = bed.tmp_path / "api.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    log_path = bed.tmp_path / "api.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [SENTIO, "api", "-c", str(config_path)], stdout=log, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert process.poll() is None, log_path.read_text()[-3000:]
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{url}/api/health", timeout=2).json()["views_ready"]:
+                    break
+            assert time.monotonic() < deadline, log_path.read_text()[-3000:]
+            time.sleep(0.2)
+        password_file = state / PASSWORD_FILE
+        admin = password_file.read_text().strip() if password_file.exists() else None
+        yield url, admin
+    finally:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def reading(device: str, value: float, seq: int) -> dict[str, Any]:
+    return {
+        "device_id": device,
+        "ts": now_us(),
+        "metrics": [
+            {"name": "pressure", "value": value, "text": None, "unit": "bar", "quality": "GOOD"}
+        ],
+        "labels": {"tenant": "acme", "site": "north", "kind": "press"},
+        "source": "simulate",
+        "seq": seq,
+    }
+
+
+def sign_in(page: Page, url: str, user: str, password: str) -> None:
+    page.goto(f"{url}/")
+    page.get_by_label("User").fill(user)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def test_sign_in_fleet_live_theme_and_phone(
+    stream_testbed: StreamTestbed, browser: Browser, shots: Path
+) -> None:
+    bed = stream_testbed
+    bed.produce("readings", [("press-0", reading("press-0", 1.25, 0))])
+    with sentio_api(bed, users={}) as (url, admin):
+        assert admin is not None
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+
+        sign_in(page, url, "admin", "not the password")
+        expect(page.get_by_role("alert")).to_contain_text("wrong user name or password")
+        page.screenshot(path=shots / "sign-in-refused.png")
+
+        sign_in(page, url, "admin", admin)
+        row = page.locator('tr[data-device="press-0"]')
+        expect(row).to_contain_text("1.25 bar", timeout=15_000)
+        expect(row).to_contain_text("ONLINE")
+        expect(row).to_contain_text("north")
+        expect(page.get_by_test_id("live-state")).to_have_text("live", timeout=15_000)
+        page.screenshot(path=shots / "fleet.png")
+
+        sent = time.monotonic()
+        bed.produce("readings", [("press-0", reading("press-0", 42.5, 1))])
+        expect(row).to_contain_text("42.5 bar", timeout=LIVE_WITHIN_S * 1000)
+        print(f"fleet page showed a new reading {time.monotonic() - sent:.2f} s after produce")
+
+        bed.produce("readings", [("press-7", reading("press-7", 3.0, 0))])  # a new device
+        expect(page.locator('tr[data-device="press-7"]')).to_contain_text("3 bar")
+        page.get_by_label("Search devices").fill("press-7")
+        expect(page.locator("tbody tr")).to_have_count(1)
+        page.get_by_label("Search devices").fill("")
+
+        theme = page.locator("html").get_attribute("data-theme")
+        page.get_by_role("button", name="theme").click()
+        other = "light" if theme == "dark" else "dark"
+        expect(page.locator("html")).to_have_attribute("data-theme", other)
+        page.screenshot(path=shots / f"fleet-{other}.png")
+        page.reload()  # the choice is kept
+        expect(page.locator("html")).to_have_attribute("data-theme", other)
+
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(page.locator('tr[data-device="press-0"]')).to_be_visible()
+        widths = page.evaluate(
+            "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        assert widths[0] <= widths[1], f"horizontal scrolling at 390 px: {widths}"
+        page.screenshot(path=shots / "fleet-phone.png", full_page=True)
+        assert errors == []
+
+
+def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
+    stream_testbed: StreamTestbed, browser: Browser, shots: Path
+) -> None:
+    bed = stream_testbed.configure(streams={"alerts": {"check_interval_s": 1}})
+    worker = bed.start_worker(agents="alerts")
+    event = {
+        "device_id": "pump-2",
+        "ts": now_us(),
+        "kind": "OFFLINE",
+        "message": "no reading for 30 s",
+        "source": "streams",
+        "details": {},
+        "labels": {"tenant": "acme", "kind": "pump", "site": "south"},
+    }
+    bed.produce("device-events", [("pump-2", event)])
+    with sentio_api(bed, users={"olga": Role.OPERATOR, "vic": Role.VIEWER}) as (url, _admin):
+        viewer = browser.new_page()
+        sign_in(viewer, url, "vic", PASSWORD)
+        viewer.get_by_role("link", name="Alerts").click()
+        alert_row = viewer.locator('tr[data-alert="pump-2/device_offline"]')
+        expect(alert_row).to_contain_text("FIRING", timeout=60_000)
+        assert viewer.locator("main button").count() == 0
+        viewer.screenshot(path=shots / "alerts-viewer.png")
+
+        operator = browser.new_page()
+        sign_in(operator, url, "olga", PASSWORD)
+        operator.get_by_role("link", name="Alerts").click()
+        row = operator.locator('tr[data-alert="pump-2/device_offline"]')
+        expect(row).to_contain_text("FIRING", timeout=15_000)
+        row.get_by_role("button", name="Acknowledge").click()
+        expect(row).to_contain_text("ACKNOWLEDGED by olga", timeout=30_000)
+        expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        operator.screenshot(path=shots / "alerts-operator.png")
+        # the viewer's page follows live, still without buttons
+        expect(alert_row).to_contain_text("ACKNOWLEDGED by olga", timeout=15_000)
+        assert viewer.locator("main button").count() == 0
+    assert worker.stop() == 0
