@@ -31,6 +31,7 @@ from sentio_iot.api.users import UserStore
 from sentio_iot.records import now_us
 
 CHROMIUM = "/usr/bin/chromium"
+AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
 PASSWORD = "a long test password"
 LIVE_WITHIN_S = 3.0
 
@@ -106,6 +107,24 @@ def reading(device: str, value: float, seq: int) -> dict[str, Any]:
     }
 
 
+def serious_violations(page: Page) -> list[str]:
+    """axe-core's serious and critical accessibility violations on the page, with where."""
+    page.add_script_tag(path=str(AXE))
+    found: list[str] = page.evaluate(
+        """async () => (await axe.run()).violations
+            .filter((v) => v.impact === "serious" || v.impact === "critical")
+            .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(" ")).join(", ")}`)"""
+    )
+    return found
+
+
+def vm_import(url: str, lines: list[str]) -> None:
+    """Samples straight into VictoriaMetrics (as the sink writes them: sinks/vm_series.py)."""
+    response = httpx.post(f"{url}/api/v1/import/prometheus", content="\n".join(lines) + "\n")
+    assert response.status_code == 204, response.text
+    assert httpx.get(f"{url}/internal/force_flush").status_code == 200
+
+
 def sign_in(page: Page, url: str, user: str, password: str) -> None:
     page.goto(f"{url}/")
     page.get_by_label("User").fill(user)
@@ -127,6 +146,7 @@ def test_sign_in_fleet_live_theme_and_phone(
         sign_in(page, url, "admin", "not the password")
         expect(page.get_by_role("alert")).to_contain_text("wrong user name or password")
         page.screenshot(path=shots / "sign-in-refused.png")
+        assert serious_violations(page) == []
 
         sign_in(page, url, "admin", admin)
         row = page.locator('tr[data-device="press-0"]')
@@ -135,6 +155,7 @@ def test_sign_in_fleet_live_theme_and_phone(
         expect(row).to_contain_text("north")
         expect(page.get_by_test_id("live-state")).to_have_text("live", timeout=15_000)
         page.screenshot(path=shots / "fleet.png")
+        assert serious_violations(page) == []
 
         sent = time.monotonic()
         bed.produce("readings", [("press-0", reading("press-0", 42.5, 1))])
@@ -152,6 +173,7 @@ def test_sign_in_fleet_live_theme_and_phone(
         other = "light" if theme == "dark" else "dark"
         expect(page.locator("html")).to_have_attribute("data-theme", other)
         page.screenshot(path=shots / f"fleet-{other}.png")
+        assert serious_violations(page) == []
         page.reload()  # the choice is kept
         expect(page.locator("html")).to_have_attribute("data-theme", other)
 
@@ -202,3 +224,42 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         expect(alert_row).to_contain_text("ACKNOWLEDGED by olga", timeout=15_000)
         assert viewer.locator("main button").count() == 0
     assert worker.stop() == 0
+
+
+def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
+    stream_testbed: StreamTestbed, browser: Browser, shots: Path
+) -> None:
+    bed = stream_testbed
+    device = f"{bed.name}-press"  # a name of its own in the shared VictoriaMetrics
+    now_s = int(time.time())
+    # one sample every 10 s for the last 70 minutes, older than the query's latency offset
+    vm_import(
+        bed.config.sinks.victoriametrics.url,
+        [
+            f'sentio_pressure{{device="{device}",tenant="acme"}} {i % 7} {(now_s - i * 10) * 1000}'
+            for i in range(3, 70 * 6)
+        ],
+    )
+    bed.produce("readings", [(device, reading(device, 5.0, 0))])
+    with sentio_api(bed, users={"vic": Role.VIEWER}) as (url, _admin):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(page, url, "vic", PASSWORD)
+        page.locator(f'tr[data-device="{device}"] a').click()
+        info = page.get_by_test_id("series-info")
+        points: dict[str, int] = {}
+        for label in ("15 min", "1 h"):
+            page.get_by_role("group", name="Range").get_by_role("button", name=label).click()
+            expect(page.get_by_role("button", name=label)).to_have_attribute("aria-pressed", "true")
+            expect(info).to_contain_text("from raw, step", timeout=15_000)
+            step = 1 if label == "15 min" else 2
+            expect(info).to_contain_text(f"step {step}s")
+            points[label] = int(info.inner_text().split()[0])
+            expect(
+                page.get_by_role("img", name=f"pressure chart, {points[label]} points")
+            ).to_be_visible()
+        page.screenshot(path=shots / "device.png")
+        # a sample every 10 s, filled between samples by the query's lookback: more points for
+        # the longer range, none missing at the start of the 15 minutes
+        assert points["15 min"] >= 800, points
+        assert points["1 h"] > points["15 min"], points
+        assert serious_violations(page) == []
