@@ -112,7 +112,7 @@ def faust_kafka_settings(kafka: KafkaSettings) -> dict[str, Any]:
         else:
             problems.append(
                 f"kafka.extra.{key}: the stream worker (Faust/aiokafka) cannot honour this "
-                "librdkafka property; remove it or see docs/configuration.md for the ones it takes"
+                "librdkafka property; remove it (docs/security.md lists the ones it takes)"
             )
     security = _security(kafka, extra, problems)
     credentials = _credentials(security, extra, problems) if security else None
