@@ -17,7 +17,7 @@ from confluent_kafka.admin import (
     NewTopic,
 )
 
-from sentio_iot.config import SentioConfig
+from sentio_iot.config import KafkaSettings, SentioConfig
 from sentio_iot.errors import ConnectError, StackError
 from sentio_iot.kafka import admin_client
 from sentio_iot.schemas.catalog import CATALOG, TopicSpec
@@ -44,14 +44,20 @@ class TopicState:
     end_offsets: int | None
 
 
-def _describe_cluster(admin: AdminClient, bootstrap: str) -> dict[str, int]:
+def _describe_cluster(admin: AdminClient, kafka: KafkaSettings) -> dict[str, int]:
     """Existing topic -> partition count; ConnectError when the broker does not answer."""
     try:
         metadata = admin.list_topics(timeout=TIMEOUT_S)
     except KafkaException as exc:
+        # A refused SASL login or TLS handshake reads as a transport failure here.
+        secured = kafka.security_protocol != "PLAINTEXT" or "security.protocol" in kafka.extra
         raise ConnectError(
-            f"cannot reach Kafka at {bootstrap}: {exc.args[0].str() if exc.args else exc}",
-            fix="is it running? try: sentio stack up",
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: "
+            f"{exc.args[0].str() if exc.args else exc}",
+            fix="is it running, and do kafka.security_protocol, kafka.sasl_* and the ssl.* "
+            "properties of kafka.extra match its listener? (a wrong password or CA reads the same)"
+            if secured
+            else "is it running? try: sentio stack up",
         ) from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
 
@@ -72,7 +78,7 @@ def apply_topics(
 ) -> list[TopicChange]:
     """Create missing topics, align configs and grow partitions. Returns what changed."""
     admin = admin or admin_client(config.kafka)
-    existing = _describe_cluster(admin, config.kafka.bootstrap_servers)
+    existing = _describe_cluster(admin, config.kafka)
     settings = config.topics
     changes: list[TopicChange] = []
 
@@ -178,7 +184,7 @@ def topic_states(config: SentioConfig, admin: AdminClient | None = None) -> list
     from sentio_iot.kafka import consumer_config
 
     admin = admin or admin_client(config.kafka)
-    existing = _describe_cluster(admin, config.kafka.bootstrap_servers)
+    existing = _describe_cluster(admin, config.kafka)
     settings = config.topics
     names = [s.topic(settings) for s in CATALOG if s.topic(settings) in existing]
     current = _current_configs(admin, names)

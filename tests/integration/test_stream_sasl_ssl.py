@@ -198,5 +198,6 @@ def test_a_wrong_password_stops_the_worker_at_start_without_showing_it(
     with pytest.raises(AssertionError, match="worker exited with 1: error: cannot reach Kafka at"):
         worker.start(ready_timeout_s=60)
     log = worker.log(tail=100_000)
+    assert "do kafka.security_protocol, kafka.sasl_* and the ssl.* properties" in log
     assert f"127.0.0.1:{kafka.secure_port}" in log
     assert "not-the-Password-42" not in log and kafka.key_password not in log
