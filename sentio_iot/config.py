@@ -47,7 +47,7 @@ class KafkaSettings(Section):
     sasl_password: SecretStr | None = Field(None, description="SASL password (never logged).")
     extra: dict[str, SecretStr | str | int | bool] = Field(
         default_factory=dict,
-        description="Extra librdkafka properties passed verbatim, e.g. {'socket.timeout.ms': 10000}; those naming a secret (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...) are never shown or logged.",
+        description="Extra librdkafka properties passed verbatim to producers, sinks and the CLI, e.g. {'socket.timeout.ms': 10000}; the stream worker (aiokafka) takes the ssl.* and sasl.* ones and a few others and refuses the rest at start (docs/security.md); those naming a secret (sasl.password, ssl.key.password, sasl.oauthbearer.client.secret, ...) are never shown or logged.",
     )
 
     @field_validator("extra", mode="before")
