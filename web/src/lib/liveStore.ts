@@ -2,7 +2,8 @@ import type { Alert, Device, DeviceEvent, LiveUpdate, Reading, RulPrediction } f
 
 // The fleet and alerts as the dashboard shows them: loaded from REST, then kept current by
 // the WebSocket's updates with the same rules as the API's views (sentio_iot/api/views.py).
-// Listeners are told at most once per animation frame, however many updates arrive.
+// Listeners are told at most once per animation frame and per minIntervalMs, however many
+// updates arrive.
 
 const OFFLINE = new Set(["OFFLINE", "DISCONNECTED", "REMOVED"]);
 const ONLINE = new Set(["ONLINE", "CONNECTED", "DISCOVERED"]);
@@ -24,9 +25,14 @@ export class LiveStore {
   private listeners = new Set<Listener>();
   private pending = false;
 
+  private lastFlush = -Infinity;
+
+  /** ``minIntervalMs``: the fastest the pages redraw; a human reads no faster, and a fleet of
+   * a thousand devices re-sorted every frame would eat the frame budget. */
   constructor(
     private defaultSite = "default",
     private schedule: Schedule = nextFrame,
+    private minIntervalMs = 250,
   ) {}
 
   subscribe = (listener: Listener): (() => void) => {
@@ -149,11 +155,15 @@ export class LiveStore {
   private changed(): void {
     if (this.pending) return;
     this.pending = true;
-    this.schedule(() => {
+    const flush = () => {
       this.pending = false;
+      this.lastFlush = performance.now();
       this.version += 1;
       this.listeners.forEach((l) => l());
-    });
+    };
+    const wait = this.lastFlush + this.minIntervalMs - performance.now();
+    if (wait > 0) setTimeout(() => this.schedule(flush), wait);
+    else this.schedule(flush);
   }
 }
 

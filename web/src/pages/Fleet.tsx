@@ -1,8 +1,8 @@
-import { useMemo, useState } from "react";
+import { memo, useMemo, useState } from "react";
 import { Sparkline } from "../components/Chart";
 import { useSession, useStoreVersion } from "../context";
 import { facets, filterDevices, NO_FILTER, type FleetFilter } from "../lib/fleet";
-import type { DeviceStatus } from "../lib/types";
+import type { Device, DeviceStatus } from "../lib/types";
 import { formatTime, formatValue } from "../format";
 
 const SHOWN = 500; // rows rendered at once; the filter narrows the rest
@@ -69,29 +69,7 @@ export function Fleet() {
           </thead>
           <tbody>
             {devices.slice(0, SHOWN).map((d) => (
-              <tr key={d.device_id} data-device={d.device_id}>
-                <td>
-                  <a href={`#/device/${encodeURIComponent(d.device_id)}`}>{d.device_id}</a>
-                </td>
-                <td>
-                  <span className={`status status-${d.status.toLowerCase()}`}>{d.status}</span>
-                </td>
-                <td>{d.site}</td>
-                <td>{d.type ?? "–"}</td>
-                <td className="values">
-                  {Object.entries(d.last_values).map(([name, value]) => (
-                    <span key={name} className="value" data-metric={name}>
-                      {name} <b>{formatValue(value)}</b>
-                    </span>
-                  ))}
-                </td>
-                <td>
-                  <Sparkline values={store.spark.get(d.device_id)} />
-                </td>
-                <td>{d.rul ? `${d.rul.rul.toFixed(0)} ${d.rul.rul_unit ?? ""}` : "–"}</td>
-                <td>{d.open_alerts > 0 ? <span className="badge">{d.open_alerts}</span> : "0"}</td>
-                <td>{formatTime(d.last_seen_ts)}</td>
-              </tr>
+              <DeviceRow key={d.device_id} device={d} spark={store.spark.get(d.device_id)} />
             ))}
           </tbody>
         </table>
@@ -100,3 +78,32 @@ export function Fleet() {
     </section>
   );
 }
+
+// A row re-renders only when its device or sparkline changed (the store copies what changes).
+const DeviceRow = memo(function DeviceRow({ device, spark }: { device: Device; spark: number[] | undefined }) {
+  return (
+    <tr data-device={device.device_id}>
+      <td>
+        <a href={`#/device/${encodeURIComponent(device.device_id)}`}>{device.device_id}</a>
+      </td>
+      <td>
+        <span className={`status status-${device.status.toLowerCase()}`}>{device.status}</span>
+      </td>
+      <td>{device.site}</td>
+      <td>{device.type ?? "–"}</td>
+      <td className="values">
+        {Object.entries(device.last_values).map(([name, value]) => (
+          <span key={name} className="value" data-metric={name}>
+            {name} <b>{formatValue(value)}</b>
+          </span>
+        ))}
+      </td>
+      <td>
+        <Sparkline values={spark} />
+      </td>
+      <td>{device.rul ? `${device.rul.rul.toFixed(0)} ${device.rul.rul_unit ?? ""}` : "–"}</td>
+      <td>{device.open_alerts > 0 ? <span className="badge">{device.open_alerts}</span> : "0"}</td>
+      <td>{formatTime(device.last_seen_ts)}</td>
+    </tr>
+  );
+});

@@ -6,7 +6,7 @@ import { device } from "./devices";
 // A store whose notifications run at once (no animation frame) and are counted.
 function store(): { live: LiveStore; flushes: () => number } {
   const queued: (() => void)[] = [];
-  const live = new LiveStore("default", (flush) => queued.push(flush));
+  const live = new LiveStore("default", (flush) => queued.push(flush), 0);
   let count = 0;
   live.subscribe(() => (count += 1));
   return {
@@ -93,5 +93,20 @@ describe("live store", () => {
     expect(live.spark.get("d-3")!.at(-1)).toBe(993);
     live.apply(reading("d-0", 5000, 1));
     expect(flushes()).toBe(2);
+  });
+});
+
+describe("live store pacing", () => {
+  it("redraws no more often than its minimum interval", async () => {
+    let count = 0;
+    const live = new LiveStore("default", (flush) => flush(), 50);
+    live.subscribe(() => (count += 1));
+    live.apply(reading("d-1", 1, 1)); // the first change draws at once
+    expect(count).toBe(1);
+    for (let i = 2; i < 100; i += 1) live.apply(reading("d-1", i, i));
+    expect(count).toBe(1); // within 50 ms of the last draw: waits
+    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(count).toBe(2); // then one draw for all 98
+    expect(live.devices.get("d-1")!.last_values.pressure.value).toBe(99);
   });
 });

@@ -26,7 +26,7 @@ describe("roles", () => {
 });
 
 function renderAlerts(role: Role, api = new ApiClient("", sessionStorage)) {
-  const store = new LiveStore("default", (flush) => flush());
+  const store = new LiveStore("default", (flush) => flush(), 0);
   store.loadDevices([device("press-1"), device("press-2")]);
   const base = { device_id: "press-1", severity: "MINOR", start_ts: 1_000_000, message: "too hot" };
   store.loadAlerts([
