@@ -2,8 +2,11 @@
 
 Every other stage is a librdkafka client and takes ``kafka.extra`` verbatim
 (sentio_iot/kafka.py). Faust cannot: this module maps the librdkafka properties it can honour
-onto Faust's settings, with the same meaning, and refuses every other one with a one-line
-error naming the key (never ignoring it silently, never echoing a value):
+onto Faust's settings, with the same meaning. A security property it cannot honour
+(``ssl.*``, ``sasl.*``, ``security.*``) is refused with a one-line error naming the key (a lock
+silently left off is worse than a worker that does not start); any other property is the
+other stages' (``kafka.extra`` is shared by every stage) and is named once in a warning at
+start, never echoing a value:
 
 - ``kafka.security_protocol`` (or ``security.protocol``) ``SSL``, ``SASL_PLAINTEXT``,
   ``SASL_SSL``: ``faust.SSLCredentials`` or ``faust.SASLCredentials`` with an SSL context;
@@ -17,11 +20,13 @@ error naming the key (never ignoring it silently, never echoing a value):
   ``check.crcs``, ``message.max.bytes``: Faust's broker, consumer and producer settings.
 
 Properties the worker sets itself for exactly once and throughput (``session.timeout.ms``,
-``linger.ms``, ``isolation.level``, ...) are refused with the Sentio setting to use instead.
+``linger.ms``, ``isolation.level``, ...) are among those named in the warning, with the
+Sentio setting that governs them for the stream worker.
 """
 
 from __future__ import annotations
 
+import logging
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,9 @@ from sentio_iot.config import KafkaSettings
 from sentio_iot.errors import ConfigError
 from sentio_iot.secret_values import secret_value
 
+log = logging.getLogger(__name__)
+
+SECURITY_PREFIXES = ("ssl.", "sasl.", "security.")
 PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
 SSL_KEYS = {
@@ -96,6 +104,7 @@ def faust_kafka_settings(kafka: KafkaSettings) -> dict[str, Any]:
     extra = {key: _plain(value) for key, value in kafka.extra.items()}
     problems: list[str] = []
     settings: dict[str, Any] = {}
+    others: list[str] = []
     for key, value in extra.items():
         if key in SSL_KEYS or key in SASL_KEYS or key == "security.protocol":
             continue
@@ -104,20 +113,24 @@ def faust_kafka_settings(kafka: KafkaSettings) -> dict[str, Any]:
             converted = _setting(key, value, factor, problems)
             if converted is not None:
                 settings[name] = converted
-        elif key in OWN_SETTINGS:
-            problems.append(
-                f"kafka.extra.{key}: the stream worker sets it itself ({OWN_SETTINGS[key]}); "
-                "remove it from kafka.extra"
-            )
-        else:
+        elif key.startswith(SECURITY_PREFIXES):
             problems.append(
                 f"kafka.extra.{key}: the stream worker (Faust/aiokafka) cannot honour this "
-                "librdkafka property; remove it (docs/security.md lists the ones it takes)"
+                "security property; remove it (docs/security.md lists the ones it takes)"
             )
+        elif key in OWN_SETTINGS:
+            others.append(f"{key} (streams: {OWN_SETTINGS[key]})")
+        else:
+            others.append(key)
     security = _security(kafka, extra, problems)
     credentials = _credentials(security, extra, problems) if security else None
     if problems:
         raise ConfigError("kafka settings the stream worker cannot use", problems)
+    if others:
+        log.warning(
+            "kafka.extra properties the stream worker does not use (the other stages do): %s",
+            ", ".join(others),
+        )
     if credentials is not None:
         settings["broker_credentials"] = credentials
     return settings

@@ -191,29 +191,40 @@ def test_extra_properties_faust_understands_become_its_settings() -> None:
     }
 
 
-def test_every_property_the_worker_cannot_honour_is_named_in_one_error() -> None:
+def test_every_security_property_the_worker_cannot_honour_is_named_in_one_error() -> None:
     text = refusal(
         kafka(
             extra={
                 "socket.timeout.ms": 10000,
-                "linger.ms": 5,
-                "session.timeout.ms": 30000,
                 "request.timeout.ms": "soon",
                 "sasl.oauthbearer.client.secret": PASSWORD,
+                "ssl.cipher.suites": "ECDHE",
             }
         )
     )
     lines = text.splitlines()
     assert lines[0] == "kafka settings the stream worker cannot use"
     assert sorted(line.strip().split(":")[0] for line in lines[1:]) == [
-        "kafka.extra.linger.ms",
         "kafka.extra.request.timeout.ms",
         "kafka.extra.sasl.oauthbearer.client.secret",
-        "kafka.extra.session.timeout.ms",
-        "kafka.extra.socket.timeout.ms",
+        "kafka.extra.ssl.cipher.suites",
     ]
-    assert "(streams.session_timeout_s)" in text
     assert "kafka.extra.request.timeout.ms: expected a whole number" in text
+    assert PASSWORD not in text
+
+
+def test_the_other_stages_properties_are_named_once_and_left_to_them(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    extra = {"socket.timeout.ms": 10000, "linger.ms": 5, "session.timeout.ms": 30000}
+    with caplog.at_level("WARNING", logger="sentio_iot.streams.kafka_auth"):
+        assert faust_kafka_settings(kafka(extra=extra)) == {}
+    (warning,) = [r.getMessage() for r in caplog.records]
+    assert warning == (
+        "kafka.extra properties the stream worker does not use (the other stages do): "
+        "socket.timeout.ms, linger.ms (streams: fixed by the worker for its commits "
+        "(docs/benchmarks.md)), session.timeout.ms (streams: streams.session_timeout_s)"
+    )
 
 
 def test_bad_security_settings_are_refused_with_the_field_and_the_fix(tmp_path: Path) -> None:
@@ -275,6 +286,6 @@ def test_the_stream_app_hands_the_mapping_to_faust_and_aiokafka(
     assert auth["sasl_plain_password"] == PASSWORD
     assert isinstance(auth["ssl_context"], ssl.SSLContext)
     assert PASSWORD not in repr(app.faust.conf.broker_credentials)
-    config.kafka.extra["socket.timeout.ms"] = 1000
-    with pytest.raises(ConfigError, match=r"kafka\.extra\.socket\.timeout\.ms: the stream worker"):
+    config.kafka.extra["ssl.cipher.suites"] = "ECDHE"
+    with pytest.raises(ConfigError, match=r"kafka\.extra\.ssl\.cipher\.suites: the stream worker"):
         StreamApp(config, agents=["rollups"])
