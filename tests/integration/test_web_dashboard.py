@@ -313,3 +313,68 @@ def test_fleet_frame_time_with_1000_live_devices_is_reported(
         f"p95 {p95:.1f} ms, max {frames[-1]:.1f} ms"
     )
     assert len(frames) > 10  # the page kept drawing
+
+
+def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
+    stream_testbed: StreamTestbed, browser: Browser, shots: Path
+) -> None:
+    bed = stream_testbed
+    labels = {"tenant": "acme", "site": "north", "kind": "press"}
+    ts = now_us()
+
+    def rul(device: str, hours: float) -> dict[str, Any]:
+        return {
+            "device_id": device,
+            "ts": ts,
+            "rul": hours,
+            "rul_unit": "hours",
+            "lower": None,
+            "upper": None,
+            "model_name": "plant",
+            "model_version": "1",
+            "window_size": 30,
+            "labels": labels,
+        }
+
+    bed.produce("rul", [("press-1", rul("press-1", 30.0)), ("press-2", rul("press-2", 4.0))])
+    with sentio_api(bed, users={"vic": Role.VIEWER}) as (url, _admin):
+        page = browser.new_page(viewport={"width": 1280, "height": 800})
+        sign_in(page, url, "vic", PASSWORD)
+        page.get_by_role("link", name="Maintenance").click()
+        rows = page.locator("tr[data-rul]")
+        expect(rows).to_have_count(2, timeout=15_000)
+        assert [r.get_attribute("data-rul") for r in rows.all()] == ["press-2", "press-1"]
+        end_ms = ts / 1000 + 4 * 3600 * 1000
+        shown = page.evaluate(f"new Date({end_ms}).toLocaleString()")
+        expect(rows.first).to_contain_text(shown)  # the projected end: predicted + 4 h
+        bed.produce("rul", [("press-1", rul("press-1", 1.5))])  # live: press-1 moves up
+        expect(rows.first).to_have_attribute("data-rul", "press-1", timeout=LIVE_WITHIN_S * 1000)
+        page.screenshot(path=shots / "maintenance.png")
+
+        page.get_by_role("link", name="Anomalies").click()
+        expect(page.get_by_text("No anomalies.")).to_be_visible()
+        anomaly = {
+            "device_id": "press-2",
+            "metric": "pressure",
+            "ts": now_us(),
+            "value": 9.75,
+            "score": 7.5,
+            "threshold": 4.0,
+            "expected": 2.5,
+            "lower": None,
+            "upper": None,
+            "detector": "zscore",
+            "detector_version": "1",
+            "labels": labels,
+        }
+        bed.produce("anomalies", [("press-2", anomaly)])
+        expect(page.locator("ol.timeline li li")).to_contain_text(
+            "press-2 pressure = 9.750 (expected 2.500) · score 7.50 / 4.00 · zscore",
+            timeout=LIVE_WITHIN_S * 1000,
+        )
+        page.screenshot(path=shots / "anomalies.png")
+
+        page.get_by_role("link", name="Pipeline").click()
+        expect(page.get_by_text("Views ready")).to_be_visible(timeout=15_000)
+        page.screenshot(path=shots / "pipeline.png")
+        assert serious_violations(page) == []

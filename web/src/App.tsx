@@ -3,13 +3,24 @@ import { SessionContext, type Session } from "./context";
 import type { ApiClient } from "./lib/api";
 import { LiveSocket, type LiveState } from "./lib/liveSocket";
 import { LiveStore } from "./lib/liveStore";
-import type { Alert, Device, Me, Page } from "./lib/types";
+import type { Alert, Anomaly, Device, Me, Page } from "./lib/types";
 import { Alerts } from "./pages/Alerts";
+import { Anomalies } from "./pages/Anomalies";
 import { DevicePage } from "./pages/DevicePage";
 import { Fleet } from "./pages/Fleet";
+import { Maintenance } from "./pages/Maintenance";
+import { Pipeline } from "./pages/Pipeline";
 import { SignIn } from "./pages/SignIn";
 
 type Theme = "dark" | "light";
+
+const NAV: [string, string][] = [
+  ["/fleet", "Fleet"],
+  ["/alerts", "Alerts"],
+  ["/anomalies", "Anomalies"],
+  ["/maintenance", "Maintenance"],
+  ["/pipeline", "Pipeline"],
+];
 
 function useHashRoute(): string {
   const [hash, setHash] = useState(location.hash);
@@ -58,12 +69,14 @@ export function App({ api }: { api: ApiClient }) {
     let stopped = false;
     Promise.all([
       api.get<Page<Device>>("/api/v1/devices", { limit: 100000 }),
-      api.get<Page<Alert>>("/api/v1/alerts", { state: "open", limit: 10000 }),
+      api.get<Page<Alert>>("/api/v1/alerts", { state: "all", limit: 10000 }),
+      api.get<Page<Anomaly>>("/api/v1/anomalies", { limit: 500 }),
     ])
-      .then(([devices, alerts]) => {
+      .then(([devices, alerts, anomalies]) => {
         if (stopped) return;
         store.loadDevices(devices.items);
         store.loadAlerts(alerts.items);
+        store.loadAnomalies(anomalies.items);
         void socket.start();
       })
       .catch(() => setLive("offline"));
@@ -91,23 +104,22 @@ export function App({ api }: { api: ApiClient }) {
 
   const session: Session = { api, store, me, live };
   const device = route.match(/^\/device\/(.+)$/);
-  const page = device ? (
-    <DevicePage deviceId={decodeURIComponent(device[1])} />
-  ) : route === "/alerts" ? (
-    <Alerts />
-  ) : (
-    <Fleet />
-  );
+  const pages: Record<string, () => JSX.Element> = {
+    "/alerts": () => <Alerts />,
+    "/anomalies": () => <Anomalies />,
+    "/maintenance": () => <Maintenance />,
+    "/pipeline": () => <Pipeline />,
+  };
+  const page = device ? <DevicePage deviceId={decodeURIComponent(device[1])} /> : (pages[route] ?? (() => <Fleet />))();
   return (
     <SessionContext.Provider value={session}>
       <header className="topbar">
         <nav aria-label="Main">
-          <a href="#/fleet" aria-current={route === "/fleet" ? "page" : undefined}>
-            Fleet
-          </a>
-          <a href="#/alerts" aria-current={route === "/alerts" ? "page" : undefined}>
-            Alerts
-          </a>
+          {NAV.map(([path, label]) => (
+            <a key={path} href={`#${path}`} aria-current={route === path ? "page" : undefined}>
+              {label}
+            </a>
+          ))}
         </nav>
         <span className={`live live-${live}`} data-testid="live-state">
           {live}

@@ -1,4 +1,4 @@
-import type { Alert, Device, DeviceEvent, LiveUpdate, Reading, RulPrediction } from "./types";
+import type { Alert, Anomaly, Device, DeviceEvent, LiveUpdate, Reading, RulPrediction } from "./types";
 
 // The fleet and alerts as the dashboard shows them: loaded from REST, then kept current by
 // the WebSocket's updates with the same rules as the API's views (sentio_iot/api/views.py).
@@ -9,6 +9,7 @@ const OFFLINE = new Set(["OFFLINE", "DISCONNECTED", "REMOVED"]);
 const ONLINE = new Set(["ONLINE", "CONNECTED", "DISCOVERED"]);
 const OPEN = new Set(["FIRING", "ACKNOWLEDGED"]);
 export const SPARK_POINTS = 60;
+export const ANOMALIES_KEPT = 500;
 
 type Listener = () => void;
 type Schedule = (flush: () => void) => void;
@@ -20,6 +21,7 @@ export class LiveStore {
   devices = new Map<string, Device>();
   alerts = new Map<string, Alert>(); // key: device_id/type, as the API's views
   spark = new Map<string, number[]>(); // device_id -> recent values of its first metric
+  anomalies: Anomaly[] = []; // newest first, at most ANOMALIES_KEPT
   cursor = "";
   version = 0;
   private listeners = new Set<Listener>();
@@ -53,6 +55,11 @@ export class LiveStore {
     this.changed();
   }
 
+  loadAnomalies(anomalies: Anomaly[]): void {
+    this.anomalies = [...anomalies].sort((a, b) => b.ts - a.ts).slice(0, ANOMALIES_KEPT);
+    this.changed();
+  }
+
   apply(update: LiveUpdate): void {
     this.cursor = update.cursor;
     const data = update.data;
@@ -73,8 +80,11 @@ export class LiveStore {
         this.recountAlerts(alert.device_id);
         break;
       }
+      case "anomalies":
+        this.anomalies = [data as unknown as Anomaly, ...this.anomalies].slice(0, ANOMALIES_KEPT);
+        break;
       default:
-        return; // anomalies: not shown by these pages yet
+        return;
     }
     this.changed();
   }

@@ -116,3 +116,23 @@ export interface LiveUpdate {
   cursor: string;
   data: Record<string, unknown>;
 }
+
+export interface Anomaly {
+  device_id: string;
+  metric: string;
+  ts: number;
+  value: number;
+  score: number;
+  threshold: number;
+  expected?: number | null;
+  detector: string;
+  labels?: Record<string, string>;
+}
+
+export interface LoggedEvent {
+  device_id: string;
+  ts: number;
+  kind: string;
+  level: string;
+  message: string;
+}

@@ -20,7 +20,8 @@ export function Alerts() {
   useStoreVersion(store);
   const [message, setMessage] = useState("");
   const mayAct = can(me.role, "alerts:act");
-  const alerts = sortAlerts(store.openAlerts());
+  const [history, setHistory] = useState(false);
+  const alerts = sortAlerts(history ? [...store.alerts.values()] : store.openAlerts());
 
   async function act(alert: Alert, action: "acknowledge" | "clear") {
     const path = `/api/v1/alerts/${encodeURIComponent(alert.device_id)}/${encodeURIComponent(alert.type)}/${action}`;
@@ -34,12 +35,16 @@ export function Alerts() {
 
   return (
     <section aria-labelledby="alerts-title">
-      <h1 id="alerts-title">Open alerts</h1>
+      <h1 id="alerts-title">{history ? "Alerts, latest state of each" : "Open alerts"}</h1>
+      <label>
+        <input type="checkbox" checked={history} onChange={(e) => setHistory(e.target.checked)} /> Include resolved
+        (history)
+      </label>
       <p className="muted" aria-live="polite">
         {message}
       </p>
       {alerts.length === 0 ? (
-        <p>No open alerts.</p>
+        <p>No alerts.</p>
       ) : (
         <div className="table-wrap">
           <table>
@@ -67,13 +72,14 @@ export function Alerts() {
                   <td>
                     {a.status}
                     {a.details?.acked_by && ` by ${a.details.acked_by}`}
+                    {a.details?.cleared_by && `, cleared by ${a.details.cleared_by}`}
                   </td>
                   <td>{formatTime(a.start_ts)}</td>
                   <td>{a.message}</td>
                   {mayAct && (
                     <td>
                       {a.status === "FIRING" && <button onClick={() => void act(a, "acknowledge")}>Acknowledge</button>}
-                      <button onClick={() => void act(a, "clear")}>Clear</button>
+                      {a.status !== "RESOLVED" && <button onClick={() => void act(a, "clear")}>Clear</button>}
                     </td>
                   )}
                 </tr>

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { Chart } from "../components/Chart";
 import { useSession, useStoreVersion } from "../context";
 import { RANGES, seriesQuery } from "../lib/range";
-import type { Series } from "../lib/types";
+import type { LoggedEvent, Series } from "../lib/types";
 import { formatTime, formatValue } from "../format";
 
 export function DevicePage({ deviceId }: { deviceId: string }) {
@@ -29,6 +29,19 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       current = false;
     };
   }, [api, deviceId, chosen, seconds]);
+
+  const [events, setEvents] = useState<LoggedEvent[] | null>(null);
+  useEffect(() => {
+    let current = true;
+    api
+      .get<LoggedEvent[]>(`/api/v1/devices/${encodeURIComponent(deviceId)}/events`, { limit: 20 })
+      .then((e) => current && setEvents(e))
+      .catch(() => current && setEvents(null));
+    return () => {
+      current = false;
+    };
+  }, [api, deviceId]);
+  const anomalies = store.anomalies.filter((a) => a.device_id === deviceId).slice(0, 20);
 
   if (device === undefined) return <p>Unknown device {deviceId}.</p>;
   return (
@@ -61,6 +74,30 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       {error && <p role="alert">{error}</p>}
       {series && series.metric === chosen && (
         <Chart points={series.points} label={chosen} unit={device.last_values[chosen]?.unit} />
+      )}
+      <h2>Recent anomalies</h2>
+      {anomalies.length === 0 ? (
+        <p className="muted">None in the last {store.anomalies.length} of the fleet.</p>
+      ) : (
+        <ul>
+          {anomalies.map((a) => (
+            <li key={`${a.metric}/${a.ts}`}>
+              {formatTime(a.ts)} {a.metric} = {a.value.toPrecision(4)} (score {a.score.toFixed(2)}, {a.detector})
+            </li>
+          ))}
+        </ul>
+      )}
+      <h2>Recent events</h2>
+      {events === null || events.length === 0 ? (
+        <p className="muted">No events in the last 24 h.</p>
+      ) : (
+        <ul>
+          {events.map((e) => (
+            <li key={`${e.ts}/${e.kind}`}>
+              {formatTime(e.ts)} {e.kind}: {e.message}
+            </li>
+          ))}
+        </ul>
       )}
       <h2>Last values</h2>
       <ul>

@@ -110,3 +110,17 @@ describe("live store pacing", () => {
     expect(live.devices.get("d-1")!.last_values.pressure.value).toBe(99);
   });
 });
+
+describe("live store anomalies", () => {
+  it("keeps the newest anomalies first, bounded", () => {
+    const { live } = store();
+    const anomaly = (ts: number) => ({ device_id: "p", metric: "pressure", ts, value: 1, score: 9, threshold: 5, detector: "z" });
+    live.loadAnomalies([anomaly(1), anomaly(3), anomaly(2)]);
+    expect(live.anomalies.map((a) => a.ts)).toEqual([3, 2, 1]);
+    live.apply(update("anomalies", anomaly(4)));
+    expect(live.anomalies.map((a) => a.ts)).toEqual([4, 3, 2, 1]);
+    for (let i = 5; i < 1000; i += 1) live.apply(update("anomalies", anomaly(i)));
+    expect(live.anomalies).toHaveLength(500);
+    expect(live.anomalies[0].ts).toBe(999);
+  });
+});
