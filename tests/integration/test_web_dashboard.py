@@ -178,6 +178,17 @@ def test_sign_in_fleet_live_theme_and_phone(
         page.reload()  # the choice is kept
         expect(page.locator("html")).to_have_attribute("data-theme", other)
 
+        page.get_by_role("link", name="Users").click()  # an admin's page
+        page.get_by_label("Name").fill("nina")
+        page.get_by_label("Role").select_option("operator")
+        page.get_by_label("Tenants").fill("acme")
+        page.get_by_role("button", name="Add user").click()
+        expect(page.get_by_text("nina added; password (shown once): ")).to_be_visible()
+        expect(page.locator('tr[data-user="nina"]')).to_contain_text("operator")
+        page.get_by_role("link", name="Models").click()
+        expect(page.get_by_role("heading", name="Models")).to_be_visible()
+        page.get_by_role("link", name="Fleet").click()
+
         page.set_viewport_size({"width": 390, "height": 844})
         expect(page.locator('tr[data-device="press-0"]')).to_be_visible()
         widths = page.evaluate(
@@ -210,6 +221,8 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         alert_row = viewer.locator('tr[data-alert="pump-2/device_offline"]')
         expect(alert_row).to_contain_text("FIRING", timeout=60_000)
         assert viewer.locator("main button").count() == 0
+        for admin_page in ("Users", "Models"):
+            expect(viewer.get_by_role("link", name=admin_page)).to_have_count(0)
         viewer.screenshot(path=shots / "alerts-viewer.png")
 
         operator = browser.new_page()
@@ -217,6 +230,7 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         operator.get_by_role("link", name="Alerts").click()
         row = operator.locator('tr[data-alert="pump-2/device_offline"]')
         expect(row).to_contain_text("FIRING", timeout=15_000)
+        expect(operator.get_by_role("link", name="Users")).to_have_count(0)
         row.get_by_role("button", name="Acknowledge").click()
         expect(row).to_contain_text("ACKNOWLEDGED by olga", timeout=30_000)
         expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)

@@ -1,9 +1,11 @@
 import { useEffect, useMemo, useState } from "react";
 import { SessionContext, type Session } from "./context";
 import type { ApiClient } from "./lib/api";
+import { can } from "./lib/roles";
 import { LiveSocket, type LiveState } from "./lib/liveSocket";
 import { LiveStore } from "./lib/liveStore";
 import type { Alert, Anomaly, Device, Me, Page } from "./lib/types";
+import { Models, Users } from "./pages/Admin";
 import { Alerts } from "./pages/Alerts";
 import { Anomalies } from "./pages/Anomalies";
 import { DevicePage } from "./pages/DevicePage";
@@ -20,6 +22,8 @@ const NAV: [string, string][] = [
   ["/anomalies", "Anomalies"],
   ["/maintenance", "Maintenance"],
   ["/pipeline", "Pipeline"],
+  ["/models", "Models"], // admins only
+  ["/users", "Users"], // admins only
 ];
 
 function useHashRoute(): string {
@@ -110,12 +114,15 @@ export function App({ api }: { api: ApiClient }) {
     "/maintenance": () => <Maintenance />,
     "/pipeline": () => <Pipeline />,
   };
+  if (can(me.role, "users:manage")) pages["/users"] = () => <Users />;
+  if (can(me.role, "models:manage")) pages["/models"] = () => <Models />;
+  const nav = NAV.filter(([path]) => path in pages || path === "/fleet");
   const page = device ? <DevicePage deviceId={decodeURIComponent(device[1])} /> : (pages[route] ?? (() => <Fleet />))();
   return (
     <SessionContext.Provider value={session}>
       <header className="topbar">
         <nav aria-label="Main">
-          {NAV.map(([path, label]) => (
+          {nav.map(([path, label]) => (
             <a key={path} href={`#${path}`} aria-current={route === path ? "page" : undefined}>
               {label}
             </a>

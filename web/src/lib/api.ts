@@ -92,7 +92,7 @@ export class ApiClient {
     return this.request<T>("POST", path, body);
   }
 
-  private async request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
+  async request<T>(method: string, path: string, body?: unknown, retry = true): Promise<T> {
     if (this.access === null && !(await this.refresh())) {
       throw new ApiError(401, "signed out");
     }
