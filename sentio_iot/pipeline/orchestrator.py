@@ -101,7 +101,14 @@ def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> 
         f"Kafka topics: {topic['readings']} -> {topic['rollups']}, {topic['anomalies']}, "
         f"{topic['rul']}, {topic['alerts']}  (`sentio topics list`)",
         f"worker logs: {log_dir}",
+        f"dashboard: {dashboard_url(config)}  (user admin; its password is printed at start-up)",
     ]
+
+
+def dashboard_url(config: SentioConfig) -> str:
+    """The web dashboard that `sentio api` serves (a wildcard host is reached on 127.0.0.1)."""
+    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
+    return f"http://{host}:{config.api.port}/"
 
 
 def serves_vmui(config: SentioConfig) -> bool:

@@ -11,7 +11,8 @@ import pytest
 from sentio_iot.api.app import create_app
 from sentio_iot.api.dashboard import ENV_DIR, MISSING, dashboard_dir
 from sentio_iot.api.server import serving
-from sentio_iot.config import load_config
+from sentio_iot.config import SentioConfig, load_config
+from sentio_iot.pipeline.orchestrator import where_to_look
 
 INDEX = '<!doctype html><script type="module" src="/assets/index-abc.js"></script>'
 BUNDLE = "console.log('sentio')"
@@ -59,3 +60,12 @@ def test_without_a_build_the_root_says_how_to_make_one(
 def test_the_default_build_is_web_dist_of_the_source_tree(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(ENV_DIR, raising=False)
     assert dashboard_dir() == Path(__file__).resolve().parents[2] / "web" / "dist"
+
+
+def test_the_live_view_of_sentio_run_names_the_dashboard(tmp_path: Path) -> None:
+    lines = where_to_look(SentioConfig(), tmp_path)
+    assert lines[-1] == (
+        "dashboard: http://127.0.0.1:8000/  (user admin; its password is printed at start-up)"
+    )
+    wildcard = load_config(data={"api": {"host": "0.0.0.0", "port": 8123}})
+    assert where_to_look(wildcard, tmp_path)[-1].startswith("dashboard: http://127.0.0.1:8123/ ")
