@@ -255,7 +255,30 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             for i in range(3, 70 * 6)
         ],
     )
+    vm_import(  # the RUL trend: a prediction every minute, falling
+        bed.config.sinks.victoriametrics.url,
+        [
+            f'sentio_rul{{device="{device}",tenant="acme",unit="hours"}} {40 - i / 10} '
+            f"{(now_s - 3600 + i * 60) * 1000}"
+            for i in range(59)
+        ],
+    )
     bed.produce("readings", [(device, reading(device, 5.0, 0))])
+    anomaly = {
+        "device_id": device,
+        "metric": "pressure",
+        "ts": (now_s - 300) * 1_000_000,
+        "value": 6.0,
+        "score": 9.0,
+        "threshold": 4.0,
+        "expected": 3.0,
+        "lower": None,
+        "upper": None,
+        "detector": "zscore",
+        "detector_version": "1",
+        "labels": {"tenant": "acme", "site": "north", "kind": "press"},
+    }
+    bed.produce("anomalies", [(device, anomaly)])
     with sentio_api(bed, users={"vic": Role.VIEWER}) as (url, _admin):
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         sign_in(page, url, "vic", PASSWORD)
@@ -269,9 +292,11 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             step = 1 if label == "15 min" else 2
             expect(info).to_contain_text(f"step {step}s")
             points[label] = int(info.inner_text().split()[0])
-            expect(
-                page.get_by_role("img", name=f"pressure chart, {points[label]} points")
-            ).to_be_visible()
+            chart = page.get_by_role("img", name=f"pressure chart, {points[label]} points")
+            expect(chart).to_have_attribute(
+                "aria-label", f"pressure chart, {points[label]} points, 1 anomalies"
+            )
+            expect(page.get_by_role("img", name="RUL chart")).to_be_visible()
         page.screenshot(path=shots / "device.png")
         # a sample every 10 s, filled between samples by the query's lookback: more points for
         # the longer range, none missing at the start of the 15 minutes

@@ -1,11 +1,22 @@
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { markerSeries } from "../lib/markers";
 import type { Point } from "../lib/types";
 
 // uPlot draws on a canvas from typed arrays: tens of thousands of points stay interactive.
 
-export function Chart({ points, label, unit }: { points: Point[]; label: string; unit?: string | null }) {
+export function Chart({
+  points,
+  label,
+  unit,
+  markers = [],
+}: {
+  points: Point[];
+  label: string;
+  unit?: string | null;
+  markers?: { ts: number; value: number }[];
+}) {
   const host = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = host.current;
@@ -14,14 +25,19 @@ export function Chart({ points, label, unit }: { points: Point[]; label: string;
     const ys = Float64Array.from(points, (p) => p.value);
     const stroke = getComputedStyle(element).getPropertyValue("--accent").trim() || "#2f81f7";
     const axis = getComputedStyle(element).getPropertyValue("--fg").trim() || "#888";
+    const bad = getComputedStyle(element).getPropertyValue("--bad").trim() || "#f85149";
     const plot = new uPlot(
       {
         width: Math.max(element.clientWidth, 280),
         height: 280,
-        series: [{}, { label: unit ? `${label} (${unit})` : label, stroke, width: 1.5 }],
+        series: [
+          {},
+          { label: unit ? `${label} (${unit})` : label, stroke, width: 1.5 },
+          { label: "anomaly", stroke: bad, paths: () => null, points: { show: true, size: 10, fill: bad, stroke: bad } },
+        ],
         axes: [{ stroke: axis }, { stroke: axis }],
       },
-      [xs as unknown as number[], ys as unknown as number[]],
+      [xs as unknown as number[], ys as unknown as number[], markerSeries(xs, markers)],
       element,
     );
     const resize = () => plot.setSize({ width: Math.max(element.clientWidth, 280), height: 280 });
@@ -30,8 +46,15 @@ export function Chart({ points, label, unit }: { points: Point[]; label: string;
       window.removeEventListener("resize", resize);
       plot.destroy();
     };
-  }, [points, label, unit]);
-  return <div ref={host} className="chart" role="img" aria-label={`${label} chart, ${points.length} points`} />;
+  }, [points, label, unit, markers]);
+  return (
+    <div
+      ref={host}
+      className="chart"
+      role="img"
+      aria-label={`${label} chart, ${points.length} points, ${markers.length} anomalies`}
+    />
+  );
 }
 
 export function Sparkline({ values }: { values: number[] | undefined }) {

@@ -2,7 +2,7 @@ import { useEffect, useState } from "react";
 import { Chart } from "../components/Chart";
 import { useSession, useStoreVersion } from "../context";
 import { RANGES, seriesQuery } from "../lib/range";
-import type { LoggedEvent, Series } from "../lib/types";
+import type { Anomaly, LoggedEvent, Page, Series } from "../lib/types";
 import { formatTime, formatValue } from "../format";
 
 export function DevicePage({ deviceId }: { deviceId: string }) {
@@ -13,6 +13,8 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
   const [metric, setMetric] = useState("");
   const [seconds, setSeconds] = useState(RANGES[1].seconds);
   const [series, setSeries] = useState<Series | null>(null);
+  const [marks, setMarks] = useState<Anomaly[]>([]);
+  const [rulSeries, setRulSeries] = useState<Series | null>(null);
   const [error, setError] = useState("");
   const chosen = metric || metrics[0] || "";
 
@@ -21,10 +23,19 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
     let current = true;
     const query = seriesQuery(seconds, Date.now() / 1000);
     setError("");
+    const path = `/api/v1/devices/${encodeURIComponent(deviceId)}/series`;
     api
-      .get<Series>(`/api/v1/devices/${encodeURIComponent(deviceId)}/series`, { metric: chosen, ...query })
+      .get<Series>(path, { metric: chosen, ...query })
       .then((s) => current && setSeries(s))
       .catch((e: unknown) => current && setError(e instanceof Error ? e.message : String(e)));
+    api
+      .get<Page<Anomaly>>("/api/v1/anomalies", { device_id: deviceId, from: query.from, to: query.to, limit: 1000 })
+      .then((page) => current && setMarks(page.items.filter((a) => a.metric === chosen)))
+      .catch(() => current && setMarks([]));
+    api
+      .get<Series>(path, { metric: "rul", ...query }) // the RUL trend, as the VictoriaMetrics sink wrote it
+      .then((s) => current && setRulSeries(s))
+      .catch(() => current && setRulSeries(null));
     return () => {
       current = false;
     };
@@ -73,7 +84,13 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       </div>
       {error && <p role="alert">{error}</p>}
       {series && series.metric === chosen && (
-        <Chart points={series.points} label={chosen} unit={device.last_values[chosen]?.unit} />
+        <Chart points={series.points} label={chosen} unit={device.last_values[chosen]?.unit} markers={marks} />
+      )}
+      <h2>Remaining useful life</h2>
+      {rulSeries && rulSeries.points.length > 0 ? (
+        <Chart points={rulSeries.points} label="RUL" unit={device.rul?.rul_unit} />
+      ) : (
+        <p className="muted">No RUL predictions in this range.</p>
       )}
       <h2>Recent anomalies</h2>
       {anomalies.length === 0 ? (

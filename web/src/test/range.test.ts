@@ -1,4 +1,5 @@
 import { describe, expect, it } from "vitest";
+import { markerSeries } from "../lib/markers";
 import { MAX_POINTS, RANGES, seriesQuery } from "../lib/range";
 
 describe("range selection", () => {
@@ -18,5 +19,14 @@ describe("range selection", () => {
   it("clamps a range beyond 30 days and below a minute", () => {
     expect(seriesQuery(90 * 86400, 3_000_000).from).toBe(3_000_000 - 30 * 86400);
     expect(seriesQuery(1, 100).from).toBe(40);
+  });
+});
+
+describe("anomaly markers", () => {
+  it("puts each anomaly on the nearest sample and drops those outside the chart", () => {
+    const xs = [100, 110, 120, 130];
+    const at = (s: number, value: number) => ({ ts: s * 1e6, value });
+    expect(markerSeries(xs, [at(111, 5), at(129, 7), at(50, 1), at(200, 1)])).toEqual([null, 5, null, 7]);
+    expect(markerSeries([], [at(1, 1)])).toEqual([]);
   });
 });
