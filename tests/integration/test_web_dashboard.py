@@ -144,7 +144,16 @@ def test_sign_in_fleet_live_theme_and_phone(
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
 
-        sign_in(page, url, "admin", "not the password")
+        page.goto(f"{url}/")  # keyboard only: Tab from the page's start, Enter submits
+        tabs = 0
+        while page.evaluate("document.activeElement.name") != "username":
+            page.keyboard.press("Tab")
+            tabs += 1
+            assert tabs < 5, "the user field is not reachable by Tab"
+        page.keyboard.type("admin")
+        page.keyboard.press("Tab")
+        page.keyboard.type("not the password")
+        page.keyboard.press("Enter")
         expect(page.get_by_role("alert")).to_contain_text("wrong user name or password")
         page.screenshot(path=shots / "sign-in-refused.png")
         assert serious_violations(page) == []
