@@ -92,11 +92,13 @@ const DeviceRow = memo(function DeviceRow({ device, spark }: { device: Device; s
       <td>{device.site}</td>
       <td>{device.type ?? "–"}</td>
       <td className="values">
-        {Object.entries(device.last_values).map(([name, value]) => (
-          <span key={name} className="value" data-metric={name}>
-            {name} <b>{formatValue(value)}</b>
-          </span>
-        ))}
+        <div>
+          {Object.entries(device.last_values).map(([name, value]) => (
+            <span key={name} className="value" data-metric={name}>
+              {name} <b>{formatValue(value)}</b>
+            </span>
+          ))}
+        </div>
       </td>
       <td>
         <Sparkline values={spark} />
