@@ -450,16 +450,21 @@ def test_grafana_mounts_the_provisioning_and_the_dashboards() -> None:
 
 def test_dockerfile_builds_one_unprivileged_image_with_the_sentio_entrypoint() -> None:
     text = (ROOT / "Dockerfile").read_text()
-    assert text.splitlines()[2] == "FROM python:3.11-slim"
+    stages = re.findall(r"^FROM (\S+)(?: AS (\S+))?$", text, re.MULTILINE)
+    assert stages == [("node:20-slim", "web"), ("python:3.11-slim", "")]
     assert 'ENTRYPOINT ["sentio"]' in text
     assert re.search(r"^USER sentio$", text, re.MULTILINE)
-    copied = re.findall(r"^COPY (\S+)", text, re.MULTILINE)
+    copied = re.findall(r"^COPY (?!--from)(\S+)", text, re.MULTILINE)
     ignored = set((ROOT / ".dockerignore").read_text().split())
     for source in copied:
         assert (ROOT / source).exists(), source
         assert source not in ignored
-    for package_dir in ("sentio_iot", "producers", "streams", "sinks", "schemas"):
+    for package_dir in ("sentio_iot", "producers", "streams", "sinks", "schemas", "web"):
         assert package_dir in copied
+    # the dashboard is built from its lockfile in the image, never copied from this machine
+    assert {"web/node_modules", "web/dist"} <= ignored
+    assert "COPY --from=web /web/dist /opt/sentio/dashboard" in text
+    assert "SENTIO_DASHBOARD_DIR=/opt/sentio/dashboard" in text
 
 
 # -- Grafana ---------------------------------------------------------------------------------
