@@ -250,10 +250,17 @@ class Orchestrator:
         app_id = str(getattr(self.config.streams, "app_id", ""))
         stopped = self.supervisor.stop_some(names[:1])
         self._drain("streams", lambda group: group == app_id)
+        self._last_look()
         stopped += self.supervisor.stop_some([n for n in names if n.startswith("streams-")])
         self._drain("sinks", lambda group: group != app_id)
+        self._last_look()
         stopped += self.supervisor.stop_some([n for n in names if n.startswith("sink-")])
         return stopped
+
+    def _last_look(self) -> None:
+        """Read the totals of the workers still running, so the summary counts what a stage
+        did while it caught up (the alerts that close the run reach their sink only then)."""
+        self._take_probes(probe_workers(self.specs), time.monotonic())
 
     def _drain(self, stage: str, wanted: Callable[[str], bool]) -> None:
         """Wait until the stage's consumer lag is 0 or stops moving, at most DRAIN_S. The
@@ -279,6 +286,7 @@ class Orchestrator:
 
     def _sum_up(self, view: View, stopped: list[str], caught: list[str]) -> RunOutcome:
         view.results = self.tail.results()
+        view.workers = [self._row(child, None) for child in self.supervisor.children]
         view.elapsed_s = time.monotonic() - self.began
         published = self._published()
         for line in summary_lines(view, published, stopped):
