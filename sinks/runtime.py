@@ -14,7 +14,11 @@
 - ``BackendUnavailable`` (or any unexpected error): the batch is written again after an
   exponential backoff with jitter, and consumption pauses (``consumer.pause``) until a write
   succeeds, so memory stays bounded. ``RejectedRecords``: those records go to the
-  dead-letter topic with the backend's answer; the rest counts as written.
+  dead-letter topic with the backend's answer; the rest counts as written once the writer's
+  ``verify`` (a backend that answers 2xx and may drop rows) confirmed it stored them; what it
+  did not store is dead-lettered too. A batch being verified no longer holds a write slot
+  (up to ``UNCONFIRMED_PER_SLOT`` times ``max_in_flight`` batches in all), and its offsets
+  wait for the answer.
 - SIGINT/SIGTERM (or ``duration_s``): the open batch is written, offsets committed, the
   consumer closed. A backend still down after ``STOP_GRACE_S`` is given up on: nothing
   unwritten is committed, the next start writes it.
@@ -55,12 +59,14 @@ POLL_S = 0.2  # longest a poll waits, so stop requests and due batches are seen 
 STOP_GRACE_S = 15.0  # how long a stopping sink keeps retrying its last batches
 LAG_EVERY_S = 5.0
 MARKERS_EVERY_S = 1.0  # how often an idle sink commits its position past transaction markers
+UNCONFIRMED_PER_SLOT = 8  # batches written and awaiting verify, per write slot
 
 
 @dataclass
 class InFlight:
     batch: Batch
     task: asyncio.Task[None]
+    sent: asyncio.Event  # set once the backend took the batch (verification may still run)
 
 
 class SinkStopped(SentioError):
@@ -173,13 +179,13 @@ class SinkRuntime:
         last_lag = last_markers = 0.0
         while not self._stop.is_set():
             await self._settle()
-            full = len(self._in_flight) >= self.settings.max_in_flight
+            full = self._full()
             if full:
                 # Wait for the oldest write rather than on a paused consumer, then poll at
                 # once: the group must hear from us even while a write retries for minutes.
                 await asyncio.wait([self._in_flight[0].task], timeout=POLL_S)
                 await self._settle()
-                full = len(self._in_flight) >= self.settings.max_in_flight
+                full = self._full()
             pause = self.backend_down or full
             now = time.monotonic()
             timeout = 0.0 if full else min(POLL_S, self.batcher.time_left(now))
@@ -203,6 +209,11 @@ class SinkRuntime:
             await asyncio.wait([self._in_flight[0].task])
             await self._settle()
 
+    def _full(self) -> bool:
+        sending = sum(1 for flight in self._in_flight if not flight.sent.is_set())
+        limit = self.settings.max_in_flight
+        return sending >= limit or len(self._in_flight) >= limit * UNCONFIRMED_PER_SLOT
+
     def _add(self, polled: Polled) -> None:
         now = time.monotonic()
         if self.first_consumed_at is None and (polled.records or polled.handled):
@@ -218,8 +229,9 @@ class SinkRuntime:
         batch = self.batcher.take()
         if batch is None:
             return
-        task = asyncio.create_task(self._write(batch), name=f"write-{self.backend}")
-        self._in_flight.append(InFlight(batch, task))
+        sent = asyncio.Event()
+        task = asyncio.create_task(self._write(batch, sent), name=f"write-{self.backend}")
+        self._in_flight.append(InFlight(batch, task, sent))
 
     async def _settle(self) -> None:
         """Commit, in order, every batch whose write finished; stop at the first still running."""
@@ -264,11 +276,41 @@ class SinkRuntime:
                 await flight.task
         self._in_flight.clear()
 
-    async def _write(self, batch: Batch) -> None:
-        """Write until the backend took the batch; SinkStopped when stopping ran out of time."""
+    async def _write(self, batch: Batch, sent: asyncio.Event | None = None) -> None:
+        """Write until the backend took the batch, then verify it; SinkStopped when stopping
+        ran out of time."""
+        sent = sent or asyncio.Event()
         records = batch.records
         if not records:
+            sent.set()
             return
+        started, rejected, receipt = await self._send(batch)
+        sent.set()
+        if receipt is not None:
+            rejected.update(await self._verify(receipt))
+        if rejected:
+            self._dead_letter_rejected(batch, RejectedRecords(rejected))
+        self.metrics.batch_written(len(records) - len(rejected), time.monotonic() - started)
+
+    async def _verify(self, receipt: object) -> dict[int, str]:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return dict(await self.writer.verify(receipt))
+            except Exception as exc:
+                wait = self._retry_wait(attempt, None)
+                log.warning(
+                    "%s: cannot verify a written batch yet (%s): asking again in %.1f s",
+                    self.backend,
+                    exc,
+                    wait,
+                )
+            await self._wait_retry(wait)
+
+    async def _send(self, batch: Batch) -> tuple[float, dict[int, str], object | None]:
+        """Write until the backend took the batch: (start, rejected, receipt)."""
+        records = batch.records
         attempt = 0
         while True:
             attempt += 1
@@ -276,12 +318,9 @@ class SinkRuntime:
             span = batch_span(self.tracer, self.backend, records)
             try:
                 with trace.use_span(span, end_on_exit=True):
-                    await self.writer.write(records)
+                    receipt = await self.writer.write(records)
             except RejectedRecords as exc:
-                self._dead_letter_rejected(batch, exc)
-                self.metrics.batch_written(
-                    len(records) - len(exc.reasons), time.monotonic() - started
-                )
+                result = (started, dict(exc.reasons), exc.receipt)
                 break
             except BackendUnavailable as exc:
                 wait = self._retry_wait(attempt, exc.retry_after_s)
@@ -295,7 +334,7 @@ class SinkRuntime:
                     exc_info=exc if attempt == 1 else None,
                 )
             else:
-                self.metrics.batch_written(len(records), time.monotonic() - started)
+                result = (started, {}, receipt)
                 break
             self.metrics.retried()
             self.backend_down = True
@@ -303,6 +342,7 @@ class SinkRuntime:
         if self.backend_down:
             log.info("%s is back: batch written after %d attempt(s)", self.backend, attempt)
         self.backend_down = False
+        return result
 
     def _retry_wait(self, attempt: int, retry_after_s: float | None) -> float:
         if retry_after_s is not None:

@@ -11,14 +11,22 @@ everything VictoriaMetrics would drop or cut while answering 204 (the import API
 an invalid line; samples outside the retention or over the label limits vanish or change):
 see :mod:`sentio_iot.sinks.vm_series`. The retention comes from the backend's ``/flags`` at
 start (``-retentionPeriod``; its default, 1 month, where the flag is not shown).
+
+After the write comes a check of VictoriaMetrics' answer, which is 204 even when it dropped
+rows a limit of its own refused (``-maxLabelsPerTimeseries`` or ``-maxLabelValueLen`` lower
+than the defaults checked before, ``-storage.maxHourlySeries``, ...): its drop counters are
+read around each write (:mod:`sentio_iot.sinks.write_check`), and when one rose the batch is
+read back (:mod:`sentio_iot.sinks.vm_readback`); a record with a sample not stored as sent
+goes to the dead-letter topic, with the counters that rose, instead of counting as written.
 """
 
 from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 import httpx
 
@@ -27,8 +35,10 @@ from sentio_iot.plugins import SinkPlugin
 from sentio_iot.sinks.halving import refused_records
 from sentio_iot.sinks.http_endpoint import HttpEndpoint
 from sentio_iot.sinks.vm_payloads import group, import_body, remote_write_body
+from sentio_iot.sinks.vm_readback import missing
 from sentio_iot.sinks.vm_series import SAMPLERS, Defaults, Rejected, Sample
-from sentio_iot.sinks.writer import RejectedRecords, SinkRecord, Writer
+from sentio_iot.sinks.write_check import VICTORIAMETRICS_DROPS, Counters, DropWatch, describe
+from sentio_iot.sinks.writer import BackendUnavailable, RejectedRecords, SinkRecord, Writer
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +69,16 @@ def retention_ms(flags_text: str) -> int | None:
     return int(number * (_UNIT_MS[unit] if unit else MONTH_MS))
 
 
+@dataclass(frozen=True)
+class Receipt:
+    """A written batch, for :meth:`VictoriaMetricsWriter.verify`."""
+
+    samples: list[list[Sample]]
+    taken: list[int]  # indexes VictoriaMetrics answered 2xx for
+    before: Counters  # its drop counters before the write
+    answered_at: float  # time.monotonic() of its answer
+
+
 class VictoriaMetricsWriter(Writer):
     """Writes batches to one VictoriaMetrics (single node, or vminsert's prefix URL)."""
 
@@ -77,9 +97,11 @@ class VictoriaMetricsWriter(Writer):
         self.endpoint = HttpEndpoint(
             FIELD, auth=self.settings.auth, timeout_s=self.settings.timeout_s
         )
+        self.drops = DropWatch(self.endpoint.client, base, VICTORIAMETRICS_DROPS, FIELD)
 
     async def start(self) -> None:
         await self.endpoint.probe(self.url, self.encode({}), self.headers, self.startup_timeout_s)
+        await self.drops.start()
         retention = await self._retention()
         self.defaults = replace(self.defaults, retention_ms=retention)
         days = "unchecked" if retention is None else f"{retention / 86_400_000:g} days"
@@ -103,14 +125,61 @@ class VictoriaMetricsWriter(Writer):
             return None
         return retention_ms(response.text)
 
-    async def write(self, batch: Sequence[SinkRecord]) -> None:
+    async def write(self, batch: Sequence[SinkRecord]) -> Receipt | None:
         samples: list[list[Sample]] = []
         reasons: dict[int, str] = {}
         for index, record in enumerate(batch):
             samples.append(self._samples(record, index, reasons))
+        before = await self.drops.before()
         reasons.update(await self._send(list(range(len(batch))), samples))
+        receipt = None
+        if before is not None:
+            taken = [i for i in range(len(batch)) if i not in reasons and samples[i]]
+            receipt = Receipt(samples, taken, before, time.monotonic())
         if reasons:
-            raise RejectedRecords(reasons)
+            raise RejectedRecords(reasons, receipt=receipt)
+        return receipt
+
+    async def verify(self, receipt: object) -> dict[int, str]:
+        """Read the batch back when VictoriaMetrics' drop counters rose during the write."""
+        assert isinstance(receipt, Receipt)
+        try:
+            rose = await self.drops.rose_since(receipt.before, receipt.answered_at)
+        except httpx.HTTPError as exc:
+            raise BackendUnavailable(f"{self.drops.url}: {exc}") from exc
+        if not rose or not receipt.taken:
+            return {}
+        return await self._not_stored(receipt.samples, receipt.taken, describe(rose))
+
+    async def _not_stored(
+        self, samples: list[list[Sample]], indexes: list[int], counted: str
+    ) -> dict[int, str]:
+        """Reasons for the records VictoriaMetrics did not store as sent (read back)."""
+        flushed = await self.drops.force_flush()
+        try:
+            gaps = await missing(self.endpoint.client, self.settings.url, samples, indexes, flushed)
+        except (httpx.HTTPError, ValueError) as exc:
+            # Unverifiable now: the runtime asks again rather than count the batch written.
+            raise BackendUnavailable(
+                f"VictoriaMetrics dropped rows during this write ({counted}) and the batch "
+                f"cannot be read back to find which: {exc}"
+            ) from exc
+        if gaps:
+            log.warning(
+                "VictoriaMetrics answered 2xx but did not store %d record(s) (%s)",
+                len(gaps),
+                counted,
+            )
+        return {
+            index: (
+                f"VictoriaMetrics answered 2xx but did not store {len(lost)} of "
+                f"{len(samples[index])} sample(s) as sent (first: {dict(lost[0][0])} at "
+                f"{lost[0][2]} ms); it counted {counted} during the write: a limit of this "
+                "VictoriaMetrics refused them (-maxLabelsPerTimeseries, -maxLabelValueLen, "
+                "-storage.maxHourlySeries/-maxDailySeries, -retentionPeriod)"
+            )
+            for index, lost in gaps.items()
+        }
 
     async def close(self) -> None:
         await self.endpoint.close()

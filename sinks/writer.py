@@ -10,6 +10,12 @@ A writer takes a batch and either returns (the backend acknowledged every record
   runtime sends exactly those to the dead-letter topic with ``reasons[i]`` (the backend's
   answer) and treats the rest of the batch as written.
 
+A backend that answers 2xx and then drops some records (VictoriaMetrics, VictoriaLogs) is
+checked after the write: ``write`` returns a receipt (or passes it in
+``RejectedRecords.receipt``), and the runtime calls ``verify(receipt)`` outside the write
+slots, for the records the backend took; it answers ``index -> reason`` for those not
+stored, which go to the dead-letter topic like rejected ones. Offsets wait for ``verify``.
+
 Any other exception is a bug: the runtime logs it and retries like BackendUnavailable.
 ``start`` checks the endpoint and credentials once and raises ConfigError (wrong URL, bad
 credentials) so a misconfigured sink stops at start-up instead of retrying forever.
@@ -58,9 +64,10 @@ class BackendUnavailable(TransientError):
 class RejectedRecords(Exception):
     """The backend refused these records for good; ``reasons`` maps batch index -> answer."""
 
-    def __init__(self, reasons: Mapping[int, str]) -> None:
+    def __init__(self, reasons: Mapping[int, str], *, receipt: object | None = None) -> None:
         super().__init__(f"{len(reasons)} record(s) rejected")
         self.reasons = dict(reasons)
+        self.receipt = receipt  # for Writer.verify: the rest of the batch is still checked
 
 
 class Writer(abc.ABC):
@@ -73,8 +80,16 @@ class Writer(abc.ABC):
         """Check endpoint and credentials; raise ConfigError when they are wrong."""
 
     @abc.abstractmethod
-    async def write(self, batch: Sequence[SinkRecord]) -> None:
-        """Write every record or raise BackendUnavailable / RejectedRecords."""
+    async def write(self, batch: Sequence[SinkRecord]) -> object | None:
+        """Write every record or raise BackendUnavailable / RejectedRecords; a receipt for
+        :meth:`verify` when the backend's 2xx must be checked, else None."""
+
+    async def verify(self, receipt: object) -> Mapping[int, str]:
+        """``index -> reason`` for each record the backend answered 2xx for but did not store.
+
+        Raise BackendUnavailable when it cannot tell yet (the runtime asks again later).
+        """
+        return {}
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections."""

@@ -130,6 +130,42 @@ async def test_rejected_records_go_to_dead_letters_and_the_rest_counts() -> None
     ) == (2, 1, 0)
 
 
+class DroppingWriter(Writer):
+    """Answers 2xx, then (as VictoriaMetrics behind a limit) has not stored record 2."""
+
+    topics = ("readings",)
+
+    def __init__(self) -> None:
+        self.checks = 0
+
+    async def write(self, batch: Sequence[SinkRecord]) -> object:
+        return "receipt"
+
+    async def verify(self, receipt: object) -> dict[int, str]:
+        self.checks += 1
+        if self.checks == 1:
+            raise BackendUnavailable("/metrics unreadable")
+        assert receipt == "receipt"
+        return {2: "answered 2xx but did not store it"}
+
+
+async def test_what_verify_finds_unstored_is_dead_lettered_not_counted() -> None:
+    writer = DroppingWriter()
+    config = load_config(data={"sinks": {"retry_backoff_initial_s": 0.01}})
+    runtime = SinkRuntime(config, "victoriametrics", writer=writer, health_port=0)
+    dead = CapturedDeadLetters()
+    runtime._dead_letters = dead  # type: ignore[assignment]
+    batcher = Batcher(10, 1.0)
+    for offset in (20, 21, 22, 23):
+        batcher.add(record(offset), now=0.0)
+    batch = batcher.take()
+    assert batch is not None
+    await runtime._write(batch)
+    assert writer.checks == 2  # asked again after it could not tell
+    assert dead.sent == [(22, "answered 2xx but did not store it", "RejectedRecords")]
+    assert (runtime.metrics.records_written, runtime.metrics.deadletter) == (3, 1)
+
+
 def test_metrics_render_the_contract_names() -> None:
     metrics = SinkMetrics("loki")
     metrics.batch_written(5, 0.25)

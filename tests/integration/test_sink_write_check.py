@@ -1,0 +1,185 @@
+"""What a backend drops while answering 2xx is dead-lettered, never counted as written.
+
+VictoriaMetrics and VictoriaLogs of this test only (free ports, own folders), started with
+limits lower than their defaults, so that the records slip past the sinks' checks before
+the write (which know the defaults) and the backend itself answers 204 and drops them:
+VictoriaMetrics with ``-maxLabelsPerTimeseries=8 -maxLabelValueLen=64``, VictoriaLogs with
+``-insert.maxFieldsPerLine=8 -maxBackfillAge=30d``. The sinks must find them from the
+backends' drop counters and a read-back, dead-letter them with the reason, and count only
+what is stored.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from test_sink_backend_limits import NOW_US, reading
+from test_sink_loki import create_topics as loki_topics
+from test_sink_loki import publish as loki_publish
+from test_sink_loki import read_dead_letters
+from test_sink_loki import sink_config as loki_config
+from test_sink_victoriametrics import (
+    create_topics,
+    dead_letters,
+    free_port,
+    publish,
+    run_until,
+    sink_config,
+)
+
+from sentio_iot.config import SentioConfig
+from sentio_iot.sinks.runtime import SinkRuntime
+from sentio_iot.sinks.write_check import drop_counters, risen
+from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.prerequisites import find_program
+from sentio_iot.stack.process import ProcessRecord, is_running, log_tail, spawn, stop
+
+DAY_US = 86_400_000_000
+
+
+class OwnServer:
+    """A backend process of this test on a free port; stopped at the end."""
+
+    def __init__(self, binary: Path, flags: list[str], home: Path) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.home = home
+        argv = [str(binary), f"-httpListenAddr=127.0.0.1:{self.port}", *flags]
+        self.log = home / "server.log"
+        self.record: ProcessRecord = spawn(argv, log_path=self.log, cwd=home)
+
+    def wait_healthy(self) -> None:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            if not is_running(self.record) or time.monotonic() > deadline:
+                raise AssertionError(f"own server did not start: {log_tail(self.log)}")
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        if is_running(self.record):
+            stop(self.record, grace_s=5)
+
+
+@pytest.fixture
+def strict_vm(tmp_path: Path) -> Iterator[OwnServer]:
+    binary = find_program("victoria-metrics")
+    assert binary is not None, "victoria-metrics is not installed (sentio stack up installs it)"
+    server = OwnServer(
+        binary,
+        [
+            f"-storageDataPath={tmp_path / 'data'}",
+            "-retentionPeriod=100y",
+            "-maxLabelsPerTimeseries=8",
+            "-maxLabelValueLen=64",
+        ],
+        tmp_path,
+    )
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def strict_vl(tmp_path: Path, sentio_config: SentioConfig) -> Iterator[OwnServer]:
+    binary = StackPaths(sentio_config.stack.home).bin / "victoria-logs"
+    assert binary.exists(), f"{binary} missing (sentio stack up builds it)"
+    server = OwnServer(
+        binary,
+        [
+            f"-storageDataPath={tmp_path / 'vl'}",
+            "-retentionPeriod=100y",
+            "-insert.maxFieldsPerLine=8",
+            "-maxBackfillAge=30d",
+        ],
+        tmp_path,
+    )
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.close()
+
+
+def test_drop_counters_read_from_a_metrics_page() -> None:
+    page = (
+        "# HELP x\n"
+        'vm_rows_ignored_total{reason="big_timestamp"} 3\n'
+        "vm_metrics_with_dropped_labels_total 1\n"
+        "vm_rows_added_to_storage_total 99\n"
+    )
+    counters = drop_counters(page, ("vm_rows_ignored_total", "vm_metrics_with_dropped_labels_total"))
+    assert counters == {
+        'vm_rows_ignored_total{reason="big_timestamp"}': 3.0,
+        "vm_metrics_with_dropped_labels_total": 1.0,
+    }
+    assert risen(counters, {**counters, "vm_metrics_with_dropped_labels_total": 3.0}) == {
+        "vm_metrics_with_dropped_labels_total": 2.0
+    }
+
+
+def vm_export(url: str, match: str) -> dict[tuple[tuple[str, str], ...], list[int]]:
+    httpx.get(f"{url}/internal/force_flush", timeout=10)
+    response = httpx.post(f"{url}/api/v1/export", data={"match[]": match}, timeout=10)
+    response.raise_for_status()
+    return {
+        tuple(sorted(doc["metric"].items())): doc["timestamps"]
+        for doc in map(json.loads, response.text.splitlines())
+    }
+
+
+async def test_victoriametrics_drops_behind_a_204_are_dead_lettered(
+    unique_name: str, strict_vm: OwnServer
+) -> None:
+    config = sink_config(f"{unique_name}.", url=strict_vm.url)
+    create_topics(config)
+    device = f"{unique_name}-pump"
+    wide = {f"l{i}": "v" for i in range(4)}  # 11 labels in all: under 30, over this VM's 8
+    publish(
+        config,
+        [
+            ("readings", reading(device, NOW_US, {"line": "a"})),
+            ("readings", reading(device, NOW_US, {"line": "b", **wide})),
+            ("readings", reading(device, NOW_US, {"line": "c", "note": "n" * 100})),
+            ("readings", reading(device, NOW_US + 1000, {"line": "d"})),
+        ],
+    )
+    runtime = SinkRuntime(config, "victoriametrics", group_id=unique_name, health_port=0)
+    await run_until(runtime, done=4)
+
+    assert (runtime.metrics.records_written, runtime.metrics.deadletter) == (2, 2)
+    stored = [dict(labels) for labels in vm_export(strict_vm.url, "sentio_flow")]
+    # a and d as sent (7 labels); b and c only as VictoriaMetrics cut them
+    assert sorted(s["line"] for s in stored if len(s) == 7) == ["a", "d"]
+    assert all(len(s) <= 8 for s in stored)
+    assert [len(s["note"]) for s in stored if "note" in s] == [64]
+    reasons = sorted(d["error"] for d in dead_letters(config, unique_name, 2))
+    assert len(reasons) == 2
+    assert all("answered 2xx but did not store 1 of 1 sample(s) as sent" in r for r in reasons)
+    assert "vm_metrics_with_dropped_labels_total +1" in reasons[0] + reasons[1]
+    assert "vm_too_long_label_values_total +1" in reasons[0] + reasons[1]
+    firsts = sorted(r.split("(first: ")[1].split(" at ")[0] for r in reasons)
+    assert "'line': 'b'" in firsts[0] + firsts[1]
+    assert "'note': '" + "n" * 100 + "'" in firsts[0] + firsts[1]
+
+
+def event(device: str, ts_us: int, message: str) -> dict[str, Any]:
+    return {
+        "device_id": device,
+        "ts": ts_us,
+        "kind": "STATUS",
+        "message": message,
+        "labels": {"kind": "pump"},
+    }
