@@ -72,6 +72,10 @@ from sentio_iot.streams.detectors.surprise import SurpriseDetector, SurprisePara
 Metric = Literal["max", "mean"]
 
 
+# the inner surprise detector: its defaults, its onset gate off (validated once, shared)
+INNER_SURPRISE = SurpriseParams.model_validate({"quiet": 0})
+
+
 class NoveltyParams(DetectorParams):
     """Parameters of the novelty detector."""
 
@@ -364,7 +368,9 @@ class ScalarMemory:
         return {
             "block": [0.0, 0],
             "means": [] if self._mean is None else [self._mean],
-            "protos": [[v] for v in self._protos],
+            # flat (CategoryMemory's one-point windows are [[v], ...], also read back):
+            # building and packing 200 one-element lists was most of a commit's export
+            "protos": list(self._protos),
             "uses": list(self._uses),
             "used_at": list(self._used_at),
             "windows": self.windows,
@@ -373,7 +379,7 @@ class ScalarMemory:
     def restore(self, state: Mapping[str, Any]) -> None:
         means = state["means"]
         self._mean = float(means[-1]) if means else None
-        protos = [float(v[0]) for v in state["protos"]]
+        protos = [float(v) if isinstance(v, float | int) else float(v[0]) for v in state["protos"]]
         if len(protos) > self.capacity:
             raise ValueError(f"{len(protos)} categories for a capacity of {self.capacity}")
         self._protos = protos
@@ -417,46 +423,50 @@ class NoveltyDetector(Detector[NoveltyParams]):
             for vigilance in p.vigilance
         ]
         self._rarity = [RankCalibrator(p.history) for _ in self._memories]
-        self._surprise = (
-            SurpriseDetector(SurpriseParams.model_validate({"quiet": 0}))
-            if p.surprise_weight > 0
-            else None
-        )
+        self._surprise = SurpriseDetector(INNER_SURPRISE) if p.surprise_weight > 0 else None
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
         self._last = COLD
+        self._learn_us = p.learn_s * 1e6
 
     def update(self, ts_us: int, value: float) -> Score:
         if not is_reading(value):
             return self._last
         p = self.params
-        band = self._surprise.update(ts_us, value) if self._surprise is not None else COLD
+        surprise = self._surprise
+        band = surprise.advance(ts_us, value) if surprise is not None else None
         if p.log_values:
-            value = math.log1p(max(value, 0.0))
+            value = math.log1p(0.0 if value < 0.0 else value)  # max(value, 0.0)
         self._count += 1
-        if self._first_us is None:
-            self._first_us = ts_us
-        learning = self._count <= p.warmup or ts_us - self._first_us < p.learn_s * 1e6
-        scale = self._high - self._low
-        self._low = min(self._low, value)
-        self._high = max(self._high, value)
+        first = self._first_us
+        if first is None:
+            first = self._first_us = ts_us
+        learning = self._count <= p.warmup or ts_us - first < self._learn_us
+        # min/max written out: min(a, b) is b only when b < a (the same for NaN and -0.0)
+        low, high = self._low, self._high
+        scale = high - low
+        if value < low:
+            low = self._low = value
+        if value > high:
+            high = self._high = value
         if scale <= 0:
-            scale = self._high - self._low
-        scale = max(scale, p.min_scale)
+            scale = high - low
+        if p.min_scale > scale:
+            scale = p.min_scale
         raws = [memory.learn(value, scale) for memory in self._memories]
         if learning:
-            if not (p.surprise_while_learning and band.warm):
+            if not (p.surprise_while_learning and band is not None):
                 return COLD
             novelty = 0.0
         else:
             novelty = self._novelty(raws)
-        score = self._gate.gate(max(novelty, p.surprise_weight * band.score))
-        self._last = Score(
-            min(1.0, max(0.0, score)),
-            expected=band.expected,
-            lower=band.lower,
-            upper=band.upper,
-            warm=True,
-        )
+        weighted = p.surprise_weight * band[0] if band is not None else p.surprise_weight * 0.0
+        score = self._gate.gate(weighted if weighted > novelty else novelty)
+        score = score if score > 0.0 else 0.0  # min(1.0, max(0.0, score))
+        score = score if score < 1.0 else 1.0
+        if band is None:
+            self._last = Score(score, warm=True)
+        else:
+            self._last = Score(score, expected=band[1], lower=band[2], upper=band[3], warm=True)
         return self._last
 
     def _novelty(self, raws: list[float | None]) -> float:

@@ -53,12 +53,20 @@ from pydantic import Field
 from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.context import ContextMemory
-from sentio_iot.streams.detectors.moments import EwMoments, alpha_for, band_score
+from sentio_iot.streams.detectors.moments import MAX_Z, EwMoments, alpha_for
 from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 
 BAND_Z = 4.0  # width of the reported band (expected ± BAND_Z standard deviations)
 
 FeatureName = Literal["level", "step", "drift", "context", "daily"]
+LEVEL, STEP, DRIFT, CONTEXT, DAILY = range(5)
+FEATURE_CODES: dict[str, int] = {
+    "level": LEVEL,
+    "step": STEP,
+    "drift": DRIFT,
+    "context": CONTEXT,
+    "daily": DAILY,
+}
 US_PER_DAY = 86_400_000_000
 
 
@@ -167,47 +175,105 @@ class SurpriseDetector(Detector[SurpriseParams]):
             name: EwMoments(size_alpha, weight=p.scale_prior, mean=prior) for name in p.features
         }
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
-        self._last = COLD
+        self._last_score: Score = COLD
+        self._last_fields: tuple[float, float, float, float] | None = None
+        # the params the per-point path reads, as plain attributes
+        self._feature_codes = tuple(FEATURE_CODES[name] for name in p.features)
+        self._with_context = "context" in p.features
+        self._log_values, self._calibrate = p.log_values, p.calibrate
+        self._warmup, self._min_scale = p.warmup, p.min_scale
+        self._drift_ready = p.warmup + p.drift_window
+        self._daily_slots, self._daily_min_count = p.daily_slots, p.daily_min_count
+        self._scale_power, self._scale_floor = p.scale_power, p.scale_floor
+        self._scale_root = 1.0 / p.scale_power if p.scale_power else 0.0
+        self._square_threshold = p.threshold * p.threshold
+        self._rarity_power = p.rarity_power
+        self._size_list = [self._sizes[name] for name in p.features]
 
     def update(self, ts_us: int, value: float) -> Score:
         if not is_reading(value):
             return self._last
-        p = self.params
-        expected, std = self._level.mean, self._level.std
-        if p.log_values:
-            value = math.log1p(max(value, 0.0))
-        raws = self._measure(ts_us, value)
-        if raws is None:
+        fields = self.advance(ts_us, value)
+        if fields is None:
             return COLD
-        if p.calibrate:
-            surprise = 1.0 - self._calibrated_tail(raws)
-        else:
-            top = self._scale(raws) if p.scale_power else max(raws.values(), default=0.0)
-            surprise = self._rarity.weigh(band_score(top, p.threshold), top, p.rarity_power)
-        score = self._gate.gate(surprise)
-        self._last = Score(
-            min(1.0, max(0.0, score)),
-            expected=expected,
-            lower=expected - BAND_Z * std,
-            upper=expected + BAND_Z * std,
-            warm=True,
-        )
         return self._last
 
-    def _scale(self, raws: dict[FeatureName, float]) -> float:
+    @property
+    def _last(self) -> Score:
+        """The last warm score (built when asked: ``advance`` keeps only its numbers)."""
+        fields = self._last_fields
+        if fields is not None:
+            score, expected, lower, upper = fields
+            self._last_score = Score(score, expected=expected, lower=lower, upper=upper, warm=True)
+            self._last_fields = None
+        return self._last_score
+
+    @_last.setter
+    def _last(self, score: Score) -> None:
+        self._last_score, self._last_fields = score, None
+
+    def advance(self, ts_us: int, value: float) -> tuple[float, float, float, float] | None:
+        """``update`` for a finite ``value`` without building a ``Score``: its score,
+        expected value, lower and upper bound, or None while warming up (a ``COLD`` score).
+
+        The per-point path of the stream's default detector (``novelty`` runs one of these
+        per series), so the arithmetic of ``EwMoments``, ``band_score`` and ``max`` is
+        written out here, in the same order (bit for bit the same numbers).
+        """
+        level = self._level
+        expected = level.mean
+        m2, weight = level.m2, level.weight
+        std = math.sqrt((0.0 if m2 < 0.0 else m2) / weight if weight > 0 else 0.0)
+        if self._log_values:
+            value = math.log1p(0.0 if value < 0.0 else value)
+        raws = self._measure(ts_us, value)
+        if raws is None:
+            return None
+        if self._calibrate:
+            surprise = 1.0 - self._calibrated_tail(raws)
+        else:
+            if self._scale_power:
+                top = self._scale(raws)
+            else:
+                top = max((raw for raw in raws if raw is not None), default=0.0)
+            square = top * top
+            surprise = square / (square + self._square_threshold)  # band_score
+            if self._rarity_power:
+                surprise = self._rarity.weigh(surprise, top, self._rarity_power)
+        score = self._gate.gate(surprise)
+        score = score if score > 0.0 else 0.0  # min(1.0, max(0.0, score))
+        score = score if score < 1.0 else 1.0
+        band = BAND_Z * std
+        fields = (score, expected, expected - band, expected + band)
+        self._last_fields = fields
+        return fields
+
+    def _scale(self, raws: list[float | None]) -> float:
         """The largest z over its feature's typical size, then learn the sizes from them."""
-        p = self.params
-        power = p.scale_power
+        power, root, floor = self._scale_power, self._scale_root, self._scale_floor
         top = 0.0
-        for name, raw in raws.items():
-            size = self._sizes[name]
-            top = max(top, raw / max(size.mean ** (1.0 / power), p.scale_floor))
-            size.add(raw**power)
+        for size, raw in zip(self._size_list, raws, strict=True):
+            if raw is None:
+                continue
+            typical = size.mean**root
+            x = raw / (floor if floor > typical else typical)
+            if x > top:
+                top = x
+            # size.add(raw**power), written out
+            value = raw**power
+            keep = 1.0 - size.alpha
+            size.weight = keep * size.weight + 1.0
+            delta = value - size.mean
+            size.mean += delta / size.weight
+            size.m2 = keep * size.m2 + delta * (value - size.mean)
+            size.count += 1
         return top
 
-    def _calibrated_tail(self, raws: dict[FeatureName, float]) -> float:
+    def _calibrated_tail(self, raws: list[float | None]) -> float:
         tails = []
-        for name, raw in raws.items():
+        for name, raw in zip(self.params.features, raws, strict=True):
+            if raw is None:
+                continue
             recent = self._raws[name]
             recent.append(raw)
             smoothed = sum(recent) / len(recent)
@@ -216,35 +282,49 @@ class SurpriseDetector(Detector[SurpriseParams]):
             calibrator.add(smoothed)
         return min(1.0, len(tails) * min(tails)) if tails else 1.0
 
-    def _measure(self, ts_us: int, value: float) -> dict[FeatureName, float] | None:
-        """Learn from ``value``; its raw surprises, or None while warming up."""
-        p = self.params
+    def _measure(self, ts_us: int, value: float) -> list[float | None] | None:
+        """Learn from ``value``; its raw surprises in the order of ``features`` (None: a
+        feature not ready yet), or None while warming up."""
         previous, self._previous = self._previous, value
         step = 0.0 if previous is None else value - previous
-        self._window.append(value)
-        short = sum(self._window) / len(self._window)
-        raws: dict[FeatureName, float] = {}
-        warm = self._level.count >= p.warmup
-        slot = self._daily[(ts_us % US_PER_DAY) * p.daily_slots // US_PER_DAY]
+        window = self._window
+        window.append(value)
+        short = sum(window) / len(window)
+        level = self._level
+        slot = self._daily[(ts_us % US_PER_DAY) * self._daily_slots // US_PER_DAY]
+        warm = level.count >= self._warmup
+        raws: list[float | None] = []
         if warm:
-            for name in p.features:
-                if name == "level":
-                    raws[name] = self._level.z(value, p.min_scale)
-                elif name == "step":
-                    raws[name] = self._step.z(step, p.min_scale)
-                elif name == "drift" and self._drift.count >= p.warmup + p.drift_window:
-                    raws[name] = self._drift.z(short, p.min_scale)
-                elif name == "context":
+            floor = self._min_scale
+            for feature in self._feature_codes:
+                if feature == LEVEL:
+                    moments, x = level, value
+                elif feature == DRIFT:
+                    moments, x = self._drift, short
+                    if moments.count < self._drift_ready:
+                        raws.append(None)
+                        continue
+                elif feature == DAILY:
+                    moments, x = slot, value
+                    if moments.count < self._daily_min_count:
+                        raws.append(0.0)
+                        continue
+                elif feature == STEP:
+                    moments, x = self._step, step
+                else:
                     if self._context.origin is None:
                         self._context.start(self._warmup_values)
                         self._warmup_values = []
-                    raws[name] = self._context.novelty(value)
-                elif name == "daily":
-                    ready = slot.count >= p.daily_min_count
-                    raws[name] = slot.z(value, p.min_scale) if ready else 0.0
-        elif "context" in p.features:
+                    raws.append(self._context.novelty(value))
+                    continue
+                # moments.z(x, floor), written out
+                m2, weight = moments.m2, moments.weight
+                sd = math.sqrt((0.0 if m2 < 0.0 else m2) / weight if weight > 0 else 0.0)
+                z = abs(x - moments.mean) / (floor if floor > sd else sd)
+                raws.append(MAX_Z if z > MAX_Z else z)
+        elif self._with_context:
             self._warmup_values.append(value)
-        self._level.add(value)
+        level.add(value)
         if previous is not None:
             self._step.add(step)
         self._drift.add(short)
@@ -256,7 +336,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
             "level": self._level.to_list(),
             "step": self._step.to_list(),
             "drift": self._drift.to_list(),
-            "daily": [m.to_list() for m in self._daily],
+            "daily": [[m.count, m.weight, m.mean, m.m2] for m in self._daily],  # to_list()
             "window": list(self._window),
             "context": self._context.to_dict(),
             "warmup_values": list(self._warmup_values),
@@ -266,8 +346,15 @@ class SurpriseDetector(Detector[SurpriseParams]):
             "rarity": self._rarity.to_list(),
             "sizes": {name: m.to_list() for name, m in self._sizes.items()},
             "gate": self._gate.to_list(),
-            "last": self._last.to_dict(),
+            "last": self._last_dict(),
         }
+
+    def _last_dict(self) -> dict[str, Any]:
+        fields = self._last_fields
+        if fields is None:
+            return self._last_score.to_dict()
+        score, expected, lower, upper = fields
+        return {"score": score, "expected": expected, "lower": lower, "upper": upper, "warm": True}
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params
@@ -295,6 +382,7 @@ class SurpriseDetector(Detector[SurpriseParams]):
         self._sizes = {
             name: EwMoments.from_list(size_alpha, state["sizes"][name]) for name in p.features
         }
+        self._size_list = [self._sizes[name] for name in p.features]
         self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
         self._last = Score.from_dict(state["last"])
 
