@@ -5,13 +5,19 @@ snappy-compressed protobuf ``PushRequest`` (``sinks.loki.format: protobuf``) or 
 push body (``json``). VictoriaLogs takes both at ``/insert/loki/api/v1/push``. A request the
 backend refuses (400: too old, too long, invalid) is halved until the refused records are
 found; they go to the dead-letter topic with the answer. Lines VictoriaLogs would drop or
-misdate while answering 204 are found before the push (:mod:`sentio_iot.sinks.loki_limits`).
+misdate while answering 204 are found before the push (:mod:`sentio_iot.sinks.loki_limits`);
+what a VictoriaLogs with lower limits than those drops anyway (``-insert.maxFieldsPerLine``,
+``-maxBackfillAge``, ...) is found after it: its drop counters are read around each push
+(:mod:`sentio_iot.sinks.write_check`), and when one rose the batch is read back
+(:mod:`sentio_iot.sinks.vl_readback`); a line not stored goes to the dead-letter topic.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import httpx
 
@@ -28,11 +34,22 @@ from sentio_iot.sinks.loki_push import (
     protobuf_body,
 )
 from sentio_iot.sinks.loki_streams import Defaults, Logged
-from sentio_iot.sinks.writer import RejectedRecords, SinkRecord, Writer
+from sentio_iot.sinks.vl_readback import missing
+from sentio_iot.sinks.write_check import VICTORIALOGS_DROPS, Counters, DropWatch, describe
+from sentio_iot.sinks.writer import BackendUnavailable, RejectedRecords, SinkRecord, Writer
 
 log = logging.getLogger(__name__)
 
 FIELD = "sinks.loki"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A pushed batch, for :meth:`LokiWriter.verify`."""
+
+    taken: dict[int, Logged]  # the lines the backend answered 2xx for
+    before: Counters
+    answered_at: float  # time.monotonic()
 
 
 class LokiWriter(Writer):
@@ -53,6 +70,7 @@ class LokiWriter(Writer):
             FIELD, auth=self.settings.auth, timeout_s=self.settings.timeout_s, headers=headers
         )
         self.bounds = loki_limits.TimeBounds()
+        self.drops: DropWatch | None = None  # VictoriaLogs only: Loki refuses with 400
 
     async def start(self) -> None:
         await self.endpoint.probe(
@@ -78,9 +96,11 @@ class LokiWriter(Writer):
         lines = [line for line in response.text.splitlines() if line.strip()]
         if response.status_code != 200 or not all(line.startswith("-") for line in lines):
             return loki_limits.TimeBounds()  # not a VictoriaMetrics-family /flags page
+        self.drops = DropWatch(self.endpoint.client, self.settings.url, VICTORIALOGS_DROPS, FIELD)
+        await self.drops.start()
         return loki_limits.victorialogs_bounds(response.text)
 
-    async def write(self, batch: Sequence[SinkRecord]) -> None:
+    async def write(self, batch: Sequence[SinkRecord]) -> Receipt | None:
         logged: dict[int, Logged] = {}
         reasons: dict[int, str] = {}
         for index, record in enumerate(batch):
@@ -105,9 +125,44 @@ class LokiWriter(Writer):
                 return None
             return f"{self.settings.url} answered {response.status_code}: {response.text.strip()[:500]}"
 
+        before = await self.drops.before() if self.drops is not None else None
         reasons.update(await refused_records(sorted(logged), send))
+        receipt = None
+        if before is not None:
+            taken = {i: line for i, line in logged.items() if i not in reasons}
+            receipt = Receipt(taken, before, time.monotonic())
         if reasons:
-            raise RejectedRecords(reasons)
+            raise RejectedRecords(reasons, receipt=receipt)
+        return receipt
+
+    async def verify(self, receipt: object) -> dict[int, str]:
+        """Read the batch back when VictoriaLogs' drop counters rose during the push."""
+        assert isinstance(receipt, Receipt) and self.drops is not None
+        try:
+            rose = await self.drops.rose_since(receipt.before, receipt.answered_at)
+            if not rose or not receipt.taken:
+                return {}
+            flushed = await self.drops.force_flush()
+            gaps = await missing(self.endpoint.client, self.settings.url, receipt.taken, flushed)
+        except (httpx.HTTPError, ValueError, KeyError) as exc:
+            raise BackendUnavailable(
+                f"cannot read back a push from {self.settings.url}: {exc}"
+            ) from exc
+        counted = describe(rose)
+        if gaps:
+            log.warning(
+                "VictoriaLogs answered 2xx but did not store %d line(s) (%s)", len(gaps), counted
+            )
+        return {
+            index: (
+                f"VictoriaLogs answered 2xx but did not store this line (time {entry.ts_ns} ns, "
+                f"{len(labels)} labels, {len(entry.metadata)} metadata fields); it counted "
+                f"{counted} during the push: a limit of this VictoriaLogs dropped it "
+                "(-insert.maxFieldsPerLine, -insert.maxLineSizeBytes, -maxBackfillAge, "
+                "-retentionPeriod, -futureRetention)"
+            )
+            for index, (labels, entry) in gaps.items()
+        }
 
     def log_line(self, record: SinkRecord) -> Logged:
         value = record.value

@@ -4,7 +4,7 @@ VictoriaMetrics and VictoriaLogs of this test only (free ports, own folders), st
 limits lower than their defaults, so that the records slip past the sinks' checks before
 the write (which know the defaults) and the backend itself answers 204 and drops them:
 VictoriaMetrics with ``-maxLabelsPerTimeseries=8 -maxLabelValueLen=64``, VictoriaLogs with
-``-insert.maxFieldsPerLine=8 -maxBackfillAge=30d``. The sinks must find them from the
+``-insert.maxFieldsPerLine=9 -maxBackfillAge=30d``. The sinks must find them from the
 backends' drop counters and a read-back, dead-letter them with the reason, and count only
 what is stored.
 """
@@ -101,7 +101,7 @@ def strict_vl(tmp_path: Path, sentio_config: SentioConfig) -> Iterator[OwnServer
         [
             f"-storageDataPath={tmp_path / 'vl'}",
             "-retentionPeriod=100y",
-            "-insert.maxFieldsPerLine=8",
+            "-insert.maxFieldsPerLine=9",
             "-maxBackfillAge=30d",
         ],
         tmp_path,
@@ -120,7 +120,9 @@ def test_drop_counters_read_from_a_metrics_page() -> None:
         "vm_metrics_with_dropped_labels_total 1\n"
         "vm_rows_added_to_storage_total 99\n"
     )
-    counters = drop_counters(page, ("vm_rows_ignored_total", "vm_metrics_with_dropped_labels_total"))
+    counters = drop_counters(
+        page, ("vm_rows_ignored_total", "vm_metrics_with_dropped_labels_total")
+    )
     assert counters == {
         'vm_rows_ignored_total{reason="big_timestamp"}': 3.0,
         "vm_metrics_with_dropped_labels_total": 1.0,
@@ -175,11 +177,51 @@ async def test_victoriametrics_drops_behind_a_204_are_dead_lettered(
     assert "'note': '" + "n" * 100 + "'" in firsts[0] + firsts[1]
 
 
-def event(device: str, ts_us: int, message: str) -> dict[str, Any]:
+def event(device: str, ts_us: int, message: str, labels: dict[str, str]) -> dict[str, Any]:
     return {
         "device_id": device,
         "ts": ts_us,
-        "kind": "STATUS",
+        "kind": "INFO",
         "message": message,
-        "labels": {"kind": "pump"},
+        "source": "modbus",
+        "labels": labels,
     }
+
+
+def vl_lines(url: str, device: str) -> list[str]:
+    httpx.get(f"{url}/internal/force_flush", timeout=10)
+    query = f'device_id:"{device}" | fields _msg'
+    response = httpx.post(f"{url}/select/logsql/query", data={"query": query}, timeout=10)
+    response.raise_for_status()
+    return sorted(json.loads(line)["_msg"] for line in response.text.splitlines())
+
+
+async def test_victorialogs_drops_behind_a_204_are_dead_lettered(
+    unique_name: str, strict_vl: OwnServer
+) -> None:
+    config = loki_config(f"{unique_name}.", f"{strict_vl.url}/insert/loki/api/v1/push", "protobuf")
+    loki_topics(config)
+    device = f"{unique_name}-press"
+    loki_publish(
+        config,
+        [
+            ("device-events", event(device, NOW_US, "kept now", {})),
+            # past this VictoriaLogs' -maxBackfillAge=30d, within its retention of 100 years
+            ("device-events", event(device, NOW_US - 40 * DAY_US, "backfilled", {})),
+            # the kind label makes one field more than its -insert.maxFieldsPerLine
+            ("device-events", event(device, NOW_US, "one field too many", {"kind": "press"})),
+        ],
+    )
+    runtime = SinkRuntime(config, "loki", group_id=unique_name, health_port=0)
+    await run_until(runtime, done=3)
+
+    assert (runtime.metrics.records_written, runtime.metrics.deadletter) == (1, 2)
+    assert vl_lines(strict_vl.url, device) == [f"{device} INFO: kept now"]
+    reasons = sorted(d["error"] for d in read_dead_letters(config, unique_name, 2))
+    assert len(reasons) == 2
+    assert all(
+        r.startswith("VictoriaLogs answered 2xx but did not store this line") for r in reasons
+    )
+    joined = " ".join(reasons)
+    assert 'vl_rows_dropped_total{reason="too_small_timestamp"} +1' in joined
+    assert 'vl_rows_dropped_total{reason="too_many_fields"} +1' in joined
