@@ -7,10 +7,12 @@ bytes concatenated *are* the merged request (protobuf merges repeated fields on 
 nothing is re-encoded. Each record is parsed once anyway, so bytes that are not a request go
 to the dead-letter topic instead of spoiling the batch.
 
-Answers: 2xx taken (a ``partial_success`` with rejected spans is logged: Tempo dropped
-them for good, retrying would not help); 429/5xx/connection errors → BackendUnavailable;
-another 4xx → the batch is halved until the refused records are found, which go to the
-dead-letter topic with Tempo's answer.
+Answers: 2xx taken, unless it carries a ``partial_success`` with rejected spans (Tempo kept
+the others and dropped those for good): then, as for another 4xx, the batch is halved until
+the records holding the rejected spans are found, and they go to the dead-letter topic with
+Tempo's message instead of counting as written (the spans of theirs Tempo kept are sent
+again on a replay; Tempo combines a span it already holds). 429/5xx/connection errors →
+BackendUnavailable.
 """
 
 from __future__ import annotations
@@ -92,30 +94,33 @@ class TempoWriter(Writer):
             response = await self.endpoint.post(self.settings.url, body, HEADERS)
             if response.status_code >= 300:
                 return f"{self.settings.url} answered {response.status_code}: {response.text.strip()[:500]}"
-            self._check_partial_success(response.content, sum(spans[i] for i in subset))
-            return None
+            sent = sum(spans[i] for i in subset)
+            return self._check_partial_success(response.content, sent, len(subset) == 1)
 
         reasons.update(await refused_records(sorted(payloads), send))
         if reasons:
             raise RejectedRecords(reasons)
 
-    def _check_partial_success(self, body: bytes, sent: int) -> None:
+    def _check_partial_success(self, body: bytes, sent: int, alone: bool) -> str | None:
+        """None when every span was taken; else Tempo's partial-success answer (``alone``:
+        for one record, which then goes to the dead letters)."""
         answer = ExportTraceServiceResponse()
         try:
             answer.ParseFromString(body)
         except DecodeError:
             log.debug("%s answered with a body that is not an ExportTraceServiceResponse", FIELD)
         rejected = answer.partial_success.rejected_spans
-        if rejected:
+        if not rejected:
+            self.spans_written += sent
+            return None
+        message = answer.partial_success.error_message or "no reason given"
+        log.warning("%s dropped %d of %d span(s): %s", self.settings.url, rejected, sent, message)
+        if alone:
             self.spans_rejected += rejected
-            log.warning(
-                "%s dropped %d of %d span(s): %s",
-                self.settings.url,
-                rejected,
-                sent,
-                answer.partial_success.error_message or "no reason given",
-            )
-        self.spans_written += sent - rejected
+        return (
+            f"{self.settings.url} answered 2xx but rejected {rejected} of {sent} span(s) "
+            f"(partial_success): {message}"
+        )
 
     async def close(self) -> None:
         await self.endpoint.close()

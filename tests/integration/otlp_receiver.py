@@ -8,12 +8,16 @@ Requests are decoded with the opentelemetry-proto classes, independently of our 
 each span is kept flat with its service name. ``receiver.answers`` is a queue of
 ``(status, body)`` to answer the next requests with (5xx, 400, a partial success); when
 empty the receiver answers 200 with an empty ``ExportTraceServiceResponse``.
+``receiver.refuse`` (a span -> reason or None) makes it behave as Tempo does with spans it
+will not store (too old, trace too large, rate limited): it keeps the others and answers
+200 with ``partial_success {rejected_spans, error_message}`` (OTLP spec).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -81,6 +85,7 @@ class OtlpReceiver:
         self.content_types: list[str] = []
         self.spans: list[ReceivedSpan] = []
         self.answers: collections.deque[tuple[int, bytes]] = collections.deque()
+        self.refuse: Callable[[ReceivedSpan], str | None] = lambda span: None
         self._runner: web.AppRunner | None = None
         self._changed = asyncio.Event()
         self.port = 0
@@ -122,7 +127,18 @@ class OtlpReceiver:
         decoded.ParseFromString(body)
         self.requests.append(decoded)
         self.content_types.append(request.content_type)
-        self.spans.extend(flatten(decoded))
+        refused: list[str] = []
+        for span in flatten(decoded):
+            reason = self.refuse(span)
+            if reason is None:
+                self.spans.append(span)
+            else:
+                refused.append(reason)
+        if refused and not self.answers:
+            partial = ExportTraceServiceResponse()
+            partial.partial_success.rejected_spans = len(refused)
+            partial.partial_success.error_message = refused[0]
+            answer = partial.SerializeToString()
         self._changed.set()
         return web.Response(status=status, body=answer, content_type="application/x-protobuf")
 

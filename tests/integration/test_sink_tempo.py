@@ -141,10 +141,35 @@ async def test_partial_success_is_counted_and_logged(caplog: pytest.LogCaptureFi
     async with OtlpReceiver() as receiver:
         writer = TempoWriter(tempo_config(receiver.url))
         receiver.answers.append((200, answer.SerializeToString()))
-        await writer.write([record(spans_request("a", "old", "new"))])
+        with pytest.raises(RejectedRecords) as rejected:
+            await writer.write([record(spans_request("a", "old", "new"))])
         await writer.close()
-    assert (writer.spans_written, writer.spans_rejected) == (1, 1)
+    assert (writer.spans_written, writer.spans_rejected) == (0, 1)
     assert f"{receiver.url} dropped 1 of 2 span(s): span too old" in caplog.text
+    assert rejected.value.reasons == {
+        0: f"{receiver.url} answered 2xx but rejected 1 of 2 span(s) (partial_success): span too old"
+    }
+
+
+async def test_records_whose_spans_tempo_rejects_are_dead_lettered_not_counted() -> None:
+    """A 200 with partial_success is no write: the records holding rejected spans are found."""
+    async with OtlpReceiver() as receiver:
+        receiver.refuse = lambda span: "span too old" if span.name == "old" else None
+        writer = TempoWriter(tempo_config(receiver.url))
+        batch = [
+            record(spans_request("a", "s0", trace_byte=1), offset=0),
+            record(spans_request("a", "s1", "old", trace_byte=2), offset=1),
+            record(spans_request("a", "s2", trace_byte=3), offset=2),
+            record(spans_request("a", "s3", trace_byte=4), offset=3),
+        ]
+        with pytest.raises(RejectedRecords) as rejected:
+            await writer.write(batch)
+        await writer.close()
+    assert rejected.value.reasons == {
+        1: f"{receiver.url} answered 2xx but rejected 1 of 2 span(s) (partial_success): span too old"
+    }
+    assert (writer.spans_written, writer.spans_rejected) == (3, 1)
+    assert {s.name for s in receiver.spans} == {"s0", "s1", "s2", "s3"}
 
 
 async def test_server_errors_and_a_dead_endpoint_are_backend_unavailable() -> None:
