@@ -204,13 +204,15 @@ class AnomalyScorer:
         labels: Mapping[str, str],
     ) -> Anomaly | None:
         """Score one value and learn from it; the Anomaly when an episode starts."""
-        result = series.detector.update(ts_us, value)
+        detector = series.detector
+        score = detector.observe(ts_us, value)  # -1.0 while not warm
         threshold = self.threshold
-        if not result.warm or result.score < threshold:
+        if score < 0.0 or score < threshold:
             series.in_episode = False
             return None
         if series.in_episode:
             return None
+        result = detector.latest()
         series.in_episode = True
         last = series.last_emitted_us
         if last is not None and ts_us - last < self.settings.refractory_s * 1_000_000:

@@ -94,10 +94,23 @@ class Detector(ABC, Generic[P]):
 
     def __init__(self, params: P | None = None) -> None:
         self.params: P = params if params is not None else cast(P, self.params_model())
+        self._latest = COLD
 
     @abstractmethod
     def update(self, ts_us: int, value: float) -> Score:
         """Score one reading (microseconds since the epoch, in time order) and learn from it."""
+
+    def observe(self, ts_us: int, value: float) -> float:
+        """``update`` for a caller that mostly needs the score (the stream's anomaly step):
+        the score, or -1.0 while the detector is not warm. ``latest()`` is the whole
+        ``Score`` of a warm answer. A detector may override both to skip building a
+        ``Score`` per reading; the numbers are those of ``update``."""
+        result = self._latest = self.update(ts_us, value)
+        return result.score if result.warm else -1.0
+
+    def latest(self) -> Score:
+        """The ``Score`` of the last ``observe`` that answered a score (not -1.0)."""
+        return self._latest
 
     @abstractmethod
     def _export_state(self) -> dict[str, Any]:

@@ -425,12 +425,35 @@ class NoveltyDetector(Detector[NoveltyParams]):
         self._rarity = [RankCalibrator(p.history) for _ in self._memories]
         self._surprise = SurpriseDetector(INNER_SURPRISE) if p.surprise_weight > 0 else None
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
-        self._last = COLD
+        self._last_score: Score = COLD
+        self._last_fields: tuple[float, float | None, float | None, float | None] | None = None
         self._learn_us = p.learn_s * 1e6
 
     def update(self, ts_us: int, value: float) -> Score:
+        return self._last if self.observe(ts_us, value) >= 0.0 else COLD
+
+    def latest(self) -> Score:
+        return self._last
+
+    @property
+    def _last(self) -> Score:
+        """The last warm score (built when asked: ``observe`` keeps only its numbers)."""
+        fields = self._last_fields
+        if fields is not None:
+            score, expected, lower, upper = fields
+            self._last_score = Score(score, expected=expected, lower=lower, upper=upper, warm=True)
+            self._last_fields = None
+        return self._last_score
+
+    @_last.setter
+    def _last(self, score: Score) -> None:
+        self._last_score, self._last_fields = score, None
+
+    def observe(self, ts_us: int, value: float) -> float:
+        """The stream's per-point path: ``update`` without a ``Score`` (-1.0: not warm)."""
         if not is_reading(value):
-            return self._last
+            last = self._last
+            return last.score if last.warm else -1.0
         p = self.params
         surprise = self._surprise
         band = surprise.advance(ts_us, value) if surprise is not None else None
@@ -455,19 +478,19 @@ class NoveltyDetector(Detector[NoveltyParams]):
         raws = [memory.learn(value, scale) for memory in self._memories]
         if learning:
             if not (p.surprise_while_learning and band is not None):
-                return COLD
+                return -1.0
             novelty = 0.0
         else:
             novelty = self._novelty(raws)
-        weighted = p.surprise_weight * band[0] if band is not None else p.surprise_weight * 0.0
+        weighted = p.surprise_weight * (band[0] if band is not None else 0.0)
         score = self._gate.gate(weighted if weighted > novelty else novelty)
         score = score if score > 0.0 else 0.0  # min(1.0, max(0.0, score))
         score = score if score < 1.0 else 1.0
         if band is None:
-            self._last = Score(score, warm=True)
+            self._last_fields = (score, None, None, None)
         else:
-            self._last = Score(score, expected=band[1], lower=band[2], upper=band[3], warm=True)
-        return self._last
+            self._last_fields = (score, band[1], band[2], band[3])
+        return score
 
     def _novelty(self, raws: list[float | None]) -> float:
         p = self.params
@@ -493,8 +516,15 @@ class NoveltyDetector(Detector[NoveltyParams]):
             # its memory only: its params are fixed (quiet 0), no need to store them per series
             "surprise": self._surprise.memory() if self._surprise is not None else None,
             "gate": self._gate.to_list(),
-            "last": self._last.to_dict(),
+            "last": self._last_dict(),
         }
+
+    def _last_dict(self) -> dict[str, Any]:
+        fields = self._last_fields
+        if fields is None:
+            return self._last_score.to_dict()
+        score, expected, lower, upper = fields
+        return {"score": score, "expected": expected, "lower": lower, "upper": upper, "warm": True}
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params

@@ -217,8 +217,9 @@ class SurpriseDetector(Detector[SurpriseParams]):
         expected value, lower and upper bound, or None while warming up (a ``COLD`` score).
 
         The per-point path of the stream's default detector (``novelty`` runs one of these
-        per series), so the arithmetic of ``EwMoments``, ``band_score`` and ``max`` is
-        written out here, in the same order (bit for bit the same numbers).
+        per series), so the arithmetic of ``EwMoments``, ``band_score``, ``max`` and ``min``
+        is written out here and in ``_measure``, in the same order: the same numbers, bit
+        for bit (``tests/unit/test_detector_pinned_scores.py``).
         """
         level = self._level
         expected = level.mean
@@ -226,20 +227,16 @@ class SurpriseDetector(Detector[SurpriseParams]):
         std = math.sqrt((0.0 if m2 < 0.0 else m2) / weight if weight > 0 else 0.0)
         if self._log_values:
             value = math.log1p(0.0 if value < 0.0 else value)
-        raws = self._measure(ts_us, value)
-        if raws is None:
+        measured = self._measure(ts_us, value)
+        if measured is None:
             return None
-        if self._calibrate:
-            surprise = 1.0 - self._calibrated_tail(raws)
+        if isinstance(measured, list):  # calibrate: each raw surprise ranked in its own past
+            surprise = 1.0 - self._calibrated_tail(measured)
         else:
-            if self._scale_power:
-                top = self._scale(raws)
-            else:
-                top = max((raw for raw in raws if raw is not None), default=0.0)
-            square = top * top
+            square = measured * measured
             surprise = square / (square + self._square_threshold)  # band_score
             if self._rarity_power:
-                surprise = self._rarity.weigh(surprise, top, self._rarity_power)
+                surprise = self._rarity.weigh(surprise, measured, self._rarity_power)
         score = self._gate.gate(surprise)
         score = score if score > 0.0 else 0.0  # min(1.0, max(0.0, score))
         score = score if score < 1.0 else 1.0
@@ -247,27 +244,6 @@ class SurpriseDetector(Detector[SurpriseParams]):
         fields = (score, expected, expected - band, expected + band)
         self._last_fields = fields
         return fields
-
-    def _scale(self, raws: list[float | None]) -> float:
-        """The largest z over its feature's typical size, then learn the sizes from them."""
-        power, root, floor = self._scale_power, self._scale_root, self._scale_floor
-        top = 0.0
-        for size, raw in zip(self._size_list, raws, strict=True):
-            if raw is None:
-                continue
-            typical = size.mean**root
-            x = raw / (floor if floor > typical else typical)
-            if x > top:
-                top = x
-            # size.add(raw**power), written out
-            value = raw**power
-            keep = 1.0 - size.alpha
-            size.weight = keep * size.weight + 1.0
-            delta = value - size.mean
-            size.mean += delta / size.weight
-            size.m2 = keep * size.m2 + delta * (value - size.mean)
-            size.count += 1
-        return top
 
     def _calibrated_tail(self, raws: list[float | None]) -> float:
         tails = []
@@ -282,9 +258,11 @@ class SurpriseDetector(Detector[SurpriseParams]):
             calibrator.add(smoothed)
         return min(1.0, len(tails) * min(tails)) if tails else 1.0
 
-    def _measure(self, ts_us: int, value: float) -> list[float | None] | None:
-        """Learn from ``value``; its raw surprises in the order of ``features`` (None: a
-        feature not ready yet), or None while warming up."""
+    def _measure(self, ts_us: int, value: float) -> float | list[float | None] | None:
+        """Learn from ``value``; None while warming up, else (``calibrate``) its raw
+        surprises in the order of ``features`` (None: a feature not ready yet) or the
+        largest of them, each over its feature's typical size (``scale_power``; the sizes
+        learn from them)."""
         previous, self._previous = self._previous, value
         step = 0.0 if previous is None else value - previous
         window = self._window
@@ -293,35 +271,55 @@ class SurpriseDetector(Detector[SurpriseParams]):
         level = self._level
         slot = self._daily[(ts_us % US_PER_DAY) * self._daily_slots // US_PER_DAY]
         warm = level.count >= self._warmup
-        raws: list[float | None] = []
+        raws: list[float | None] | None = [] if self._calibrate else None
+        top: float | None = None  # the largest raw (max(raws, default=0.0))
+        scaled_top = 0.0  # the largest raw over its typical size
         if warm:
             floor = self._min_scale
-            for feature in self._feature_codes:
+            power, root, size_floor = self._scale_power, self._scale_root, self._scale_floor
+            for feature, size in zip(self._feature_codes, self._size_list, strict=True):
                 if feature == LEVEL:
                     moments, x = level, value
                 elif feature == DRIFT:
                     moments, x = self._drift, short
                     if moments.count < self._drift_ready:
-                        raws.append(None)
-                        continue
+                        if raws is not None:
+                            raws.append(None)
+                        continue  # no raw: its typical size does not learn either
                 elif feature == DAILY:
                     moments, x = slot, value
-                    if moments.count < self._daily_min_count:
-                        raws.append(0.0)
-                        continue
                 elif feature == STEP:
                     moments, x = self._step, step
                 else:
+                    moments = None
+                if moments is None:  # context
                     if self._context.origin is None:
                         self._context.start(self._warmup_values)
                         self._warmup_values = []
-                    raws.append(self._context.novelty(value))
-                    continue
-                # moments.z(x, floor), written out
-                m2, weight = moments.m2, moments.weight
-                sd = math.sqrt((0.0 if m2 < 0.0 else m2) / weight if weight > 0 else 0.0)
-                z = abs(x - moments.mean) / (floor if floor > sd else sd)
-                raws.append(MAX_Z if z > MAX_Z else z)
+                    raw = self._context.novelty(value)
+                elif feature == DAILY and moments.count < self._daily_min_count:
+                    raw = 0.0
+                else:  # moments.z(x, floor), written out
+                    m2, weight = moments.m2, moments.weight
+                    sd = math.sqrt((0.0 if m2 < 0.0 else m2) / weight if weight > 0 else 0.0)
+                    raw = abs(x - moments.mean) / (floor if floor > sd else sd)
+                    raw = MAX_Z if raw > MAX_Z else raw
+                if raws is not None:
+                    raws.append(raw)
+                elif power:  # raw / max(typical, floor), then size.add(raw**power)
+                    typical = size.mean**root
+                    scaled = raw / (size_floor if size_floor > typical else typical)
+                    if scaled > scaled_top:
+                        scaled_top = scaled
+                    size_value = raw**power
+                    keep = 1.0 - size.alpha
+                    size.weight = keep * size.weight + 1.0
+                    delta = size_value - size.mean
+                    size.mean += delta / size.weight
+                    size.m2 = keep * size.m2 + delta * (size_value - size.mean)
+                    size.count += 1
+                elif top is None or raw > top:
+                    top = raw
         elif self._with_context:
             self._warmup_values.append(value)
         level.add(value)
@@ -329,7 +327,13 @@ class SurpriseDetector(Detector[SurpriseParams]):
             self._step.add(step)
         self._drift.add(short)
         slot.add(value)
-        return raws if warm else None
+        if not warm:
+            return None
+        if raws is not None:
+            return raws
+        if self._scale_power:
+            return scaled_top
+        return 0.0 if top is None else top
 
     def _export_state(self) -> dict[str, Any]:
         return {
