@@ -167,12 +167,14 @@ class AnomalyScorer:
             log.info("detector changed for a device (%s): warming up again", state.get("detector"))
         restored: dict[str, Series] = {}
         for metric, (memory, in_episode, last, suppressed) in state.get("series", {}).items():
-            detector: Detector[Any] = self._class(self._params)
+            detector: Detector[Any] | None = None
             if same:
                 try:
                     detector = self._class.from_memory(self._params, memory)
                 except StateError as exc:
                     log.warning("detector state dropped: %s", exc)
+            if detector is None:
+                detector = self._class(self._params)
             restored[str(metric)] = Series(
                 detector,
                 in_episode=bool(in_episode),

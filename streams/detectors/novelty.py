@@ -540,7 +540,7 @@ class NoveltyDetector(Detector[NoveltyParams]):
         for memory, data in zip(self._memories, memories, strict=True):
             memory.restore(data)
         self._rarity = [RankCalibrator(p.history, [float(v) for v in r]) for r in state["rarity"]]
-        if self._surprise is not None:
-            self._surprise = SurpriseDetector.from_memory(self._surprise.params, state["surprise"])
+        if self._surprise is not None:  # the fresh one of __init__, continued in place
+            self._surprise._restore_state(state["surprise"])
         self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
         self._last = Score.from_dict(state["last"])
