@@ -2,6 +2,8 @@
 
     .venv/bin/python -m benchmarks.api_bench [--duration 10] [--clients 100,1000] [--rate 1000]
     .venv/bin/python -m benchmarks.api_bench --smoke      # that it runs, in ~30 s
+    ... --no-rest --versus "before=PYTHONPATH=/tmp/old .venv/bin/python -m sentio_iot.cli.main"
+                                    # the fan-out of another build too, in the same run
 
 Needs the local stack (`sentio stack up`). Starts `sentio api` in its own process on its own
 topic prefix (so its CPU is its own), then:
@@ -16,7 +18,13 @@ topic prefix (so its CPU is its own), then:
    coalesced by slow clients, server CPU.
 
 Every client runs in this one Python process, so on a small machine the load generator may
-be the limit: the table says how many messages were offered and how many arrived.
+be the limit: the table says how many messages were offered and how many arrived. To keep
+the clients cheap, one in ten parses its messages (for the latency); the others count the
+updates in each frame's text; none asks for compression.
+
+``--versus LABEL=COMMAND`` also runs the fan-out against the API started by COMMAND (its
+``api -c FILE`` appended; e.g. an older checkout of Sentio), on the same topics, one after
+the other, so builds are compared side by side in one run.
 """
 
 from __future__ import annotations
@@ -27,6 +35,7 @@ import contextlib
 import json
 import os
 import secrets
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -151,9 +160,11 @@ class Plant:
 
 
 @contextmanager
-def process(argv: list[str], health: str, log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def process(
+    argv: list[str], health: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
     with log.open("wb") as out:
-        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
+        child = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 90
         while True:
@@ -220,7 +231,10 @@ async def fan_out(
 
     async def client(index: int) -> None:
         nonlocal received, ready
-        async with websockets.connect(ws_url, max_queue=None, open_timeout=60) as ws:
+        connection = websockets.connect(
+            ws_url, max_queue=None, open_timeout=60, compression=None, ping_interval=None
+        )
+        async with connection as ws:
             await ws.send(json.dumps({"type": "auth", "token": token, "batch": BATCH}))
             await ws.recv()
             await ws.send(json.dumps({"type": "subscribe", "id": "all", "kinds": ["readings"]}))
@@ -231,13 +245,15 @@ async def fan_out(
                     text = await asyncio.wait_for(ws.recv(), 0.5)
                 except TimeoutError:
                     continue
-                message = json.loads(text)
+                if index % 10:  # most clients count the updates in the frame's text
+                    received += str(text).count('"type":"update",')
+                    continue
+                message = json.loads(text)  # a sample of the clients times their messages
                 items = message["items"] if message.get("type") == "updates" else [message]
                 for item in items:
                     if item.get("type") == "update":
                         received += 1
-                        if index % 10 == 0:  # a sample of the clients times their messages
-                            latencies.append((now_us() - item["data"]["ts"]) / 1000)
+                        latencies.append((now_us() - item["data"]["ts"]) / 1000)
 
     tasks = [asyncio.create_task(client(i)) for i in range(clients)]
     while ready < clients:
@@ -296,6 +312,14 @@ def main() -> None:
     parser.add_argument("--devices", type=int, default=200, help="Devices of the plant.")
     parser.add_argument("--concurrency", type=int, default=32, help="REST clients at once.")
     parser.add_argument("--smoke", action="store_true", help="Tiny and quick: that it runs.")
+    parser.add_argument("--no-rest", action="store_true", help="Only the WebSocket fan-out.")
+    parser.add_argument(
+        "--versus",
+        action="append",
+        default=[],
+        metavar="LABEL=COMMAND",
+        help="Also run the fan-out against the API started by COMMAND (+ 'api -c FILE').",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.duration, args.clients, args.rate, args.devices, args.concurrency = 2, "10", 100, 20, 4
@@ -303,17 +327,17 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="api-bench-") as folder:
         work = Path(folder)
-        base = load_config()
-        data = base.model_dump(mode="json")
         port = free_port()
-        data["topics"] = {**data["topics"], "prefix": f"bench-api-{uuid.uuid4().hex[:8]}."}
-        data["api"] = {
-            **data["api"],
-            "port": port,
-            "state_dir": str(work / "api"),
-            "live": {**data["api"]["live"], "max_messages_per_s": 1_000_000},
+        # only what differs from the defaults: another build (--versus) reads it too
+        data: dict[str, Any] = {
+            "topics": {"prefix": f"bench-api-{uuid.uuid4().hex[:8]}."},
+            "api": {
+                "port": port,
+                "state_dir": str(work / "api"),
+                "live": {"max_messages_per_s": 1_000_000},
+            },
+            "producers": {},
         }
-        data["producers"] = {}
         config_file = work / "sentio.yaml"
         config_file.write_text(yaml.safe_dump(data))
         config = load_config(config_file)
@@ -366,39 +390,59 @@ def main() -> None:
                     print(
                         f"{'endpoint':<34}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'CPU %':>8}{'errors':>8}"
                     )
-                    for label, target, pid in rows:
+                    for label, target, pid in rows if not args.no_rest else ():
                         rps, p50, p99, cpu, errors = asyncio.run(
                             rest_load(target, headers, args.concurrency, args.duration, pid)
                         )
                         print(f"{label:<34}{rps:>9.0f}{p50:>9.1f}{p99:>9.1f}{cpu:>8.0f}{errors:>8}")
-                print()
-                print(
-                    f"WebSocket fan-out: {args.rate:g} readings/s from {args.devices} devices, "
-                    f"{args.duration:g} s, every client subscribed to every reading"
-                )
-                print(
-                    f"{'clients':>8}{'offered/s':>11}{'delivered/s':>13}{'share':>7}"
-                    f"{'p50 ms':>9}{'p99 ms':>9}{'coalesced':>11}{'CPU %':>7}"
-                )
-                ws_url = url.replace("http", "ws") + "/api/v1/live"
-                for count in counts:
-                    r = asyncio.run(
-                        fan_out(
-                            ws_url,
-                            token,
-                            count,
-                            plant,
-                            args.rate,
-                            args.duration,
-                            api.pid,
-                            f"{url}/metrics",
+            print()
+            print(
+                f"WebSocket fan-out: {args.rate:g} readings/s from {args.devices} devices, "
+                f"{args.duration:g} s, every client subscribed to every reading"
+            )
+            print(
+                f"{'build':<10}{'clients':>8}{'offered/s':>11}{'delivered/s':>13}{'share':>7}"
+                f"{'p50 ms':>9}{'p99 ms':>9}{'coalesced':>11}{'CPU %':>7}{'CPU us/msg':>12}"
+            )
+            builds = [("sentio", [SENTIO])]
+            builds += [(v.partition("=")[0], shlex.split(v.partition("=")[2])) for v in args.versus]
+            for label, argv in builds:
+                # env assignments at the front (PYTHONPATH=...) go to the environment
+                env = dict(os.environ)
+                while argv and "=" in argv[0] and not argv[0].startswith(("/", ".")):
+                    name, _, value = argv.pop(0).partition("=")
+                    env[name] = value
+                with process(
+                    [*argv, "api", "-c", str(config_file)],
+                    f"{url}/health",
+                    work / f"api-{label}.log",
+                    env,
+                ) as api:
+                    login = {"username": "bench", "password": password.get_secret_value()}
+                    reply = httpx.post(f"{url}/api/v1/auth/login", json=login)
+                    token = reply.json()["access_token"]
+                    ws_url = url.replace("http", "ws") + "/api/v1/live"
+                    for count in counts:
+                        r = asyncio.run(
+                            fan_out(
+                                ws_url,
+                                token,
+                                count,
+                                plant,
+                                args.rate,
+                                args.duration,
+                                api.pid,
+                                f"{url}/metrics",
+                            )
                         )
-                    )
-                    print(
-                        f"{count:>8}{r['offered_per_s']:>11.0f}{r['delivered_per_s']:>13.0f}"
-                        f"{r['delivered_share']:>7.2f}{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}"
-                        f"{r['coalesced']:>11.0f}{r['cpu_pct']:>7.0f}"
-                    )
+                        per_msg = 1e4 * r["cpu_pct"] / max(r["delivered_per_s"], 1.0)
+                        print(
+                            f"{label:<10}{count:>8}{r['offered_per_s']:>11.0f}"
+                            f"{r['delivered_per_s']:>13.0f}{r['delivered_share']:>7.2f}"
+                            f"{r['p50_ms']:>9.1f}{r['p99_ms']:>9.1f}{r['coalesced']:>11.0f}"
+                            f"{r['cpu_pct']:>7.0f}{per_msg:>12.1f}",
+                            flush=True,
+                        )
         finally:
             plant.registry.close()
             delete_topics(config)

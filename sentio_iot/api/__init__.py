@@ -9,7 +9,7 @@
     views      latest state from Kafka            views.py, feed.py
     history    VictoriaMetrics query_range        history.py
     REST       /api/v1/...                        routes_*.py, schemas.py
-    live       WebSocket /api/v1/live             live.py, client_queue.py
+    live       WebSocket /api/v1/live             live.py, hub.py, client_queue.py
     server     FastAPI app + uvicorn              app.py, server.py
 
 Nothing here connects or builds global state at import time; ``app.create_app`` does.

@@ -45,7 +45,7 @@ def apply_batch(svc: Services, batch: Batch) -> None:
     """Views first, then the live clients: a resume never misses what was just sent."""
     updates = [svc.views.apply(kind, record) for kind, record in batch]
     svc.feed_records += len(updates)
-    svc.hub.publish(updates)
+    svc.hub.offer(updates)
 
 
 @asynccontextmanager

@@ -1,17 +1,24 @@
 """Fan-out of view updates to live clients, each filtered by its subscriptions and tenants.
 
-``publish`` runs on the event loop and only puts into each client's bounded coalescing
-queue, so a slow client never slows the feed or the other clients.
+Clients with the same filter (tenants and subscriptions) and the same batch size form a
+:class:`FanoutGroup`. ``publish`` runs on the event loop, selects each group's updates
+once, encodes them once into frames and puts the same frames into every member's bounded
+:class:`Outbox`: a batch costs O(updates x groups + frames x clients), never a
+serialisation per client, and a slow client never slows the feed or the other clients.
+``offer`` paces ``publish`` to at most one round of frames per ``frame_interval_s`` so that a
+fast feed of small batches does not become as many small frames per client.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import asyncio
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sentio_iot.api.client_queue import CoalescingQueue
+from sentio_iot.api.client_queue import Frame, Outbox, encode
 from sentio_iot.api.principal import Principal
+from sentio_iot.api.roles import ALL_TENANTS
 from sentio_iot.api.views import KINDS, Update
 
 
@@ -28,6 +35,11 @@ class Subscription:
     devices: frozenset[str] = frozenset()
     sites: frozenset[str] = frozenset()
     metrics: frozenset[str] = frozenset()
+
+    @property
+    def filter(self) -> tuple[frozenset[str], ...]:
+        """What it matches, without its id: equal filters match the same updates."""
+        return (self.kinds, self.devices, self.sites, self.metrics)
 
     def matches(self, update: Update) -> bool:
         return (
@@ -58,12 +70,16 @@ class Subscription:
         return cls(sub_id, **sets)
 
 
+GroupKey = tuple[frozenset[str], frozenset[tuple[frozenset[str], ...]], int]
+
+
 @dataclass(eq=False)
 class LiveClient:
     principal: Principal
-    queue: CoalescingQueue
+    outbox: Outbox
+    batch: int = 1  # most updates in one frame
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
-    offered: int = 0  # updates put into the queue
+    offered: int = 0  # updates put into the outbox
     sent: int = 0  # updates sent to the client
 
     def wants(self, update: Update) -> bool:
@@ -73,51 +89,166 @@ class LiveClient:
 
     def device_scope(self) -> frozenset[str] | None:
         """The devices some subscription names, or None when one takes every device."""
-        devices: set[str] = set()
-        for sub in self.subscriptions.values():
-            if not sub.devices:
-                return None
-            devices |= sub.devices
-        return frozenset(devices)
+        return _device_scope(self.subscriptions.values())
 
-    def offer(self, update: Update) -> None:
-        if self.wants(update):
-            self.offered += 1
-            self.queue.put(update)
+    def group_key(self) -> GroupKey | None:
+        """Clients with equal keys are sent the same frames; None: nothing subscribed."""
+        if not self.subscriptions:
+            return None
+        filters = frozenset(sub.filter for sub in self.subscriptions.values())
+        return frozenset(self.principal.tenants), filters, self.batch
+
+    def push(self, frames: Sequence[Frame]) -> None:
+        for frame in frames:
+            self.offered += frame.count
+            self.outbox.push(frame)
+
+    def refilter(self) -> None:
+        """After a subscription or tenant change: keep only wanted updates already queued."""
+        kept: list[Frame] = []
+        for frame in self.outbox.frames:
+            wanted = [u for u in frame.updates if self.wants(u)]
+            if len(wanted) == frame.count:
+                kept.append(frame)
+            elif wanted:
+                kept.extend(encode(wanted, self.batch))
+        self.outbox.replace(kept)
+
+
+def _device_scope(subscriptions: Iterable[Subscription]) -> frozenset[str] | None:
+    devices: set[str] = set()
+    for sub in subscriptions:
+        if not sub.devices:
+            return None
+        devices |= sub.devices
+    return frozenset(devices)
+
+
+class FanoutGroup:
+    """Clients that want the same updates in the same frames."""
+
+    def __init__(self, key: GroupKey, client: LiveClient) -> None:
+        self.key = key
+        self.tenants = key[0]
+        self.batch = key[2]
+        self.subscriptions = tuple(client.subscriptions.values())
+        self.devices = _device_scope(self.subscriptions)
+        self.clients: set[LiveClient] = set()
+        self.see_all = ALL_TENANTS in self.tenants
+
+    def wants(self, update: Update) -> bool:
+        return (self.see_all or update.tenant in self.tenants) and any(
+            sub.matches(update) for sub in self.subscriptions
+        )
 
 
 class LiveHub:
-    def __init__(self) -> None:
+    def __init__(self, frame_interval_s: float = 0.0) -> None:
+        self.frame_interval_s = frame_interval_s
         self.clients: set[LiveClient] = set()
+        self.groups: dict[GroupKey, FanoutGroup] = {}
+        self._member: dict[LiveClient, GroupKey] = {}
+        self._broad: list[FanoutGroup] = []
+        self._by_device: dict[str, list[FanoutGroup]] = {}
+        self._index_stale = False
         self.published = 0
+        self.frames_encoded = 0
         self.sent_before = 0  # sent to clients that have gone (their counts end with them)
         self.coalesced_before = 0
+        self.slow_disconnects = 0  # clients closed because a frame could not be sent in time
+        self._pending: list[Update] = []
+        self._flush: asyncio.TimerHandle | None = None
+        self._last_flush = float("-inf")
+
+    def join(self, client: LiveClient) -> None:
+        self.clients.add(client)
+        self.regroup(client)
 
     def leave(self, client: LiveClient) -> None:
         if client in self.clients:
             self.clients.discard(client)
+            self._ungroup(client)
             self.sent_before += client.sent
-            self.coalesced_before += client.queue.coalesced
+            self.coalesced_before += client.outbox.coalesced
 
-    def publish(self, updates: Iterable[Update]) -> None:
-        """Offer each update to the clients that may want it. Clients whose subscriptions all
-        name devices are looked up by the update's device, so an update costs what its
-        interested clients cost, not what all clients cost (the index is rebuilt per batch:
-        subscriptions change between batches)."""
-        broad: list[LiveClient] = []
-        by_device: dict[str, list[LiveClient]] = {}
-        for client in self.clients:
-            if not client.subscriptions:
-                continue
-            devices = client.device_scope()
-            if devices is None:
-                broad.append(client)
+    def regroup(self, client: LiveClient) -> None:
+        """Call after the client's subscriptions or principal changed."""
+        self._ungroup(client)
+        key = client.group_key()
+        if key is None or client not in self.clients:
+            return
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = FanoutGroup(key, client)
+            self._index_stale = True
+        group.clients.add(client)
+        self._member[client] = key
+
+    def _ungroup(self, client: LiveClient) -> None:
+        key = self._member.pop(client, None)
+        if key is None:
+            return
+        group = self.groups[key]
+        group.clients.discard(client)
+        if not group.clients:
+            del self.groups[key]
+            self._index_stale = True
+
+    def _index(self) -> None:
+        """Groups whose subscriptions all name devices are looked up by the update's device:
+        an update costs what its interested groups cost, not what all groups cost."""
+        self._broad, self._by_device = [], {}
+        for group in self.groups.values():
+            if group.devices is None:
+                self._broad.append(group)
             else:
-                for device in devices:
-                    by_device.setdefault(device, []).append(client)
-        for update in updates:
-            self.published += 1
-            for client in broad:
-                client.offer(update)
-            for client in by_device.get(update.device_id, ()):
-                client.offer(update)
+                for device in group.devices:
+                    self._by_device.setdefault(device, []).append(group)
+        self._index_stale = False
+
+    def publish(self, updates: Sequence[Update]) -> None:
+        """Encode each group's updates once and put the frames into every member's outbox."""
+        self.published += len(updates)
+        if not updates or not self.groups:
+            return
+        if self._index_stale:
+            self._index()
+        chosen: dict[FanoutGroup, list[Update]] = {}
+        for group in self._broad:
+            wanted = [u for u in updates if group.wants(u)]
+            if wanted:
+                chosen[group] = wanted
+        if self._by_device:
+            for update in updates:
+                for group in self._by_device.get(update.device_id, ()):
+                    if group.wants(update):
+                        chosen.setdefault(group, []).append(update)
+        for group, wanted in chosen.items():
+            frames = encode(wanted, group.batch)
+            self.frames_encoded += len(frames)
+            for client in group.clients:
+                client.push(frames)
+
+    def offer(self, updates: Sequence[Update]) -> None:
+        """``publish``, at most once per ``frame_interval_s``: the first batch after a quiet
+        spell goes at once, later ones wait for the interval and go together."""
+        if self.frame_interval_s <= 0:
+            self.publish(updates)
+            return
+        self._pending.extend(updates)
+        if self._flush is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_flush + self.frame_interval_s - loop.time()
+        if wait <= 0:
+            self.flush()
+        else:
+            self._flush = loop.call_later(wait, self.flush)
+
+    def flush(self) -> None:
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        self._last_flush = asyncio.get_running_loop().time()
+        updates, self._pending = self._pending, []
+        self.publish(updates)

@@ -15,11 +15,17 @@ Protocol (one JSON object per text frame):
             newer than the cursor (a resume), then live updates
     server: {"type": "update", "kind", "cursor", "data": {Avro field names}}
     server: {"type": "heartbeat", "cursor"}   after heartbeat_s without a message
-    server: {"type": "overflow", "dropped", "resume_cursor"}   the queue was full
+    server: {"type": "overflow", "dropped", "resume_cursor"}   the queue was full: the
+            server dropped what waited and now sends, by itself, the latest value per key
+            newer than resume_cursor (coalesced), then live updates again
     client: {"type": "unsubscribe", "id": "s1"} | {"type": "ping"}
 
-Refusals close the socket: 4401 (not authenticated; reason), 4403 (not allowed), 4408 (no
-token in time), 4400 (a bad queue_size). Bad messages get {"type": "error", "reason"} and the socket stays open.
+Every client with the same tenants, subscriptions and batch is sent the same frames, encoded
+once (see hub.py). Refusals close the socket: 4401 (not authenticated; reason), 4403 (not
+allowed), 4408 (no token in time), 4400 (a bad queue_size or batch), 4429 (too slow: a frame
+could not be sent for api.live.stall_timeout_s; counted in
+sentio_api_live_slow_disconnects_total). Bad messages get {"type": "error", "reason"} and the
+socket stays open.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from sentio_iot.api.auth import authenticate
-from sentio_iot.api.client_queue import CoalescingQueue
+from sentio_iot.api.client_queue import Frame, Outbox, encode
 from sentio_iot.api.errors import Refused
 from sentio_iot.api.hub import LiveClient, Subscription, SubscriptionError
 from sentio_iot.api.principal import Principal
@@ -112,54 +118,75 @@ class Session:
         self.svc = svc
         self.settings = svc.config.api.live
         self.options = options
-        self.client = LiveClient(principal, CoalescingQueue(options.queue_size))
-        self.last_sent = svc.views.seq
+        self.client = LiveClient(principal, Outbox(options.queue_size), options.batch)
+        self.last_sent = svc.views.seq  # every update up to it that the client wants is sent
+        self.resume_floor: int | None = None  # a resume asked for older updates than that
         self.send_lock = asyncio.Lock()
+        rate = self.settings.max_messages_per_s
+        self._tokens, self._last = rate, time.monotonic()
 
     async def send(self, message: dict[str, Any]) -> None:
         await self.send_text(json.dumps(message, separators=(",", ":")))
 
     async def send_text(self, text: str) -> None:
+        """Send one frame; a client that takes none for stall_timeout_s is closed (4429)."""
+        stall = self.settings.stall_timeout_s
         async with self.send_lock:
-            await self.ws.send_text(text)
+            try:
+                async with asyncio.timeout(stall):
+                    await self.ws.send_text(text)
+            except TimeoutError:
+                self.svc.hub.slow_disconnects += 1
+                raise Closed(
+                    4429,
+                    f"too slow: a frame waited {stall:g} s to be sent; "
+                    "reconnect and subscribe with the last cursor",
+                ) from None
 
     async def sender(self) -> None:
-        rate = self.settings.max_messages_per_s
-        tokens, last = rate, time.monotonic()
-        epoch = self.svc.views.epoch
+        outbox = self.client.outbox
         while True:
             self._check_expiry()
-            update = await self.client.queue.get(self.settings.heartbeat_s)
-            dropped = self.client.queue.take_dropped()
-            if dropped:
-                await self.send(
-                    {
-                        "type": "overflow",
-                        "dropped": dropped,
-                        "resume_cursor": f"{epoch}.{self.last_sent}",
-                    }
-                )
-            if update is None:
+            frame = await outbox.get(self.settings.heartbeat_s)
+            dropped = outbox.take_behind()
+            if dropped is not None:
+                await self._catch_up(dropped)
+            elif frame is None:
                 await self.send({"type": "heartbeat", "cursor": self.svc.views.cursor})
-                continue
-            batch = [update, *self.client.queue.take_now(self.options.batch - 1)]
-            batch = [u for u in batch if self.client.wants(u)]  # not unsubscribed meanwhile
-            if not batch:
-                continue
-            now = time.monotonic()
-            tokens = min(rate, tokens + (now - last) * rate)
-            last = now
-            if tokens < len(batch):  # over the rate: wait; meanwhile the queue coalesces
-                await asyncio.sleep((len(batch) - tokens) / rate)
-                tokens = float(len(batch))
-            tokens -= len(batch)
-            if len(batch) == 1:
-                await self.send_text(batch[0].message)
-            else:  # the cached texts joined: no update is serialised again
-                items = ",".join(u.message for u in batch)
-                await self.send_text('{"type":"updates","items":[' + items + "]}")
-            self.client.sent += len(batch)
-            self.last_sent = max(self.last_sent, batch[-1].seq)
+            else:
+                await self._send_frame(frame)
+
+    async def _send_frame(self, frame: Frame) -> None:
+        await self._pace(frame.count)
+        await self.send_text(frame.text)  # encoded once for every client of its group
+        self.client.sent += frame.count
+        self.last_sent = max(self.last_sent, frame.last_seq)
+
+    async def _pace(self, count: int) -> None:
+        """The per-connection message rate; while it waits the outbox fills and coalesces."""
+        rate = self.settings.max_messages_per_s
+        now = time.monotonic()
+        self._tokens = min(rate, self._tokens + (now - self._last) * rate)
+        self._last = now
+        if self._tokens < count:
+            await asyncio.sleep((count - self._tokens) / rate)
+            self._tokens = float(count)
+        self._tokens -= count
+
+    async def _catch_up(self, dropped: int) -> None:
+        """The outbox overflowed: send the latest value per key the client missed, from the
+        views. Taken at once (no await before ``since``): frames queued from here on hold
+        only newer updates."""
+        views, client = self.svc.views, self.client
+        since = self.last_sent if self.resume_floor is None else self.resume_floor
+        since, self.resume_floor = min(since, self.last_sent), None
+        resume = f"{views.epoch}.{since}"
+        missed = [u for u in views.since(since) if client.wants(u)]
+        upto = views.seq
+        await self.send({"type": "overflow", "dropped": dropped, "resume_cursor": resume})
+        for frame in encode(missed, client.batch):
+            await self._send_frame(frame)
+        self.last_sent = max(self.last_sent, upto)
 
     def _check_expiry(self) -> None:
         expires = self.client.principal.expires_at
@@ -173,7 +200,9 @@ class Session:
             if kind == "subscribe":
                 await self._subscribe(message)
             elif kind == "unsubscribe":
-                self.client.subscriptions.pop(str(message.get("id")), None)
+                if self.client.subscriptions.pop(str(message.get("id")), None) is not None:
+                    self.svc.hub.regroup(self.client)
+                    self.client.refilter()
                 await self.send({"type": "unsubscribed", "id": message.get("id")})
             elif kind == "auth":
                 await self._renew(message)
@@ -193,14 +222,21 @@ class Session:
         if sub.id not in self.client.subscriptions and len(self.client.subscriptions) >= limit:
             await self.send({"type": "error", "reason": f"at most {limit} subscriptions"})
             return
+        replaced = self.client.subscriptions.get(sub.id)
         self.client.subscriptions[sub.id] = sub
+        self.svc.hub.regroup(self.client)
+        if replaced is not None:
+            self.client.refilter()
         views = self.svc.views
         await self.send({"type": "subscribed", "id": sub.id, "cursor": views.cursor})
         cursor = message.get("cursor")
         if isinstance(cursor, str):
-            for update in views.since(views.parse_cursor(cursor)):
-                if self.client.principal.sees(update.tenant) and sub.matches(update):
-                    self.client.queue.put(update)
+            principal, since = self.client.principal, views.parse_cursor(cursor)
+            self.resume_floor = (
+                since if self.resume_floor is None else min(since, self.resume_floor)
+            )
+            resumed = [u for u in views.since(since) if principal.sees(u.tenant) and sub.matches(u)]
+            self.client.push(encode(resumed, self.client.batch))
 
     async def _renew(self, message: dict[str, Any]) -> None:
         token = message.get("token")
@@ -213,7 +249,11 @@ class Session:
             raise Closed(4401, exc.reason) from None
         if principal.name != self.client.principal.name:
             raise Closed(4403, "a connection cannot change who it belongs to")
+        tenants_changed = principal.tenants != self.client.principal.tenants
         self.client.principal = principal
+        if tenants_changed:
+            self.svc.hub.regroup(self.client)
+            self.client.refilter()
         await self.send({"type": "renewed", "cursor": self.svc.views.cursor})
 
 
@@ -245,7 +285,7 @@ async def live(ws: WebSocket) -> None:
             },
         }
     )
-    svc.hub.clients.add(session.client)
+    svc.hub.join(session.client)
     tasks = [asyncio.create_task(session.sender()), asyncio.create_task(session.receiver())]
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
@@ -253,7 +293,8 @@ async def live(ws: WebSocket) -> None:
             error = task.exception()
             if isinstance(error, Closed):
                 with contextlib.suppress(Exception):
-                    await ws.close(error.code, error.reason)
+                    async with asyncio.timeout(1.0):  # a stalled client takes no close frame
+                        await ws.close(error.code, error.reason)
             elif error is not None and not isinstance(error, WebSocketDisconnect):
                 log.warning(
                     "live connection ended user=%s error=%s", principal.name, type(error).__name__

@@ -17,11 +17,30 @@ def render_metrics(svc: Services) -> str:
     sent.inc(by=svc.hub.sent_before + sum(c.sent for c in svc.hub.clients))
     coalesced = Family(
         "sentio_api_live_coalesced_total",
-        "Updates replaced in a full client queue by a newer one of the same key.",
+        "Updates dropped from a slow client's full queue; it was sent the latest per key instead.",
         "counter",
         (),
     )
-    coalesced.inc(by=svc.hub.coalesced_before + sum(c.queue.coalesced for c in svc.hub.clients))
+    hub = svc.hub
+    coalesced.inc(by=hub.coalesced_before + sum(c.outbox.coalesced for c in hub.clients))
+    slow = Family(
+        "sentio_api_live_slow_disconnects_total",
+        "Live clients closed (4429) because a frame could not be sent in api.live.stall_timeout_s.",
+        "counter",
+        (),
+    )
+    slow.inc(by=hub.slow_disconnects)
+    frames = Family(
+        "sentio_api_live_frames_encoded_total",
+        "Frames encoded for live clients (once per group of clients with the same filter).",
+        "counter",
+        (),
+    )
+    frames.inc(by=hub.frames_encoded)
+    groups = Family(
+        "sentio_api_live_groups", "Groups of clients sent the same frames.", "gauge", ()
+    )
+    groups.inc(by=len(hub.groups))
     devices = Family("sentio_api_view_devices", "Devices in the views.", "gauge", ())
     devices.inc(by=len(svc.views.devices))
-    return render_families([records, clients, sent, coalesced, devices])
+    return render_families([records, clients, sent, coalesced, slow, frames, groups, devices])

@@ -30,6 +30,9 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         "access_log": False,  # keep logs small; refusals are logged with their reason
         "ws": "websockets-sansio",
         "ws_max_size": 64 * 1024,
+        # permessage-deflate compresses every frame again for every client (a zlib stream per
+        # connection): the frames encoded once per group would each cost a deflate per client
+        "ws_per_message_deflate": app.state.services.config.api.live.compression,
         "lifespan": "on",
         "server_header": False,
         # a client that stopped reading must not hold a shutdown up

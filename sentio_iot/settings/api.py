@@ -93,7 +93,23 @@ class LiveSettings(Section):
         1000,
         ge=16,
         le=1_000_000,
-        description="Updates waiting for one client; when full (a slow client) a new update replaces the waiting one of the same key (device, metric, alert) or drops the oldest, and the client is told where to resume.",
+        description="Updates waiting for one client; when more would wait (a slow client) the waiting ones are dropped, the client is told how many and is sent the latest value per key (device, metric, alert) it missed, from the views.",
+    )
+    frame_interval_s: float = Field(
+        0.05,
+        ge=0,
+        le=5,
+        description="Updates arriving within this long of the last frames sent go out together in the next frames (s); 0: each batch from Kafka at once. Fewer, larger frames per client.",
+    )
+    stall_timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="A client that takes no frame for this long is closed with code 4429 (s).",
+    )
+    compression: bool = Field(
+        False,
+        description="permessage-deflate for clients that ask for it: fewer bytes on a slow link, but every frame is compressed again for every client, which costs more CPU than encoding it.",
     )
     heartbeat_s: float = Field(
         15.0, gt=0, le=300, description="A heartbeat is sent after this long without messages."

@@ -25,5 +25,5 @@ def test_the_api_benchmark_runs_and_prints_its_tables() -> None:
     assert "bare ASGI (same body, ceiling)" in done.stdout
     assert "GET /api/v1/devices?limit=100" in done.stdout
     lines = done.stdout.splitlines()
-    header = next(i for i, line in enumerate(lines) if line.strip().startswith("clients"))
-    assert lines[header + 1].split()[0] == "10"  # one row per client count
+    header = next(i for i, line in enumerate(lines) if line.strip().startswith("build"))
+    assert lines[header + 1].split()[:2] == ["sentio", "10"]  # one row per build and count

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from sentio_iot.api.client_queue import CoalescingQueue
+from sentio_iot.api.client_queue import Outbox, encode
 from sentio_iot.api.history import SeriesRequestError, plan
 from sentio_iot.api.hub import LiveClient, LiveHub, Subscription, SubscriptionError
 from sentio_iot.api.principal import Principal
@@ -30,29 +30,40 @@ def reading(device: str, value: float, ts: int = 1, tenant: str = "acme") -> dic
     }
 
 
-async def test_queue_keeps_every_update_while_there_is_room() -> None:
-    views, queue = Views("default", "local", 10), CoalescingQueue(max_items=4)
+async def test_outbox_keeps_every_frame_while_there_is_room() -> None:
+    views, outbox = Views("default", "local", 10), Outbox(max_updates=4)
     for value in (1.0, 2.0, 3.0):
-        queue.put(views.apply("readings", reading("p1", value)))
-    got = [await queue.get(0.01) for _ in range(3)]
-    assert [u.data["metrics"][0]["value"] for u in got if u] == [1.0, 2.0, 3.0]
-    assert await queue.get(0.01) is None  # empty: the heartbeat's turn
+        for frame in encode([views.apply("readings", reading("p1", value))], 1):
+            outbox.push(frame)
+    got = [await outbox.get(0.01) for _ in range(3)]
+    assert [f.updates[0].data["metrics"][0]["value"] for f in got if f] == [1.0, 2.0, 3.0]
+    assert await outbox.get(0.01) is None  # empty: the heartbeat's turn
+    assert outbox.take_behind() is None
 
 
-async def test_a_full_queue_coalesces_per_key_and_drops_the_oldest_new_key() -> None:
-    views, queue = Views("default", "local", 10), CoalescingQueue(max_items=2)
-    queue.put(views.apply("readings", reading("p1", 1.0)))
-    queue.put(views.apply("readings", reading("p2", 1.0)))
-    queue.put(views.apply("readings", reading("p1", 2.0)))  # full: replaces p1's 1.0
-    queue.put(views.apply("readings", reading("p1", 3.0)))  # and again
-    assert (len(queue), queue.coalesced, queue.dropped) == (2, 2, 0)
-    queue.put(views.apply("readings", reading("p3", 1.0)))  # new key, full: drops p2
-    assert (len(queue), queue.take_dropped(), queue.dropped) == (2, 1, 0)
-    got = [await queue.get(0.01) for _ in range(2)]
-    assert [(u.device_id, u.data["metrics"][0]["value"]) for u in got if u] == [
-        ("p1", 3.0),
-        ("p3", 1.0),
-    ]
+async def test_a_full_outbox_drops_what_waits_and_marks_the_client_behind() -> None:
+    views, outbox = Views("default", "local", 10), Outbox(max_updates=3)
+    updates = [views.apply("readings", reading(f"p{i}", 1.0)) for i in range(4)]
+    outbox.push(encode(updates[:2], 2)[0])  # 2 of 3
+    outbox.push(encode(updates[2:], 2)[0])  # 4 > 3: both frames dropped, behind
+    assert (len(outbox), outbox.behind, outbox.coalesced, outbox.overflows) == (0, True, 4, 1)
+    outbox.push(encode([views.apply("readings", reading("p0", 2.0))], 1)[0])  # still behind
+    assert await outbox.get(0.01) is None  # no waiting: the sender catches up from the views
+    assert (outbox.take_behind(), outbox.behind, outbox.coalesced) == (5, False, 5)
+    assert outbox.take_behind() is None
+
+
+def test_frames_join_the_cached_texts_of_at_most_batch_updates() -> None:
+    views = Views("default", "local", 10)
+    updates = [views.apply("readings", reading(f"p{i}", float(i))) for i in range(5)]
+    frames = encode(updates, 2)
+    assert [f.count for f in frames] == [2, 2, 1]
+    assert json.loads(frames[0].text) == {
+        "type": "updates",
+        "items": [json.loads(updates[0].message), json.loads(updates[1].message)],
+    }
+    assert frames[2].text is updates[4].message  # one update alone is its own message
+    assert [f.last_seq for f in frames] == [2, 4, 5]
 
 
 def test_views_resume_from_a_cursor_with_the_latest_per_key() -> None:
@@ -98,13 +109,14 @@ def test_device_events_set_the_status() -> None:
 
 def test_hub_sends_only_what_a_client_subscribed_to_in_its_tenants() -> None:
     views, hub = Views("default", "local", 10), LiveHub()
-    acme = LiveClient(Principal("vic", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+    acme = LiveClient(Principal("vic", Role.VIEWER, ("acme",)), Outbox(100))
     acme.subscriptions["s"] = Subscription.parse(
         {"id": "s", "kinds": ["readings"], "devices": ["p1", "p9"]}
     )
-    everyone = LiveClient(Principal("ada", Role.ADMIN, ("*",)), CoalescingQueue(100))
+    everyone = LiveClient(Principal("ada", Role.ADMIN, ("*",)), Outbox(100))
     everyone.subscriptions["s"] = Subscription.parse({"id": "s", "metrics": ["temp"]})
-    hub.clients |= {acme, everyone}
+    hub.join(acme)
+    hub.join(everyone)
     hub.publish(
         [
             views.apply("readings", reading("p1", 1.0)),
@@ -162,32 +174,22 @@ def test_an_update_is_serialised_once_for_every_client() -> None:
     }
 
 
-async def test_take_now_empties_the_queue_oldest_first_without_waiting() -> None:
-    views, queue = Views("default", "local", 10), CoalescingQueue(max_items=10)
-    for value in range(5):
-        queue.put(views.apply("readings", reading(f"p{value}", float(value))))
-    assert [u.device_id for u in queue.take_now(3)] == ["p0", "p1", "p2"]
-    assert [u.device_id for u in queue.take_now(10)] == ["p3", "p4"]
-    assert queue.take_now(10) == [] and len(queue) == 0
-    queue.put(views.apply("readings", reading("p0", 9.0)))  # the key index was forgotten too
-    assert (await queue.get(0.01)) is not None
-
-
 def test_clients_that_name_devices_are_offered_only_those_devices() -> None:
     views, hub = Views("default", "local", 10), LiveHub()
     watchers = []
     for i in range(100):
-        client = LiveClient(Principal(f"u{i}", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+        client = LiveClient(Principal(f"u{i}", Role.VIEWER, ("acme",)), Outbox(100))
         client.subscriptions["s"] = Subscription.parse({"id": "s", "devices": [f"p{i}"]})
         watchers.append(client)
-    both = LiveClient(Principal("two", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+    both = LiveClient(Principal("two", Role.VIEWER, ("acme",)), Outbox(100))
     both.subscriptions["a"] = Subscription.parse({"id": "a", "devices": ["p1"]})
     both.subscriptions["b"] = Subscription.parse(
         {"id": "b", "kinds": ["readings"], "devices": ["p2"]}
     )
-    broad = LiveClient(Principal("all", Role.VIEWER, ("acme",)), CoalescingQueue(100))
+    broad = LiveClient(Principal("all", Role.VIEWER, ("acme",)), Outbox(100))
     broad.subscriptions["s"] = Subscription.parse({"id": "s", "kinds": ["readings"]})
-    hub.clients |= {*watchers, both, broad}
+    for client in (*watchers, both, broad):
+        hub.join(client)
     hub.publish([views.apply("readings", reading(f"p{i}", 1.0)) for i in range(5)])
     assert [c.offered for c in watchers[:6]] == [1, 1, 1, 1, 1, 0]
     assert (both.device_scope(), both.offered, broad.device_scope(), broad.offered) == (
@@ -196,3 +198,47 @@ def test_clients_that_name_devices_are_offered_only_those_devices() -> None:
         None,
         5,
     )
+
+
+def test_clients_with_the_same_filter_share_each_frame_encoded_once() -> None:
+    views, hub = Views("default", "local", 10), LiveHub()
+    clients = []
+    for i in range(50):
+        client = LiveClient(Principal(f"u{i}", Role.VIEWER, ("acme",)), Outbox(100), batch=10)
+        client.subscriptions[f"s{i}"] = Subscription.parse({"id": f"s{i}", "kinds": ["readings"]})
+        hub.join(client)
+        clients.append(client)
+    other = LiveClient(Principal("g", Role.VIEWER, ("globex",)), Outbox(100), batch=10)
+    other.subscriptions["s"] = Subscription.parse({"id": "s", "kinds": ["readings"]})
+    hub.join(other)
+    assert len(hub.groups) == 2  # same filter and batch, whatever the subscription ids
+    hub.publish([views.apply("readings", reading(f"p{i}", 1.0)) for i in range(15)])
+    first = clients[0].outbox.frames
+    assert [f.count for f in first] == [10, 5] and hub.frames_encoded == 2
+    assert all(c.outbox.frames[0] is first[0] for c in clients)  # the same object, not a copy
+    assert len(other.outbox) == 0  # another tenant's readings
+    clients[0].subscriptions["s0"] = Subscription.parse({"id": "s0", "devices": ["p3"]})
+    hub.regroup(clients[0])
+    clients[0].refilter()
+    assert len(hub.groups) == 3
+    assert [u.device_id for f in clients[0].outbox.frames for u in f.updates] == ["p3"]
+    for client in clients:
+        hub.leave(client)
+    hub.leave(other)
+    assert (hub.groups, hub.clients) == ({}, set())
+
+
+async def test_offer_sends_a_quiet_batch_at_once_and_paces_the_rest() -> None:
+    import asyncio
+
+    views, hub = Views("default", "local", 10), LiveHub(frame_interval_s=0.05)
+    client = LiveClient(Principal("u", Role.VIEWER, ("acme",)), Outbox(100), batch=100)
+    client.subscriptions["s"] = Subscription.parse({"id": "s"})
+    hub.join(client)
+    hub.offer([views.apply("readings", reading("p0", 0.0))])
+    assert len(client.outbox.frames) == 1  # the first after a quiet spell: at once
+    for i in range(1, 6):
+        hub.offer([views.apply("readings", reading(f"p{i}", 0.0))])
+    assert len(client.outbox.frames) == 1  # the next ones wait for the interval
+    await asyncio.sleep(0.1)
+    assert [f.count for f in client.outbox.frames] == [1, 5]  # and go in one frame

@@ -3,7 +3,9 @@ with a code and a reason; bad messages are answered with an error and the socket
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -186,3 +188,106 @@ def test_an_expired_token_closes_the_socket_unless_renewed(tmp_path: Path) -> No
             assert message["type"] == "renewed"
             time.sleep(3)  # past the first token's expiry: still open
             assert json.loads(ws.recv(timeout=5))["type"] == "heartbeat"
+
+
+def stalled_socket(url: str) -> socket.socket:
+    """A WebSocket that never reads: a raw socket with a 4 kB receive buffer (set before
+    connecting, so the window stays small); the handshake and the client's frames by hand."""
+    host, port = url.removeprefix("ws://").split("/", 1)[0].split(":")
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(5)
+    sock.connect((host, int(port)))
+    sock.sendall(
+        b"GET /api/v1/live HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+        b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+        b"Sec-WebSocket-Version: 13\r\n\r\n"
+    )
+    assert sock.recv(4096).startswith(b"HTTP/1.1 101")
+    return sock
+
+
+def send_masked(sock: socket.socket, message: dict[str, object]) -> None:
+    payload = json.dumps(message).encode()
+    assert len(payload) < 65536
+    mask = b"\x01\x02\x03\x04"
+    length = bytes([0x80 | len(payload)]) if len(payload) < 126 else b"\xfe"
+    if len(payload) >= 126:
+        length += len(payload).to_bytes(2, "big")
+    masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    sock.sendall(b"\x81" + length + mask + masked)
+
+
+def test_a_stalled_client_is_closed_4429_and_a_reading_one_catches_up(tmp_path: Path) -> None:
+    """One client stops reading: its queue overflows (counted), then the frame it cannot take
+    closes it (4429, counted). Another, reading slowly, is sent an overflow and then the
+    latest value of every key it missed; the hub forgets both."""
+    import time
+
+    live = {"queue_size": 16, "stall_timeout_s": 0.5, "frame_interval_s": 0.0}
+    data = {"api": {"state_dir": str(tmp_path / "api"), "live": live}}
+    app = create_app(load_config(data=data), start_feed=False)
+    svc: Services = app.state.services
+    svc.users.add("vic", SecretStr(PASSWORD), Role.VIEWER, ("acme",))
+    padding = "x" * 16_000
+    records = [
+        {
+            "device_id": f"d{i % KEYS}",
+            "ts": 1_700_000_000_000_000 + i,
+            "source": "simulate",
+            "seq": i,
+            "metrics": [
+                {"name": "v", "value": float(i), "text": None, "unit": None, "quality": "GOOD"}
+            ],
+            "labels": {"tenant": "acme", "padding": padding},
+        }
+        for i in range(400)
+    ]
+    with serving(app) as url:
+        login = {"username": "vic", "password": PASSWORD}
+        token = httpx.post(f"{url}/api/v1/auth/login", json=login).json()["access_token"]
+        ws_url = url.replace("http", "ws") + "/api/v1/live"
+        subscribe = {"type": "subscribe", "id": "s", "kinds": ["readings"]}
+        stalled = stalled_socket(ws_url)
+        send_masked(stalled, {"type": "auth", "token": token})
+        send_masked(stalled, subscribe)
+        with connect(ws_url, max_queue=1) as reader:
+            reader.send(json.dumps({"type": "auth", "token": token}))
+            assert json.loads(reader.recv(timeout=5))["type"] == "ready"
+            reader.send(json.dumps(subscribe))
+            assert json.loads(reader.recv(timeout=5))["type"] == "subscribed"
+            deadline = time.monotonic() + 5
+            while len(svc.hub.groups) != 1 or len(svc.hub.clients) != 2:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            assert svc.loop is not None
+            for start in range(0, len(records), 20):
+                batch = [("readings", r) for r in records[start : start + 20]]
+                svc.loop.call_soon_threadsafe(apply_batch, svc, batch)
+            latest: dict[str, float] = {}
+            final = {f"d{k}": float(len(records) - KEYS + k) for k in range(KEYS)}
+            overflows = 0
+            while latest != final:
+                message = json.loads(reader.recv(timeout=5))
+                overflows += message["type"] == "overflow"
+                for item in message.get("items", [message]):
+                    if item["type"] == "update":
+                        device, value = item["data"]["device_id"], item["data"]["metrics"][0]
+                        assert value["value"] >= latest.get(device, -1.0)  # never older
+                        latest[device] = value["value"]
+                time.sleep(0.002)  # slower than the feed
+            deadline = time.monotonic() + 20
+            while svc.hub.slow_disconnects < 1 or len(svc.hub.clients) != 1:
+                # more for the stalled one until its buffers are full and a frame waits
+                assert time.monotonic() < deadline, (svc.hub.slow_disconnects, svc.hub.clients)
+                batch = [("readings", r) for r in records[:KEYS]]
+                svc.loop.call_soon_threadsafe(apply_batch, svc, batch)
+                with contextlib.suppress(TimeoutError):
+                    while True:
+                        reader.recv(timeout=0.05)
+            metrics = httpx.get(f"{url}/metrics").text
+            assert "sentio_api_live_slow_disconnects_total 1" in metrics
+            coalesced = [ln for ln in metrics.splitlines() if ln.startswith("sentio_api_live_co")]
+            assert float(coalesced[0].split()[1]) > 0
+            assert overflows >= 1
+        stalled.close()

@@ -84,9 +84,9 @@ export class LiveSocket {
         for (const update of message.items ?? []) this.store.apply(update);
         break;
       case "overflow":
-        // we fell behind: resume from where the server says, it resends the latest state
+        // we fell behind: the server dropped what waited for us and now sends the latest
+        // state since resume_cursor by itself; keep it in case the socket drops meanwhile
         this.store.cursor = message.resume_cursor ?? "";
-        ws.close();
         break;
       default:
         break; // heartbeat, error
