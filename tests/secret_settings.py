@@ -80,6 +80,7 @@ def configuration(tmp_path: Path) -> dict[str, Any]:
                     "security_policy": "Basic256Sha256",
                     "certificate_path": str(tmp_path / "client-cert.der"),
                     "private_key_path": str(tmp_path / "client-key.pem"),
+                    "trusted_ca_path": str(tmp_path / "plant-ca.pem"),
                     "private_key_password": s["producers.opcua.private_key_password"],
                     "username": "sentio",
                     "password": s["producers.opcua.password"],

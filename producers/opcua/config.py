@@ -146,7 +146,15 @@ class OpcUaServerConfig(BaseModel):
     )
     server_certificate_path: Path | None = Field(
         None,
-        description="Trusted server certificate (DER or PEM): connect only to a server presenting it. Unset: trust the certificate the server's endpoint offers.",
+        description="Trusted server certificate (DER or PEM): connect to a server presenting exactly it.",
+    )
+    trusted_ca_path: Path | None = Field(
+        None,
+        description="CA certificates (a PEM file holding one or more, a DER file, or a folder of them) trusted to issue server certificates: connect to a server whose certificate one of them issued (directly or through the chain the server sends), and that is within its validity dates.",
+    )
+    verify_server_certificate: bool = Field(
+        True,
+        description="With Sign or SignAndEncrypt, refuse a server whose certificate is neither server_certificate_path nor issued by trusted_ca_path. false trusts whatever certificate the server offers (anyone between client and server can then pose as it).",
     )
     application_uri: str | None = Field(
         None,
@@ -207,6 +215,18 @@ class OpcUaServerConfig(BaseModel):
                 f"security_mode {mode} needs {info.field_name}; set both certificate_path and private_key_path, or security_mode None"
             )
         return value
+
+    @model_validator(mode="after")
+    def _check_server_trust(self) -> Self:
+        secured = self.security_mode is not SecurityMode.NONE
+        anchored = self.server_certificate_path is not None or self.trusted_ca_path is not None
+        if secured and self.verify_server_certificate and not anchored:
+            raise ValueError(
+                f"security_mode {self.security_mode} verifies the server's certificate: set "
+                "trusted_ca_path (the CA that issued it) or server_certificate_path (the "
+                "server's own certificate), or verify_server_certificate: false to trust any"
+            )
+        return self
 
     @model_validator(mode="after")
     def _check_login_and_names(self) -> Self:

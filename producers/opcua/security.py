@@ -2,6 +2,12 @@
 
 Files are read once at start-up; a missing or unreadable file, a key that does not belong to
 the certificate, or an unset password variable is a ConfigError naming the field.
+
+With Sign or SignAndEncrypt the server's certificate is verified by default before the
+secure channel opens (:mod:`sentio_iot.producers.opcua.trust`): the certificate its endpoint
+presents must be ``server_certificate_path`` or issued by ``trusted_ca_path``; otherwise the
+connection is refused with :class:`UntrustedServer`, one line naming the fields and the fix,
+and retried like any refused connection (the connector reports DISCONNECTED with the line).
 """
 
 from __future__ import annotations
@@ -19,8 +25,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from sentio_iot.errors import ConfigError
+from sentio_iot.errors import ConfigError, ConnectError
 from sentio_iot.producers.opcua.config import OpcUaServerConfig, SecurityMode, SecurityPolicy
+from sentio_iot.producers.opcua.trust import (
+    ca_files,
+    fingerprint,
+    load_certificates,
+    split_der_chain,
+    untrusted,
+)
 
 DEFAULT_APPLICATION_URI = "urn:sentio-iot:opcua-client"
 
@@ -43,6 +56,7 @@ class ClientIdentity:
     private_key_format: str = "pem"
     private_key_password: str | None = field(default=None, repr=False)
     server_certificate_der: bytes | None = None
+    trusted_ca_der: tuple[bytes, ...] = ()
     username: str | None = None
     password: str | None = field(default=None, repr=False)
 
@@ -65,7 +79,11 @@ async def load_identity(settings: OpcUaServerConfig) -> ClientIdentity:
         server_certificate = await _certificate(
             settings, "server_certificate_path", settings.server_certificate_path
         )
+    authorities: list[x509.Certificate] = []
+    if settings.trusted_ca_path is not None:
+        authorities = await _authorities(settings, settings.trusted_ca_path)
     return ClientIdentity(
+        trusted_ca_der=tuple(c.public_bytes(Encoding.DER) for c in authorities),
         application_uri=settings.application_uri or _uri_of(certificate) or DEFAULT_APPLICATION_URI,
         certificate_der=certificate.public_bytes(Encoding.DER) if certificate else None,
         private_key=key_bytes,
@@ -93,10 +111,11 @@ async def secure(client: Client, settings: OpcUaServerConfig, identity: ClientId
         return
     if identity.certificate_der is None or identity.private_key is None:
         raise ConfigError(f"opcua {settings.device_id}: the client certificate was not loaded")
+    presented = identity.server_certificate_der
+    if settings.verify_server_certificate:
+        presented = await verified_server_certificate(client, settings, identity)
     server_certificate = (
-        CertProperties(identity.server_certificate_der, extension="der")
-        if identity.server_certificate_der is not None
-        else None
+        CertProperties(presented, extension="der") if presented is not None else None
     )
     await client.set_security(
         POLICIES[settings.security_policy],
@@ -109,6 +128,70 @@ async def secure(client: Client, settings: OpcUaServerConfig, identity: ClientId
         server_certificate=server_certificate,
         mode=MODES[settings.security_mode],
     )
+
+
+class UntrustedServer(ConnectError):
+    """The server presented a certificate the configuration does not trust."""
+
+
+async def verified_server_certificate(
+    client: Client, settings: OpcUaServerConfig, identity: ClientIdentity
+) -> bytes:
+    """The server certificate its endpoint presents (DER), once it is trusted; UntrustedServer
+    (one line, with the fields and the fix) when it is not. Asks the server (network)."""
+    endpoints = await client.connect_and_get_server_endpoints()
+    policy = POLICIES[settings.security_policy]
+    endpoint = Client.find_endpoint(endpoints, MODES[settings.security_mode], policy.URI)
+    try:
+        chain = [
+            x509.load_der_x509_certificate(d) for d in split_der_chain(endpoint.ServerCertificate)
+        ]
+    except ValueError as exc:
+        raise UntrustedServer(
+            f"opcua {settings.device_id}: the server at {settings.url} presents no readable "
+            f"certificate ({exc})"
+        ) from exc
+    if not chain:
+        raise UntrustedServer(
+            f"opcua {settings.device_id}: the server at {settings.url} presents no certificate"
+        )
+    pinned = (
+        x509.load_der_x509_certificate(identity.server_certificate_der)
+        if identity.server_certificate_der is not None
+        else None
+    )
+    authorities = [x509.load_der_x509_certificate(d) for d in identity.trusted_ca_der]
+    reason = untrusted(chain, pinned, authorities)
+    if reason is not None:
+        leaf = chain[0]
+        raise UntrustedServer(
+            f"opcua {settings.device_id}: the server at {settings.url} presents a certificate "
+            f"that is not trusted ({leaf.subject.rfc4514_string()}, SHA-256 {fingerprint(leaf)}): "
+            f"{reason}; fix: set trusted_ca_path to the CA that issued it, or "
+            "server_certificate_path to this certificate once its fingerprint is confirmed "
+            "with the server's administrator"
+        )
+    return chain[0].public_bytes(Encoding.DER)
+
+
+async def _authorities(settings: OpcUaServerConfig, path: Path) -> list[x509.Certificate]:
+    files = await asyncio.to_thread(ca_files, path)
+    found: list[x509.Certificate] = []
+    for file in files:
+        content = await _read(settings, "trusted_ca_path", file)
+        try:
+            found += load_certificates(content)
+        except ValueError as exc:
+            raise ConfigError(
+                f"opcua {settings.device_id}: trusted_ca_path {file} is not an X.509 certificate "
+                "file (PEM or DER)"
+            ) from exc
+    if not found:
+        raise ConfigError(
+            f"opcua {settings.device_id}: trusted_ca_path {path} holds no certificate "
+            "(.pem, .crt, .cer or .der); put the CA that issued the server's certificate there"
+        )
+    return found
 
 
 async def _read(settings: OpcUaServerConfig, field: str, path: Path | None) -> bytes:

@@ -121,6 +121,8 @@ class OpcUaSession:
 
     def _failure(self, exc: Exception) -> ConnectError:
         """Every server or network fault becomes a ConnectError: retried, never raised on."""
+        if isinstance(exc, ConnectError):
+            return exc  # already one line (an untrusted server certificate)
         if isinstance(exc, TimeoutError):
             reason = f"no answer within {self.settings.request_timeout_s:g} s"
         else:

@@ -23,6 +23,7 @@ from asyncua.crypto.permission_rules import User, UserRole
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
+from pki import certificate_authority, issue
 
 from sentio_iot.producers.connector import ConnectorContext
 from sentio_iot.producers.opcua.config import OpcUaServerConfig
@@ -386,10 +387,10 @@ async def test_secure_endpoint_with_certificates_and_password(tmp_path: Path) ->
             security_mode="SignAndEncrypt",
             **(secure | {"server_certificate_path": str(other_cert), "request_timeout_s": 0.3}),
         )
-        # the real server cannot read what was encrypted for the impostor's key: no answer
+        # a pinned certificate the server does not present: refused before the channel opens
         for config, reason in (
             (wrong_password, "BadUserAccessDenied"),
-            (impostor, "no answer within 0.3 s"),
+            (impostor, "presents a certificate that is not trusted"),
         ):
             async with running(config) as got:
                 await wait_until(lambda got=got: len(got.events) >= 1)
@@ -397,6 +398,78 @@ async def test_secure_endpoint_with_certificates_and_password(tmp_path: Path) ->
                 assert got.kinds("plc1") == [EventKind.DISCONNECTED]
                 assert reason in got.events[0].message
                 assert got.readings == []
+
+
+async def test_the_server_certificate_is_verified_against_the_trusted_ca(tmp_path: Path) -> None:
+    """Trusted (its CA, or its own self-signed certificate) -> reads; untrusted -> refused
+    with one line naming the fields and the fix, retried, no reading."""
+    server_uri = "urn:sentio-iot:tests:server"
+    ca = certificate_authority(tmp_path / "ca", "Plant CA")
+    other_ca = certificate_authority(tmp_path / "other", "Someone else CA")
+    server = issue(ca, tmp_path / "server", "plc1-server", uri=server_uri)
+    self_signed, self_signed_key = write_certificate(
+        tmp_path, "self-signed", server_uri, ExtendedKeyUsageOID.SERVER_AUTH, pem=True
+    )
+    client_cert, client_key = write_certificate(
+        tmp_path, "client", "urn:sentio-iot:tests:client", ExtendedKeyUsageOID.CLIENT_AUTH, pem=True
+    )
+    nodes = [{"node_id": "ns=2;s=Pump1.Speed", "metric": "speed", "unit": "rpm"}]
+    secure = {
+        "security_mode": "SignAndEncrypt",
+        "certificate_path": str(client_cert),
+        "private_key_path": str(client_key),
+        "username": USER,
+        "password": PASSWORD,
+    }
+    port = free_port()
+    async with plant_server(
+        port, certificate=server.cert_path, private_key=server.key_path
+    ) as plant:
+        trust_list = tmp_path / "trusted"
+        trust_list.mkdir()
+        (trust_list / "plant-ca.crt").write_bytes(ca.cert_path.read_bytes())
+        (trust_list / "other-ca.pem").write_bytes(other_ca.cert_path.read_bytes())
+        for trusted in (ca.cert_path, trust_list):  # the CA file, or a folder holding it
+            async with running(
+                settings(plant.url, nodes, trusted_ca_path=str(trusted), **secure)
+            ) as got:
+                await wait_until(lambda got=got: len(got.readings) == 1)
+                assert [m.value for m in got.of("speed")] == [1450.0]
+                assert got.kinds("plc1") == [EventKind.CONNECTED]
+
+        untrusted = settings(plant.url, nodes, trusted_ca_path=str(other_ca.cert_path), **secure)
+        async with running(untrusted) as got:
+            await wait_until(lambda got=got: len(got.events) >= 1)
+            await asyncio.sleep(0.3)  # a few retries
+            assert got.readings == []
+            assert set(got.kinds("plc1")) == {EventKind.DISCONNECTED}
+            message = got.events[0].message
+            assert "\n" not in message
+            assert (
+                f"opcua plc1: the server at {plant.url} presents a certificate that is not "
+                "trusted (CN=plc1-server,O=Sentio tests, SHA-256 "
+            ) in message
+            assert message.endswith(
+                "no certificate of trusted_ca_path issued it; fix: set trusted_ca_path to the "
+                "CA that issued it, or server_certificate_path to this certificate once its "
+                "fingerprint is confirmed with the server's administrator"
+            )
+
+    port = free_port()
+    async with plant_server(port, certificate=self_signed, private_key=self_signed_key) as plant:
+        own = settings(plant.url, nodes, trusted_ca_path=str(self_signed), **secure)
+        async with running(own) as got:
+            await wait_until(lambda got=got: len(got.readings) == 1)
+            assert got.kinds("plc1") == [EventKind.CONNECTED]
+        by_ca = settings(plant.url, nodes, trusted_ca_path=str(ca.cert_path), **secure)
+        async with running(by_ca) as got:
+            await wait_until(lambda got=got: len(got.events) >= 1)
+            assert got.readings == []
+            assert "presents a certificate that is not trusted" in got.events[0].message
+        # the old behaviour, only when asked for in so many words
+        anyone = settings(plant.url, nodes, verify_server_certificate=False, **secure)
+        async with running(anyone) as got:
+            await wait_until(lambda got=got: len(got.readings) == 1)
 
 
 async def test_resubscribes_after_the_server_restarts() -> None:

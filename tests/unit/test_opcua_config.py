@@ -114,6 +114,25 @@ def test_every_problem_is_reported_with_its_path() -> None:
     ]
 
 
+def test_a_secured_server_is_verified_unless_said_otherwise() -> None:
+    secured = {"certificate_path": "/etc/c.der", "private_key_path": "/etc/k.pem"}
+    assert problems(server(security_mode="Sign", **secured)) == [
+        "producers.opcua[0]: security_mode Sign verifies the server's certificate: set "
+        "trusted_ca_path (the CA that issued it) or server_certificate_path (the server's own "
+        "certificate), or verify_server_certificate: false to trust any"
+    ]
+    for trust in (
+        {"trusted_ca_path": "/etc/sentio/plant-ca.pem"},
+        {"server_certificate_path": "/etc/sentio/plc1.der"},
+        {"verify_server_certificate": False},
+    ):
+        fields = server(security_mode="SignAndEncrypt", **secured, **trust)
+        assert (
+            OpcUaServerConfig.model_validate(fields).security_mode is SecurityMode.SIGN_AND_ENCRYPT
+        )
+    assert OpcUaServerConfig.model_validate(server()).verify_server_certificate is True
+
+
 def test_login_and_metric_names() -> None:
     assert problems(server(password="x")) == ["producers.opcua[0]: a password needs a username"]
     assert problems(server(username="op", password="x", password_env="OPC_PASSWORD")) == [
@@ -173,6 +192,7 @@ async def test_certificates_are_loaded_and_checked(
         "security_mode": "SignAndEncrypt",
         "certificate_path": str(cert),
         "private_key_path": str(key),
+        "verify_server_certificate": False,
     }
     monkeypatch.setenv("OPC_PASSWORD", "pw")
     identity = await load_identity(
