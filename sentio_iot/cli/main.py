@@ -11,6 +11,7 @@ import click
 from sentio_iot import __version__
 from sentio_iot.cli.alerts_cmd import alerts_group
 from sentio_iot.cli.api_cmd import api
+from sentio_iot.cli.api_keys_cmd import api_keys_group
 from sentio_iot.cli.config_cmd import config_group
 from sentio_iot.cli.deadletter_cmd import deadletter_group
 from sentio_iot.cli.models_cmd import models_group
@@ -62,6 +63,7 @@ cli.add_command(stream_group)
 cli.add_command(alerts_group)
 cli.add_command(api)
 cli.add_command(users_group)
+cli.add_command(api_keys_group)
 cli.add_command(deadletter_group)
 
 
