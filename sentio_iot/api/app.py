@@ -31,7 +31,7 @@ from sentio_iot.api.dashboard import mount_dashboard
 from sentio_iot.api.errors import RateLimited, Refused
 from sentio_iot.api.feed import Batch, KafkaFeed
 from sentio_iot.api.metrics import render_metrics
-from sentio_iot.api.pipeline_health import PipelineHealthMeter
+from sentio_iot.api.pipeline_health import PipelineHealthMeter, pipeline_report
 from sentio_iot.api.services import Services
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.probes import Poller
@@ -39,6 +39,7 @@ from sentio_iot.pipeline.probes import Poller
 log = logging.getLogger(__name__)
 OPENAPI_URL = "/api/openapi.json"
 HEALTH_EVERY_S = 5.0
+PIPELINE_CHECK_S = 0.5  # how often a new health measurement is looked for
 
 
 def apply_batch(svc: Services, batch: Batch) -> None:
@@ -63,10 +64,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.health = Poller("api-health", meter.measure, HEALTH_EVERY_S)
         svc.health.start()
     watcher = asyncio.create_task(_watch_ready(svc, feed))
+    pusher = asyncio.create_task(_push_pipeline(svc))
     try:
         yield
     finally:
         watcher.cancel()
+        pusher.cancel()
+        await asyncio.gather(watcher, pusher, return_exceptions=True)
         if feed is not None:
             await asyncio.to_thread(feed.stop)
         if svc.health is not None:
@@ -83,6 +87,19 @@ async def _watch_ready(svc: Services, feed: KafkaFeed | None) -> None:
         await asyncio.sleep(0.1)
     svc.feed_ready = True
     log.info("views rebuilt records=%d devices=%d", svc.feed_records, len(svc.views.devices))
+
+
+async def _push_pipeline(svc: Services) -> None:
+    """Each new pipeline health measurement to the live clients that subscribed to it."""
+    measured = 0.0
+    while True:
+        await asyncio.sleep(PIPELINE_CHECK_S)
+        health = svc.health
+        if health is None or health.latest is None or health.measured_at == measured:
+            continue
+        measured = health.measured_at
+        report = pipeline_report(health.latest, svc.feed_ready, svc.feed_records)  # type: ignore[arg-type]
+        svc.hub.offer([svc.views.apply_pipeline(report.model_dump(mode="json"))])
 
 
 def _refused(request: Request, exc: Exception) -> JSONResponse:

@@ -65,8 +65,9 @@ def plan(
 
 async def query_range(
     client: httpx.AsyncClient, base_url: str, chosen: Plan, start_s: float, end_s: float
-) -> list[tuple[int, float]]:
-    """(ts in µs, value) points of the first series the query returns."""
+) -> tuple[list[tuple[int, float]], str | None]:
+    """(ts in µs, value) points of the first series the query returns, and its ``unit`` label
+    where the series carries one (sentio_rul does: cycles or hours)."""
     params = {
         "query": chosen.query,
         "start": f"{start_s:.3f}",
@@ -83,5 +84,7 @@ async def query_range(
         )
     results = response.json().get("data", {}).get("result", [])
     if not results:
-        return []
-    return [(int(float(ts) * 1_000_000), float(value)) for ts, value in results[0]["values"]]
+        return [], None
+    first = results[0]
+    points = [(int(float(ts) * 1_000_000), float(value)) for ts, value in first["values"]]
+    return points, first.get("metric", {}).get("unit")

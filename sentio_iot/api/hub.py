@@ -19,7 +19,12 @@ from typing import Any
 from sentio_iot.api.client_queue import Frame, Outbox, encode
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.roles import ALL_TENANTS
-from sentio_iot.api.views import KINDS, Update
+from sentio_iot.api.views import EVERY_TENANT, KINDS, Update
+
+
+def visible(principal: Principal, update: Update) -> bool:
+    """Whether the caller's tenants cover the update (pipeline health: every caller)."""
+    return update.tenant == EVERY_TENANT or principal.sees(update.tenant)
 
 
 class SubscriptionError(ValueError):
@@ -83,7 +88,7 @@ class LiveClient:
     sent: int = 0  # updates sent to the client
 
     def wants(self, update: Update) -> bool:
-        return self.principal.sees(update.tenant) and any(
+        return visible(self.principal, update) and any(
             sub.matches(update) for sub in self.subscriptions.values()
         )
 
@@ -137,9 +142,8 @@ class FanoutGroup:
         self.see_all = ALL_TENANTS in self.tenants
 
     def wants(self, update: Update) -> bool:
-        return (self.see_all or update.tenant in self.tenants) and any(
-            sub.matches(update) for sub in self.subscriptions
-        )
+        see = self.see_all or update.tenant in self.tenants or update.tenant == EVERY_TENANT
+        return see and any(sub.matches(update) for sub in self.subscriptions)
 
 
 class LiveHub:

@@ -11,6 +11,8 @@ Protocol (one JSON object per text frame):
     server: {"type": "ready", "user", "role", "tenants", "cursor", "limits"}
     client: {"type": "subscribe", "id": "s1", "kinds": [...], "devices": [...],
              "sites": [...], "metrics": [...], "cursor": "<from an earlier update>"}
+            kinds: readings, anomalies, alerts, rul, device_events, pipeline (the body of
+            GET /api/v1/health/pipeline at each new measurement: no device, every tenant)
     server: {"type": "subscribed", "id": "s1", "cursor": ...}, then what the views hold
             newer than the cursor (a resume), then live updates
     server: {"type": "update", "kind", "cursor", "data": {Avro field names}}

@@ -120,6 +120,9 @@ class Series(Body):
     start_ts: int
     end_ts: int
     step_s: float
+    unit: str | None = Field(
+        None, description="The series' unit label where it has one (RUL: cycles or hours)."
+    )
     points: list[Point]
 
 

@@ -10,6 +10,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 
+from sentio_iot.api.payloads import PipelineHealth, WorkerHealth
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.orchestrator import work_done
 from sentio_iot.pipeline.probes import probe_workers
@@ -58,3 +59,17 @@ class PipelineHealthMeter:
         except Exception as exc:  # Kafka away: health shows no lag rather than failing
             log.warning("consumer lag not measured: %s", exc)
         return snapshot
+
+
+def pipeline_report(snapshot: Snapshot | None, views_ready: bool, records: int) -> PipelineHealth:
+    """GET /api/v1/health/pipeline's body, and the live ``pipeline`` update's data."""
+    workers = [
+        WorkerHealth(name=name, healthy=healthy, rate_per_s=rate)
+        for name, healthy, rate in (snapshot.workers if snapshot else [])
+    ]
+    return PipelineHealth(
+        views_ready=views_ready,
+        view_records=records,
+        workers=workers,
+        lag=dict(snapshot.lag) if snapshot else {},
+    )

@@ -31,8 +31,8 @@ from sentio_iot.api.payloads import (
     Problem,
     RulPrediction,
     Series,
-    WorkerHealth,
 )
+from sentio_iot.api.pipeline_health import pipeline_report
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.routes_auth import REFUSALS
 from sentio_iot.api.services import Services
@@ -150,7 +150,7 @@ async def series(
         raise HTTPException(422, str(exc)) from None
     try:
         assert svc.http is not None
-        points = await query_range(svc.http, svc.history_url, chosen, start_s, end_s)
+        points, unit = await query_range(svc.http, svc.history_url, chosen, start_s, end_s)
     except (ConnectError, httpx.HTTPError, ValueError) as exc:
         raise HTTPException(502, f"history not available: {exc}") from None
     return Series(
@@ -161,6 +161,7 @@ async def series(
         start_ts=int(start_s * 1e6),
         end_ts=int(end_s * 1e6),
         step_s=chosen.step_s,
+        unit=unit,
         points=[Point(ts=ts, value=v) for ts, v in points],
     )
 
@@ -235,15 +236,7 @@ async def rul_ranking(
 
 @router.get("/health/pipeline", response_model=PipelineHealth)
 async def pipeline_health(who: Caller, svc: Svc) -> PipelineHealth:
-    """Each worker's health and throughput, consumer lag per group, and the views' state."""
+    """Each worker's health and throughput, consumer lag per group, and the views' state;
+    live clients subscribed to kind ``pipeline`` are sent it at each new measurement."""
     snapshot: Any = svc.health.latest if svc.health else None
-    workers = [
-        WorkerHealth(name=name, healthy=healthy, rate_per_s=rate)
-        for name, healthy, rate in (snapshot.workers if snapshot else [])
-    ]
-    return PipelineHealth(
-        views_ready=svc.feed_ready,
-        view_records=svc.feed_records,
-        workers=workers,
-        lag=dict(snapshot.lag) if snapshot else {},
-    )
+    return pipeline_report(snapshot, svc.feed_ready, svc.feed_records)

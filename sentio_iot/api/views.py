@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-KINDS = ("readings", "anomalies", "alerts", "rul", "device_events")
+KINDS = ("readings", "anomalies", "alerts", "rul", "device_events", "pipeline")
+EVERY_TENANT = ""  # the tenant of an update every caller sees (pipeline health: no device)
 OPEN_ALERT = ("FIRING", "ACKNOWLEDGED")
 OFFLINE_KINDS = ("OFFLINE", "DISCONNECTED", "REMOVED")
 ONLINE_KINDS = ("ONLINE", "CONNECTED", "DISCOVERED")
@@ -110,6 +111,16 @@ class Views:
         if kind == "alerts":
             self.alerts[update.key] = update
         self._device(update)
+        return update
+
+    def apply_pipeline(self, health: Mapping[str, Any]) -> Update:
+        """The pipeline's health (the body of GET /api/v1/health/pipeline): one key, no device,
+        seen by every tenant; kept as the latest so a resume gets it too."""
+        self.seq += 1
+        update = Update(
+            self.seq, "pipeline", "pipeline", "", EVERY_TENANT, "", frozenset(), health, self.epoch
+        )
+        self.latest[update.key] = update
         return update
 
     def since(self, seq: int) -> list[Update]:

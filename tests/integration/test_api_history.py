@@ -77,10 +77,12 @@ def test_series_reads_raw_samples_then_rollups(
     vm_import(vm, "sentio_temp", {**labels, "unit": "degC"}, raw)
     vm_import(vm, "sentio_temp_mean", {**labels, "window": "1m"}, minutes)
     vm_import(vm, "sentio_temp_mean", {**labels, "window": "1h"}, hours)
+    rul_labels = {**labels, "model": "gbm", "model_version": "3", "unit": "cycles"}
+    vm_import(vm, "sentio_rul", rul_labels, [(end - 600 + 10 * i, 90.0 - i) for i in range(10)])
     httpx.get(f"{vm}/internal/force_flush", timeout=10)
 
-    def series(start: int, stop: int, step: int) -> dict[str, Any]:
-        params = {"metric": "temp", "from": start, "to": stop, "step": step}
+    def series(start: int, stop: int, step: int, metric: str = "temp") -> dict[str, Any]:
+        params = {"metric": metric, "from": start, "to": stop, "step": step}
         deadline = time.monotonic() + 30
         while True:
             body: dict[str, Any] = httpx.get(
@@ -94,10 +96,14 @@ def test_series_reads_raw_samples_then_rollups(
     assert short["source"] == "raw"
     assert [p["value"] for p in short["points"]] == [float(i) for i in range(60)]
     assert short["points"][0]["ts"] == (end - 600) * 1_000_000
+    assert short["unit"] == "degC"  # the series' unit label
+    rul = series(end - 600, end - 510, 10, "rul")
+    assert (rul["unit"], [p["value"] for p in rul["points"]][:2]) == ("cycles", [90.0, 89.0])
     day = series(end - 6 * HOUR, end - 60, 600)
     assert day["source"] == "rollup_1m"
     assert day["query"] == f'sentio_temp_mean{{device="{device}",tenant="acme",window="1m"}}'
     assert [p["value"] for p in day["points"]][:3] == [100.0, 110.0, 120.0]
+    assert day["unit"] is None  # the rollups carry no unit label
     month = series(end - 48 * HOUR, end - HOUR, HOUR)
     assert month["source"] == "rollup_1h"
     assert [p["value"] for p in month["points"]][:2] == [1000.0, 1001.0]

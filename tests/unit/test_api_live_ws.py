@@ -71,7 +71,7 @@ def test_refusals_close_with_a_code_and_a_reason(api: tuple[str, Services, str])
         error = json.loads(ws.recv(timeout=5))
         assert error == {
             "type": "error",
-            "reason": "kinds: unknown nope; kinds are readings, anomalies, alerts, rul, device_events",
+            "reason": "kinds: unknown nope; kinds are readings, anomalies, alerts, rul, device_events, pipeline",
         }
         ws.send("not json")
         assert json.loads(ws.recv(timeout=5)) == {"type": "error", "reason": "not JSON"}
@@ -291,3 +291,64 @@ def test_a_stalled_client_is_closed_4429_and_a_reading_one_catches_up(tmp_path: 
             assert float(coalesced[0].split()[1]) > 0
             assert overflows >= 1
         stalled.close()
+
+
+def test_pipeline_health_is_pushed_to_subscribers_of_every_tenant(tmp_path: Path) -> None:
+    """Each new measurement goes to clients subscribed to kind pipeline, whatever their
+    tenants (it has none); a subscription that names devices does not get it; a resume does.
+    The workers are not running here: the poller measures a fixed snapshot."""
+    from sentio_iot.api.pipeline_health import Snapshot
+    from sentio_iot.pipeline.probes import Poller
+
+    data = {"api": {"state_dir": str(tmp_path / "api"), "live": {"heartbeat_s": 0.3}}}
+    app = create_app(load_config(data=data), start_feed=False)
+    svc: Services = app.state.services
+    svc.users.add("vic", SecretStr(PASSWORD), Role.VIEWER, ("globex",))
+    rates = iter(range(1000))
+    svc.health = Poller(
+        "test-health",
+        lambda: Snapshot([("sink-victoriametrics", True, float(next(rates)))], {"sink-vm": 7}),
+        0.2,
+    )
+    with serving(app) as url:
+        svc.health.start()
+        try:
+            login = {"username": "vic", "password": PASSWORD}
+            token = httpx.post(f"{url}/api/v1/auth/login", json=login).json()["access_token"]
+            ws_url = url.replace("http", "ws") + "/api/v1/live"
+            with connect(ws_url) as ws, connect(ws_url) as other:
+                for client, sub in (
+                    (ws, {"id": "p", "kinds": ["pipeline"]}),
+                    (other, {"id": "d", "kinds": ["pipeline"], "devices": ["pump-1"]}),
+                ):
+                    client.send(json.dumps({"type": "auth", "token": token}))
+                    assert json.loads(client.recv(timeout=5))["type"] == "ready"
+                    client.send(json.dumps({"type": "subscribe", **sub}))
+                    assert json.loads(client.recv(timeout=5))["type"] == "subscribed"
+                got = []
+                while len(got) < 2:
+                    message = json.loads(ws.recv(timeout=5))
+                    if message["type"] == "update":
+                        got.append(message)
+                assert got[0]["kind"] == "pipeline"
+                assert got[0]["data"]["lag"] == {"sink-vm": 7}
+                worker = got[0]["data"]["workers"][0]
+                assert (worker["name"], worker["healthy"]) == ("sink-victoriametrics", True)
+                assert got[1]["data"]["workers"][0]["rate_per_s"] > worker["rate_per_s"]
+                seen = [json.loads(other.recv(timeout=1))["type"] for _ in range(3)]
+                assert "update" not in seen  # heartbeats only
+            with connect(ws_url) as late:  # a resume from an old cursor: the latest health
+                late.send(json.dumps({"type": "auth", "token": token}))
+                assert json.loads(late.recv(timeout=5))["type"] == "ready"
+                sub = {"type": "subscribe", "id": "p", "kinds": ["pipeline"], "cursor": "old.0"}
+                late.send(json.dumps(sub))
+                assert json.loads(late.recv(timeout=5))["type"] == "subscribed"
+                while (message := json.loads(late.recv(timeout=5)))["type"] != "update":
+                    pass
+                assert message["kind"] == "pipeline"
+            rest = httpx.get(
+                f"{url}/api/v1/health/pipeline", headers={"Authorization": f"Bearer {token}"}
+            ).json()
+            assert rest["lag"] == {"sink-vm": 7} and rest["workers"][0]["healthy"] is True
+        finally:
+            svc.health.stop()
