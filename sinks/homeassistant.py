@@ -19,7 +19,12 @@ Assistant announces itself (``<discovery_prefix>/status`` = ``online``). States 
 retained by default: Home Assistant subscribes to a state topic only after it read the
 config, and a retained state is what it finds then. A batch counts as written once the
 broker acknowledged every message (QoS 1 by default); a broker that is away or slow is
-BackendUnavailable. Several sink processes share one availability topic: the sink is
+BackendUnavailable. With MQTT 5 (the default) an acknowledgement may refuse a message
+(reason code 0x80 or above: not authorized by the broker's ACL, too large, quota exceeded):
+the records behind it go to the dead-letter topic with the broker's reason, never counted
+as written. MQTT 3.1.1 brokers acknowledge (or drop) a refused message like a taken one.
+TLS: ``tls`` with ``ca_file`` and, for a broker that asks for one, a client certificate
+(``cert_file``, ``key_file``, ``key_password``), see :mod:`sentio_iot.mqtt_tls`. Several sink processes share one availability topic: the sink is
 "online" while any of them last said so.
 
 Tested against Home Assistant core 2024.3.3 (tests/integration/test_homeassistant_real.py):
@@ -50,6 +55,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 from sentio_iot import __version__
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import ConfigError
+from sentio_iot.mqtt_tls import MqttTls
 from sentio_iot.plugins import SinkPlugin
 from sentio_iot.secret_values import secret_value
 from sentio_iot.settings.sinks import HomeAssistantSinkSettings
@@ -232,6 +238,14 @@ class HomeAssistantWriter(Writer):
         self._lock = threading.Lock()  # the two dicts are read in paho's thread
         self._connected = threading.Event()
         self._refused: str | None = None
+        self._publish_refusals: dict[int, str] = {}  # message id -> the broker's reason
+        self._tls = MqttTls(
+            FIELD,
+            self.settings.ca_file,
+            self.settings.cert_file,
+            self.settings.key_file,
+            self.settings.key_password,
+        )
         self._client = self._new_client()
 
     def _new_client(self) -> mqtt.Client:
@@ -239,16 +253,18 @@ class HomeAssistantWriter(Writer):
         client_id = (
             settings.client_id or f"sentio-sink-homeassistant-{socket.gethostname()}-{os.getpid()}"
         )
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        version = mqtt.MQTTv5 if settings.protocol == "5" else mqtt.MQTTv311
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id, protocol=version)
         if settings.username is not None:
             client.username_pw_set(settings.username, secret_value(settings.password))
         if settings.tls:
-            client.tls_set()
+            client.tls_set_context(self._tls.context())
         client.will_set(self.discovery.availability_topic, OFFLINE, qos=settings.qos, retain=True)
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         client.on_connect = self._paho_connected
         client.on_disconnect = self._paho_disconnected
         client.on_message = self._paho_message
+        client.on_publish = self._paho_published
         return client
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -266,6 +282,10 @@ class HomeAssistantWriter(Writer):
             )
         if not connected:
             await self._stop_client()
+            if settings.tls:
+                problem = await asyncio.to_thread(self._tls.diagnose, settings.host, settings.port)
+                if problem is not None:
+                    raise ConfigError(problem)
             raise ConfigError(
                 f"{FIELD}.host: cannot reach the MQTT broker {settings.host}:{settings.port} "
                 f"within {self.startup_timeout_s:g} s; check host and port"
@@ -296,6 +316,7 @@ class HomeAssistantWriter(Writer):
 
     async def write(self, batch: Sequence[SinkRecord]) -> None:
         sensors: dict[str, Sensor] = {}  # state topic -> its latest sensor in the batch
+        behind: dict[str, list[int]] = {}  # state topic -> the records that led to it
         reasons: dict[int, str] = {}
         for index, record in enumerate(batch):
             try:
@@ -306,8 +327,12 @@ class HomeAssistantWriter(Writer):
             topic = self.discovery.state_topic(sensor)
             sensors.pop(topic, None)  # keep batch order for the latest
             sensors[topic] = sensor
+            behind.setdefault(topic, []).append(index)
         if sensors:
-            await self._publish(list(sensors.values()))
+            refused = await self._publish(list(sensors.values()))
+            for topic, answer in refused.items():
+                for index in behind[topic]:
+                    reasons[index] = answer
         if reasons:
             raise RejectedRecords(reasons)
 
@@ -320,34 +345,57 @@ class HomeAssistantWriter(Writer):
             raise ValueError(f"no sensor for records of {record.catalog_name}")
         return make(value)
 
-    async def _publish(self, sensors: list[Sensor]) -> None:
+    async def _publish(self, sensors: list[Sensor]) -> dict[str, str]:
+        """Publish configs and states; ``state topic -> the broker's refusal`` for the sensors
+        whose config or state the broker refused (MQTT 5 acknowledgements)."""
         if not self._connected.is_set():
             raise BackendUnavailable(f"not connected to {self.settings.host}:{self.settings.port}")
-        messages: list[tuple[str, bytes, bool]] = []
+        messages: list[tuple[str, bytes, bool, str]] = []  # topic, body, retain, state topic
         new_configs: dict[str, bytes] = {}
         for sensor in sensors:
             config_topic = self.discovery.config_topic(sensor)
+            state_topic = self.discovery.state_topic(sensor)
             config = payload(self.discovery.config(sensor))
             if self._configs.get(config_topic) != config:
                 new_configs[config_topic] = config
-                messages.append((config_topic, config, True))
+                messages.append((config_topic, config, True, state_topic))
             messages.append(
-                (
-                    self.discovery.state_topic(sensor),
-                    payload(sensor.state),
-                    self.settings.retain_states,
-                )
+                (state_topic, payload(sensor.state), self.settings.retain_states, state_topic)
             )
         infos = [
             self._client.publish(topic, body, qos=self.settings.qos, retain=retain)
-            for topic, body, retain in messages
+            for topic, body, retain, _ in messages
         ]
         await asyncio.to_thread(self._wait_acknowledged, infos, self.settings.publish_timeout_s)
+        refused: dict[str, str] = {}
         with self._lock:
-            self._configs.update(new_configs)
-            self._states.update(
-                (topic, body) for topic, body, _ in messages if topic.endswith("/state")
+            for info, (topic, _, _, state_topic) in zip(infos, messages, strict=True):
+                reason = self._publish_refusals.pop(info.mid, None)
+                if reason is not None:
+                    refused.setdefault(
+                        state_topic,
+                        f"the broker {self.settings.host}:{self.settings.port} refused the "
+                        f"publish to {topic}: {reason}; check its ACL and message size limit "
+                        "for this client",
+                    )
+            self._configs.update(
+                (t, body) for t, body in new_configs.items() if not self._refused_config(t, refused)
             )
+            self._states.update(
+                (topic, body)
+                for topic, body, _, state_topic in messages
+                if topic == state_topic and state_topic not in refused
+            )
+        if refused:
+            log.warning(
+                "the broker refused %d sensor(s); first: %s",
+                len(refused),
+                next(iter(refused.values())),
+            )
+        return refused
+
+    def _refused_config(self, config_topic: str, refused: dict[str, str]) -> bool:
+        return any(f"publish to {config_topic}:" in answer for answer in refused.values())
 
     def _wait_acknowledged(self, infos: list[mqtt.MQTTMessageInfo], timeout_s: float) -> None:
         """In a worker thread: every message acknowledged, else BackendUnavailable."""
@@ -380,6 +428,13 @@ class HomeAssistantWriter(Writer):
         )
         self._republish(client, with_states=True)  # a restarted broker may have lost them
         self._connected.set()
+
+    def _paho_published(
+        self, client: mqtt.Client, _: Any, mid: int, reason: ReasonCode, __: Any
+    ) -> None:
+        if reason.is_failure:  # MQTT 5: a PUBACK/PUBREC with a reason code of 0x80 or more
+            with self._lock:
+                self._publish_refusals[mid] = f"{reason} (MQTT reason code {reason.value})"
 
     def _paho_disconnected(
         self, client: mqtt.Client, _: Any, flags: Any, reason: ReasonCode, __: Any

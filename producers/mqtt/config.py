@@ -24,6 +24,7 @@ from typing import Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from sentio_iot.mqtt_tls import MqttTls
 from sentio_iot.producers.mqtt.patterns import TopicPattern, template_fields
 from sentio_iot.producers.mqtt.payloads import FieldPath
 
@@ -273,8 +274,22 @@ class MqttSourceConfig(BaseModel):
     )
     username: str | None = Field(None, description="User name, if the broker wants one.")
     password: SecretStr | None = Field(None, description="Password (never logged).")
-    tls: bool = Field(False, description="Connect with TLS.")
-    ca_file: str | None = Field(None, description="CA certificates for TLS; default: the system's.")
+    tls: bool = Field(
+        False,
+        description="Connect with TLS; the broker's certificate and host name are verified.",
+    )
+    ca_file: str | None = Field(
+        None,
+        description="CA certificates (PEM) trusted to issue the broker's certificate; default: the system's.",
+    )
+    cert_file: str | None = Field(
+        None,
+        description="Client certificate (PEM) shown to a broker that asks for one (Mosquitto require_certificate); needs key_file.",
+    )
+    key_file: str | None = Field(None, description="Private key (PEM) of cert_file.")
+    key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted key_file (never logged)."
+    )
     qos: Literal[0, 1, 2] = Field(
         1, description="Subscription QoS; 1 or 2 keep messages while we are away, 0 does not."
     )
@@ -305,9 +320,23 @@ class MqttSourceConfig(BaseModel):
             raise ValueError("nothing to read: add mappings, zigbee2mqtt: {} or homeassistant: {}")
         if self.reconnect_max_s < self.reconnect_min_s:
             raise ValueError("reconnect_max_s must be at least reconnect_min_s")
-        if self.ca_file and not self.tls:
-            raise ValueError("ca_file is set but tls is false; set tls: true")
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) and not self.tls:
+                raise ValueError(f"{name} is set but tls is false; set tls: true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        if self.key_password is not None and self.key_file is None:
+            raise ValueError("key_password is set but key_file is not")
         return self
+
+    def tls_settings(self) -> MqttTls:
+        return MqttTls(
+            f"producers.mqtt source {self.source_id}",
+            self.ca_file,
+            self.cert_file,
+            self.key_file,
+            self.key_password,
+        )
 
     @property
     def effective_client_id(self) -> str:

@@ -73,6 +73,10 @@ class MqttConnector(Connector):
         self._timers: list[asyncio.TimerHandle] = []
         where = f"mqtt {config.source_id} at {config.host}:{config.port}"
         self._connection_log = FailureStreak(log, where)
+        self._tls = config.tls_settings()
+        # a file that cannot be loaded stops the connector at once (ConfigError naming it)
+        self._tls_context = self._tls.context() if config.tls else None
+        self._diagnosed = False  # one TLS diagnosis per run of failures
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -162,7 +166,7 @@ class MqttConnector(Connector):
             password = settings.password.get_secret_value() if settings.password else None
             client.username_pw_set(settings.username, password)
         if settings.tls:
-            client.tls_set(ca_certs=settings.ca_file)
+            client.tls_set_context(self._tls_context)
         client.reconnect_delay_set(settings.reconnect_min_s, settings.reconnect_max_s)
         client.enable_logger(logging.getLogger(f"{__name__}.paho"))
         client.on_connect = self._paho_connected
@@ -191,12 +195,26 @@ class MqttConnector(Connector):
         self._post(self._on_connected, bool(flags.session_present))
 
     def _paho_connect_failed(self, client: mqtt.Client, _: Any) -> None:
-        self._post(self._connect_failed, "no answer or connection refused")
+        self._post(self._connect_failed, self._tls_problem() or "no answer or connection refused")
 
     def _paho_disconnected(
         self, client: mqtt.Client, _: Any, flags: Any, reason: ReasonCode, __: Any
     ) -> None:
+        if not self._connected and not self._closing:
+            # never got a CONNACK: with TLS, a refused handshake reads as "Unspecified error"
+            problem = self._tls_problem()
+            if problem is not None:
+                self._post(self._connect_failed, problem)
+                return
         self._post(self._on_disconnected, str(reason))
+
+    def _tls_problem(self) -> str | None:
+        """In paho's thread: why TLS failed, once per run of failures (a probe connection)."""
+        if not self.settings.tls or self._diagnosed:
+            return None
+        problem = self._tls.diagnose(self.settings.host, self.settings.port)
+        self._diagnosed = problem is not None
+        return problem
 
     def _paho_message(self, client: mqtt.Client, _: Any, message: mqtt.MQTTMessage) -> None:
         try:
@@ -232,6 +250,7 @@ class MqttConnector(Connector):
         if not self._connection_log.count:
             log.info("%s: connected", self._connection_log.name)
         self._connection_log.ended("connected")
+        self._diagnosed = False
         self._connected = True
         details = {"session_present": str(session_present).lower()}
         self.output.event(

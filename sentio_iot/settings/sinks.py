@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, Self
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from sentio_iot.settings import Section
 from sentio_iot.settings.alert_delivery import AlertmanagerSinkSettings, WebhookSinkSettings
@@ -88,7 +88,26 @@ class HomeAssistantSinkSettings(Section):
     port: int = Field(default=1883, ge=1, le=65535, description="MQTT broker port.")
     username: str | None = Field(default=None, description="MQTT user name; none when empty.")
     password: SecretStr | None = Field(default=None, description="MQTT password (never logged).")
-    tls: bool = Field(default=False, description="Connect with TLS (system CA certificates).")
+    tls: bool = Field(
+        default=False,
+        description="Connect with TLS; the broker's certificate and host name are verified.",
+    )
+    ca_file: str | None = Field(
+        default=None,
+        description="CA certificates (PEM) trusted to issue the broker's certificate; default: the system's.",
+    )
+    cert_file: str | None = Field(
+        default=None,
+        description="Client certificate (PEM) shown to a broker that asks for one; needs key_file.",
+    )
+    key_file: str | None = Field(default=None, description="Private key (PEM) of cert_file.")
+    key_password: SecretStr | None = Field(
+        default=None, description="Password of an encrypted key_file (never logged)."
+    )
+    protocol: Literal["5", "3.1.1"] = Field(
+        default="5",
+        description="MQTT protocol version; with 5 a publish the broker refuses (its ACL, its size limit) is found in its acknowledgement and dead-lettered, with 3.1.1 it cannot be told from a success.",
+    )
     client_id: str = Field(
         default="",
         description="MQTT client id; empty: sentio-sink-homeassistant-<host>-<pid>.",
@@ -128,6 +147,15 @@ class HomeAssistantSinkSettings(Section):
         le=65535,
         description="Port of this sink's /health and /metrics; 0: none.",
     )
+
+    @model_validator(mode="after")
+    def _check_tls_files(self) -> Self:
+        for name in ("ca_file", "cert_file", "key_file"):
+            if getattr(self, name) and not self.tls:
+                raise ValueError(f"{name} is set but tls is false; set tls: true")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("a client certificate needs both cert_file and key_file")
+        return self
 
 
 class SinkSettings(Section):
