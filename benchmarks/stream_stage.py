@@ -188,6 +188,12 @@ def main() -> None:
         help="also run the worker started by COMMAND (instead of `sentio`), on the same readings",
     )
     parser.add_argument(
+        "--only-versus",
+        action="store_true",
+        help="run only the --versus workers, not this checkout's (e.g. two archived builds, "
+        "when the working tree holds other unfinished changes)",
+    )
+    parser.add_argument(
         "--stop-under-load",
         action="store_true",
         help="also time a SIGTERM to each worker after a third of the readings (the rest waiting)",
@@ -214,7 +220,9 @@ def main() -> None:
         )
         ceiling = run_count_agent(config_path, len(data), work)
         print(f"  count agent: {ceiling:,.0f} readings/s", flush=True)
-        stages = {"sentio": run_stage(config_path, len(data), work)}
+        stages: dict[str, dict[str, float]] = {}
+        if not args.only_versus:
+            stages["sentio"] = run_stage(config_path, len(data), work)
         for versus in args.versus:
             label, _, command = versus.partition("=")
             stages[label] = run_stage(config_path, len(data), work, label, command)
@@ -226,7 +234,10 @@ def main() -> None:
             points = stage["rate"] * args.metrics
             print(f"{name:<52}{stage['rate']:>12,.0f}{points:>12,.0f}")
         for label, stage in stages.items():
-            print(f"ratio {label} / trivial agent: {stage['rate'] / ceiling:.2f}")
+            ratio = (
+                f"{stage['rate'] / ceiling:.2f}" if ceiling else "- (too few readings to time it)"
+            )
+            print(f"ratio {label} / trivial agent: {ratio}")
         for label, stage in stages.items():
             print(f"\n{label}:")
             for phase in PHASES:
@@ -239,7 +250,8 @@ def main() -> None:
             )
         if args.stop_under_load:
             print()
-            for label, command in [("sentio", ""), *(v.partition("=")[::2] for v in args.versus)]:
+            this = [] if args.only_versus else [("sentio", "")]
+            for label, command in [*this, *(v.partition("=")[::2] for v in args.versus)]:
                 stop = run_stage(
                     config_path, len(data), work, f"{label}-stop", command, len(data) // 3
                 )

@@ -18,6 +18,9 @@ live states (``state.py``) already hold what the steps use, RocksDB only added a
 state and seconds to every stop (closing its files), and its files could hold writes of
 aborted transactions after a kill. The changelogs are compacted eagerly
 (:data:`CHANGELOG_CONFIG`), so a start reads about one record per key, not the whole history.
+The rollups and anomaly tables (:data:`REPLAYED_TABLES`) are written only every
+:data:`SNAPSHOT_EVERY_COMMITS` commits; after a restart the readings since are replayed
+(``snapshots.py``).
 
 Exactly once: ``processing_guarantee="exactly_once"`` gives one Kafka transaction per source
 partition; offsets, table changelogs and output commit together. Faust picks the transaction
@@ -56,6 +59,7 @@ from sentio_iot.streams.kafka_auth import faust_kafka_settings
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
 from sentio_iot.streams.redelivery import RedeliveryGuard
+from sentio_iot.streams.snapshots import Snapshots, kafka_range_reader
 from sentio_iot.streams.state import LiveStates
 from sentio_iot.streams.table_changes import TableChanges
 from sentio_iot.streams.tracing import Headers
@@ -74,6 +78,12 @@ CHANGELOG_CONFIG = {
 }
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER_S = 0.005
+# Tables written only at snapshots, every SNAPSHOT_EVERY_COMMITS commits per partition, the
+# readings since replayed after a restart (snapshots.py). Their steps must be deterministic
+# functions of the readings and their state: rollups and anomaly are; device_state reads
+# ticks and RUL calls a model, so theirs are written at every commit.
+REPLAYED_TABLES = ("rollups", "anomaly_devices")
+SNAPSHOT_EVERY_COMMITS = 10
 Event = faust.EventT[Any]
 
 
@@ -146,6 +156,14 @@ class StreamApp:
         self._changes = TableChanges()
         self._live: list[LiveStates[Any]] = []
         self._reading_steps: list[Any] = []
+        self._claimed = 0  # live states already owned by an added reading step
+        self._ended = False  # a commit ended the transactions (the stop)
+        self.snapshots = Snapshots(
+            SNAPSHOT_EVERY_COMMITS,
+            self.topic_name("readings"),
+            kafka_range_reader(config.kafka, f"{settings.app_id}-replay"),
+            lambda raw: self.serde("readings").decode(raw),
+        )
         self._registry: SchemaRegistry | None = None
         self._internal: dict[str, int] = {}
         self.gate = CommitGate()
@@ -245,8 +263,15 @@ class StreamApp:
 
     def add_reading_step(self, step: Any) -> None:
         """Run ``step`` (a ``readings.ReadingStep``) in the one agent that reads ``readings``:
-        each message is fetched, decoded and traced once for all the per-reading steps."""
+        each message is fetched, decoded and traced once for all the per-reading steps.
+
+        The live states created since the previous step belong to ``step``; when all of them
+        are in :data:`REPLAYED_TABLES` they are written only at snapshots (``snapshots.py``)."""
+        owned, self._claimed = self._live[self._claimed :], len(self._live)
         self._reading_steps.append(step)
+        if all(live.name in REPLAYED_TABLES for live in owned) and self.snapshots.add(step, owned):
+            for live in owned:
+                live.replayed = True
 
     def internal_topic_name(self, name: str, *, partitions_like: str = "readings") -> str:
         """An app-private topic ``<app id>-<name>`` with as many partitions as the catalog
@@ -426,8 +451,15 @@ class StreamApp:
         """Write the live states' changes into the open transactions, wait until the broker
         has them, then commit (offsets, changes and output together)."""
         spent = self.metrics.seconds
+        if self._ended:  # the stop's last commit ended the transactions: nothing can join them
+            return await plain(*args, **kwargs)
+        # Faust's stop commits with start_new_transaction=False (then may commit again);
+        # a revoke commits while rebalancing: both snapshot everything (snapshots.py).
+        ending = kwargs.get("start_new_transaction") is False
         t = time.perf_counter()
-        written = sum(live.flush() for live in self._live)
+        written = sum(live.flush() for live in self._live if not live.replayed)
+        everything = ending or self.faust.rebalancing or self.faust.consumer.should_stop
+        written += self.snapshots.flush(everything=everything)
         t_sent = time.perf_counter()
         spent.inc("flush_live_states", by=t_sent - t)
         await self._changes.acknowledged()
@@ -437,12 +469,14 @@ class StreamApp:
         try:
             return await plain(*args, **kwargs)
         finally:
+            self._ended = ending
             spent.inc("commit_transactions", by=time.perf_counter() - t_acked)
 
     async def _on_revoked(self, app: Any, revoked: set[TP], **_: Any) -> None:
         """After the revoke's commit flushed them: forget the states of partitions gone."""
         partitions = {tp.partition for tp in revoked if tp.topic == self.topic_name("readings")}
         self.guard.forget(revoked)
+        self.snapshots.forget(partitions)
         for live in self._live:
             live.forget(partitions)
 

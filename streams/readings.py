@@ -10,7 +10,8 @@ transaction of the event each output follows from.
 A step is anything with a ``name`` (its agent name: metrics and logs use it), ``topics``
 (extra internal topics it needs beside readings, e.g. device_state's ticks) and
 ``async process(batch)``. Steps keep their state in ``LiveStates`` (``state.py``): in memory,
-written to the changelog once per key per commit.
+written to the changelog once per key per commit, or only at snapshots for the steps that
+``snapshots.py`` replays after a restart (before a partition's first batch here).
 """
 
 from __future__ import annotations
@@ -102,6 +103,7 @@ async def process_batch(
     batch = ReadingBatch()
     from_readings = 0
 
+    await app.snapshots.catch_up(events)  # partitions new to this worker: replay first
     with batch_span(AGENT, (e.message.headers for e in events)) as span:
         span.set_attribute("sentio.steps", ",".join(step.name for step in steps))
         for event in events:
@@ -114,6 +116,7 @@ async def process_batch(
                 batch.add(event, reading)
         for step in steps:
             await step.process(batch)
+        app.snapshots.processed(events)
         headers = context_headers(span)
         span.set_attribute("sentio.outputs", len(batch.out))
         for out in batch.out:

@@ -52,6 +52,8 @@ class LiveStates(Generic[S]):
         self._dirty: dict[str, Event] = {}
         self.scanned: set[int] = set()
         """Partitions whose stored states were all brought to life (by the owner's scan)."""
+        self.replayed = False
+        """Written only at snapshots, not at every commit (``snapshots.py``)."""
 
     @property
     def name(self) -> str:
@@ -98,16 +100,35 @@ class LiveStates(Generic[S]):
                 yield key, state
 
     def flush(self) -> int:
-        """Write each dirty key once to the table (changelog + RocksDB); how many were written."""
+        """Write each dirty key once to the table (its changelog); how many were written."""
         dirty, self._dirty = self._dirty, {}
-        written = 0
+        by_partition: dict[int, tuple[Event, list[str]]] = {}
         for key, event in dirty.items():
-            found = self._live.get(key)
+            found = by_partition.get(event.message.partition)
             if found is None:
-                continue
-            with in_partition_of(event):
-                self.table[key.encode()] = self._dump(found[0])
-            written += 1
+                by_partition[event.message.partition] = (event, [key])
+            else:
+                found[1].append(key)
+        return sum(self._write(keys, event) for event, keys in by_partition.values())
+
+    def flush_partition(self, partition: int, event: Event) -> int:
+        """Write the dirty keys of ``partition`` (a snapshot, ``snapshots.py``) in the
+        partition of ``event``; how many were written."""
+        keys = [k for k, e in self._dirty.items() if e.message.partition == partition]
+        for key in keys:
+            del self._dirty[key]
+        return self._write(keys, event)
+
+    def _write(self, keys: list[str], event: Event) -> int:
+        """Write ``keys`` (all of ``event``'s partition): one current event for all of them."""
+        written = 0
+        table, dump, live = self.table, self._dump, self._live
+        with in_partition_of(event):
+            for key in keys:
+                found = live.get(key)
+                if found is not None:
+                    table[key.encode()] = dump(found[0])
+                    written += 1
         return written
 
     def forget(self, partitions: Iterable[int]) -> None:

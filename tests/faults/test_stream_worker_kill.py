@@ -12,6 +12,7 @@ device must appear exactly once with exactly its count and sum.
 from __future__ import annotations
 
 import random
+import re
 import sys
 import threading
 import time
@@ -226,3 +227,8 @@ def test_sigkills_at_random_points_on_the_real_clock_count_every_reading_once(
     ), why
     assert kinds in ([], [(SILENT, "OFFLINE"), (SILENT, "ONLINE")]), f"{why}: {kinds}"
     assert worker.stop() == 0
+    # Rollup and anomaly states are written every few commits (streams/snapshots.py): the
+    # restarted workers rebuilt them by replaying the readings since, and still got all of
+    # the above exactly right.
+    replays = re.findall(r"replayed (\d+) reading", worker.log_path.read_text(errors="replace"))
+    assert sum(int(n) for n in replays) > 0, f"{why}: no restart replayed readings"

@@ -1,0 +1,182 @@
+"""Replayed tables (streams/snapshots.py), without Kafka: written only at snapshots, and a
+worker that starts from a snapshot and replays the readings since it ends exactly where one
+uninterrupted run is, outputs and states alike.
+
+The steps run on events made here (as in test_stream_steps.py); the replay reads the same
+readings from a list instead of Kafka.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from test_stream_steps import DictTable, Event, Message, build, reading
+
+from sentio_iot.streams.app import StreamApp
+from sentio_iot.streams.readings import ReadingBatch
+from sentio_iot.streams.snapshots import ReplayMessage, marker_key
+
+TOPIC = "x.readings"
+ANOMALY = {"detector": "robust_zscore", "params": {"warmup": 5}, "threshold": 0.9}
+DEVICES = ("pump-0", "pump-1", "pump-2", "pump-3")  # pump-N in partition N % 2
+SECONDS = 130  # two 60 s windows close
+PER_BATCH = 10  # seconds of readings per batch
+
+
+def plant() -> list[tuple[Event, dict[str, Any]]]:
+    """Readings of every device, second by second, with a spike now and then; offsets per
+    partition in arrival order."""
+    out: list[tuple[Event, dict[str, Any]]] = []
+    offsets = [0, 0]
+    for second in range(SECONDS):
+        for n, device in enumerate(DEVICES):
+            partition = n % 2
+            spike = 80.0 if (second + 7 * n) % 41 == 40 else 0.0
+            value = 10.0 + (second * (n + 3)) % 5 * 0.1 + spike
+            record = reading(device, second, temp=value, vib=float(n)).to_record()
+            message = Message(
+                TOPIC, partition, offsets[partition], value=json.dumps(record).encode()
+            )
+            offsets[partition] += 1
+            out.append((Event(message), record))
+    return out
+
+
+def batches() -> list[list[tuple[Event, dict[str, Any]]]]:
+    items = plant()
+    size = PER_BATCH * len(DEVICES)
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def worker(tmp_path: Path, every: int = 3) -> tuple[StreamApp, list[Any]]:
+    app, steps = build(
+        tmp_path, ["rollups", "anomaly"], rollups={"windows_s": [60]}, anomaly=ANOMALY
+    )
+    app.snapshots.every = every
+    app.snapshots.decode = json.loads
+    return app, [steps["rollups"], steps["anomaly"]]
+
+
+async def run(
+    app: StreamApp, steps: list[Any], items: list[tuple[Event, dict[str, Any]]]
+) -> list[Any]:
+    """What the readings agent does with a batch, minus Kafka: catch up, the steps, outputs."""
+    events: Any = [event for event, _ in items]
+    await app.snapshots.catch_up(events)
+    batch = ReadingBatch()
+    for event, record in items:
+        batch.add(event, record)  # type: ignore[arg-type]
+    for step in steps:
+        await step.process(batch)
+    app.snapshots.processed(events)
+    return [
+        (o.catalog_name, o.key, o.source.message.offset, json.dumps(o.record)) for o in batch.out
+    ]
+
+
+def states(app: StreamApp) -> dict[str, dict[bytes, bytes]]:
+    """Every replayed table as a snapshot of everything would write it."""
+    app.snapshots.flush(everything=True)
+    return {
+        live.name: {k: v for k, v in live.table.data.items() if not k.startswith(b"\x00")}
+        for live in app.snapshots.tables
+    }
+
+
+def reader(items: list[tuple[Event, dict[str, Any]]], asked: list[tuple[int, int, int]]) -> Any:
+    def read(topic: str, partition: int, start: int, end: int) -> Iterator[list[ReplayMessage]]:
+        asked.append((partition, start, end))
+        found = [
+            ReplayMessage(topic, e.message.partition, e.message.offset, 0.0, None, e.message.value)
+            for e, _ in items
+            if e.message.partition == partition and start <= e.message.offset < end
+        ]
+        for i in range(0, len(found), 7):  # in chunks, as Kafka hands them
+            yield found[i : i + 7]
+
+    return read
+
+
+async def test_replayed_tables_are_written_only_at_snapshots_with_their_marker(
+    tmp_path: Path,
+) -> None:
+    app, steps = worker(tmp_path, every=3)
+    assert {live.name for live in app.snapshots.tables} == {"rollups", "anomaly_devices"}
+    assert all(live.replayed for live in app.snapshots.tables)
+    rollups = next(live for live in app.snapshots.tables if live.name == "rollups")
+    table: DictTable = rollups.table  # type: ignore[assignment]
+    written = []
+    for items in batches()[:5]:
+        await run(app, steps, items)
+        written.append(app.snapshots.flush())  # the commit after each batch
+    # Commit 1 is the partitions' first (a snapshot), then every third: commit 4.
+    # Each snapshot: 4 devices' states and 2 markers, in each of the two tables.
+    assert written == [12, 0, 0, 12, 0]
+    assert table.writes == 12
+    last = batches()[3][-1][0].message.offset + 1  # after batch 4 (20 readings/partition/batch)
+    assert table.data[marker_key(0)] == table.data[marker_key(1)] == str(last).encode()
+    assert app.snapshots.flush(everything=True) == 12  # a stop: whatever changed since
+    assert app.snapshots.flush(everything=True) == 0  # nothing changed: nothing written
+
+
+async def test_a_worker_that_replays_from_the_snapshot_ends_where_one_run_ends(
+    tmp_path: Path,
+) -> None:
+    everything = batches()
+    one_run, one_steps = worker(tmp_path / "one")
+    outputs_one_run = []
+    for n, items in enumerate(everything):
+        out = await run(one_run, one_steps, items)
+        one_run.snapshots.flush()
+        if n >= 5:
+            outputs_one_run.extend(out)
+
+    killed, killed_steps = worker(tmp_path / "killed")
+    for items in everything[:5]:
+        await run(killed, killed_steps, items)
+        killed.snapshots.flush()  # commits 1 and 4 were snapshots; 5 was not, then SIGKILL
+
+    again, again_steps = worker(tmp_path / "again")
+    for before, after in zip(killed.snapshots.tables, again.snapshots.tables, strict=True):
+        after.table.data.update(before.table.data)  # type: ignore[attr-defined]  # what was committed
+    asked: list[tuple[int, int, int]] = []
+    again.snapshots.read = reader([i for items in everything for i in items], asked)
+    outputs_again = []
+    for items in everything[5:]:
+        outputs_again.extend(await run(again, again_steps, items))
+        again.snapshots.flush()
+
+    assert asked == [(0, 80, 100), (1, 80, 100)]  # from the marker of commit 4 to commit 5
+    assert again.snapshots.replayed == 40
+    assert outputs_again == outputs_one_run  # nothing repeated, nothing missing
+    assert any(c == "anomalies" for c, *_ in outputs_again)
+    assert any(c == "rollups" for c, *_ in outputs_again)
+    assert states(again) == states(one_run)
+
+
+async def test_a_revoked_partition_is_caught_up_again_when_it_comes_back(tmp_path: Path) -> None:
+    everything = batches()
+    app, steps = worker(tmp_path, every=100)
+    for items in everything[:2]:
+        await run(app, steps, items)
+        app.snapshots.flush()  # commit 1: a snapshot at offset 20 of each partition
+    asked: list[tuple[int, int, int]] = []
+    app.snapshots.read = reader([i for items in everything for i in items], asked)
+    app.snapshots.forget([1])
+    for live in app.snapshots.tables:
+        live.forget([1])
+    await run(app, steps, everything[2])
+    assert asked == [(1, 20, 40)]  # only the partition that came back, from its marker
+
+
+async def test_a_table_written_by_an_older_worker_has_no_marker_and_is_not_replayed(
+    tmp_path: Path,
+) -> None:
+    app, steps = worker(tmp_path)
+    asked: list[tuple[int, int, int]] = []
+    app.snapshots.read = reader([], asked)
+    await run(app, steps, batches()[3])  # starts mid-topic, no marker: nothing to replay
+    assert asked == [] and app.snapshots.replayed == 0
