@@ -19,12 +19,20 @@ def stack_group() -> None:
 
 @stack_group.command("up")
 @config_option
-def up(config_path: Path | None) -> None:
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Kafka with SASL/SCRAM over TLS and ACLs per worker role; credentials and client "
+    "settings are generated under the stack home (docs/security.md).",
+)
+def up(config_path: Path | None, secure: bool) -> None:
     """Install what is missing, start what is not running, wait until every service answers."""
     from sentio_iot.stack import Stack
+    from sentio_iot.stack.kafka_secure import KafkaAccess
 
     config = load(config_path)
-    Stack(config.stack).up(progress=click.echo)
+    access = KafkaAccess(config.topics.prefix, config.streams.app_id)
+    Stack(config.stack, secure=secure, access=access).up(progress=click.echo)
 
 
 @stack_group.command("down")

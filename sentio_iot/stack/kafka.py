@@ -5,19 +5,31 @@ from __future__ import annotations
 import base64
 import time
 import uuid
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
 from sentio_iot.config import StackSettings
+from sentio_iot.errors import StackError
 from sentio_iot.stack.install import fill_once, maven_copy_dependencies, run_tool
+from sentio_iot.stack.kafka_secure import (
+    BROKER_USER,
+    KafkaAccess,
+    SecureKafkaFiles,
+    apply_access,
+    write_private,
+)
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_java, find_program, java_problem, missing
 from sentio_iot.stack.probes import HOST, Health, kafka_answers
 from sentio_iot.stack.service import Progress, Service
 
 
-def render_server_properties(settings: StackSettings, log_dir: Path) -> str:
-    """server.properties for one node that is both broker and controller, on 127.0.0.1."""
+def render_server_properties(
+    settings: StackSettings, log_dir: Path, overrides: Mapping[str, str] | None = None
+) -> str:
+    """server.properties for one node that is both broker and controller, on 127.0.0.1
+    (``overrides``: the secure listeners, see kafka_secure.py)."""
     broker = f"{HOST}:{settings.kafka_port}"
     controller = f"{HOST}:{settings.kafka_controller_port}"
     properties = {
@@ -42,6 +54,7 @@ def render_server_properties(settings: StackSettings, log_dir: Path) -> str:
         "group.initial.rebalance.delay.ms": "0",
         # Topics come from the catalog (`sentio topics apply`), never from a typo.
         "auto.create.topics.enable": "false",
+        **(overrides or {}),
     }
     header = "# Written by `sentio stack up`; edits are overwritten at the next start.\n"
     return header + "".join(f"{key}={value}\n" for key, value in properties.items())
@@ -61,6 +74,16 @@ class KafkaService(Service):
         self.libs = self.dist / "libs"
         self.server_properties = paths.conf / "kafka-server.properties"
         self.log4j_properties = paths.conf / "kafka-log4j2.properties"
+        # `sentio stack up --secure` sets these (Stack); the marker says how it last started.
+        self.secure = False
+        self.access = KafkaAccess()
+        self.secure_files = SecureKafkaFiles(paths)
+        self.secure_marker = paths.conf / "kafka-secure"
+
+    @property
+    def data_dir(self) -> Path:
+        """The secure broker keeps its own data: its users exist from its first format on."""
+        return self.paths.data("kafka-secure" if self.secure else self.name)
 
     @property
     def address(self) -> str:
@@ -100,26 +123,69 @@ class KafkaService(Service):
 
     def prepare(self, progress: Progress) -> None:
         self.paths.conf.mkdir(parents=True, exist_ok=True)
-        self.server_properties.write_text(
-            render_server_properties(self.settings, self.data_dir), encoding="utf-8"
-        )
+        if self.secure:
+            self.secure_files.ensure()
+            overrides = self.secure_files.server_properties(
+                self.settings.kafka_port, self.settings.kafka_controller_port
+            )
+            # It holds the broker's own password: readable by its owner only.
+            write_private(
+                self.server_properties,
+                render_server_properties(self.settings, self.data_dir, overrides),
+            )
+            self.secure_marker.touch()
+        else:
+            self.secure_marker.unlink(missing_ok=True)
+            self.server_properties.write_text(
+                render_server_properties(self.settings, self.data_dir), encoding="utf-8"
+            )
         self.log4j_properties.write_text(_package_text("log4j2.properties"), encoding="utf-8")
         if (self.data_dir / "meta.properties").is_file():
             return
         progress("kafka: formatting storage")
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # Fixed controller.quorum.voters: format without --standalone (the tool refuses both).
-        arguments = ["-t", new_cluster_id(), "-c", str(self.server_properties)]
-        run_tool(
-            [*self._java(), "kafka.tools.StorageTool", "format", *arguments, "--ignore-formatted"],
-            what="kafka storage format",
-        )
+        # --cluster-id=: an id may begin with "-", which a separate argument would not survive.
+        arguments = [f"--cluster-id={new_cluster_id()}", "-c", str(self.server_properties)]
+        command = [*self._java(), "kafka.tools.StorageTool", "format", *arguments]
+        if not self.secure:
+            run_tool([*command, "--ignore-formatted"], what="kafka storage format")
+            return
+        # The broker's SCRAM user, from a java argument file: never in a process list.
+        argfile = self.paths.conf / "kafka-format.args"
+        write_private(argfile, "\n".join(self.secure_files.format_scram_arguments()) + "\n")
+        try:
+            run_tool([*command, "--ignore-formatted", f"@{argfile}"], what="kafka storage format")
+        finally:
+            argfile.unlink(missing_ok=True)
 
     def command(self) -> list[str]:
         return [*self._java(), "kafka.Kafka", str(self.server_properties)]
 
     def check(self) -> Health:
-        return kafka_answers(self.settings.kafka_port)
+        if not self.secure_marker.is_file():
+            return kafka_answers(self.settings.kafka_port)
+        client = self.secure_files.librdkafka(BROKER_USER, self.address)
+        health = kafka_answers(self.settings.kafka_port, client=client)
+        return Health(health.healthy, f"SASL_SSL; {health.detail}")
+
+    def after_start(self, progress: Progress) -> None:
+        """Secure: create the roles' users and ACLs, write their client settings."""
+        if not self.secure:
+            return
+        if not self.secure_marker.is_file():
+            raise StackError(
+                "kafka is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure` "
+                "(the secure broker keeps its own data)",
+            )
+        acls = apply_access(self.secure_files, self.address, self.access)
+        self.secure_files.write_client_files(self.address)
+        progress(
+            f"kafka: SASL_SSL (SCRAM-SHA-512), {acls} ACLs for prefix "
+            f"{self.access.topic_prefix!r}; client settings per role in "
+            f"{self.secure_files.clients}/<role>.env (mode 0600)"
+        )
 
     def _java(self) -> list[str]:
         java = find_java()

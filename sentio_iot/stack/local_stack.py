@@ -7,7 +7,7 @@ import os
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -15,6 +15,8 @@ from pathlib import Path
 
 from sentio_iot.config import StackSettings
 from sentio_iot.errors import PrerequisiteError, SentioError, StackError
+from sentio_iot.stack.kafka import KafkaService
+from sentio_iot.stack.kafka_secure import KafkaAccess
 from sentio_iot.stack.lock import stack_lock
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.probes import Health, port_in_use
@@ -59,10 +61,27 @@ class ServiceStatus:
 class Stack:
     """The local services described by ``settings``; every method is safe to call again."""
 
-    def __init__(self, settings: StackSettings) -> None:
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        secure: bool = False,
+        access: KafkaAccess | None = None,
+        only: Collection[str] | None = None,
+    ) -> None:
+        """``secure``: Kafka with SASL/SCRAM over TLS and ACLs per role for ``access``
+        (kafka_secure.py); ``only``: the names of the services to drive (default: all)."""
         self.settings = settings
         self.paths = StackPaths(settings.home)
-        self.services: list[Service] = build_services(settings, self.paths)
+        self.services: list[Service] = [
+            service
+            for service in build_services(settings, self.paths)
+            if only is None or service.name in only
+        ]
+        for service in self.services:
+            if isinstance(service, KafkaService):
+                service.secure = secure
+                service.access = access or KafkaAccess()
 
     def up(self, progress: Progress | None = None) -> list[ServiceStatus]:
         """Install what is missing, start what is not running, return once all answer."""
@@ -180,6 +199,7 @@ class Stack:
                 say(f"{service.name}: running (pid {record.pid}), waiting for it to answer")
                 health = self._wait_healthy(service, record, since)
                 say(f"{service.name}: healthy after {time.monotonic() - since:.1f} s")
+            service.after_start(say)
             return self._running_status(service, record, health)
         service.install(say)
         service.prepare(say)
@@ -195,6 +215,7 @@ class Stack:
             raise
         elapsed = time.monotonic() - since
         say(f"{service.name}: started pid {record.pid}, healthy in {elapsed:.1f} s")
+        service.after_start(say)
         return self._running_status(service, record, health)
 
     def _wait_healthy(self, service: Service, record: ProcessRecord, since: float) -> Health:

@@ -6,6 +6,7 @@ import errno
 import http.client
 import logging
 import socket
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -69,15 +70,22 @@ def http_all_ok(port: int, paths: list[str], timeout_s: float = 2.0) -> Health:
     return Health(True, "ok")
 
 
-def kafka_answers(port: int, timeout_s: float = 3.0) -> Health:
-    """Healthy when the broker answers a metadata request and lists itself."""
+def kafka_answers(
+    port: int, timeout_s: float = 3.0, client: Mapping[str, Any] | None = None
+) -> Health:
+    """Healthy when the broker answers a metadata request and lists itself (``client``: the
+    librdkafka security properties of a secure broker)."""
     if not tcp_open(port):
         return Health(False, f"nothing listens on {HOST}:{port}")
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient
 
     # The logger config keeps librdkafka's connection errors off stderr.
-    config: dict[str, Any] = {"bootstrap.servers": f"{HOST}:{port}", "logger": log}
+    config: dict[str, Any] = {
+        "bootstrap.servers": f"{HOST}:{port}",
+        **(client or {}),
+        "logger": log,
+    }
     admin = AdminClient(config)
     try:
         metadata = admin.list_topics(timeout=timeout_s)

@@ -19,7 +19,7 @@ class Service(ABC):
 
     Order of calls for a start: ``problems()`` (nothing is touched yet), ``install()``
     (cached), ``prepare()`` (configuration files, storage), then ``command()`` is started
-    and ``check()`` is polled until it is healthy.
+    and ``check()`` is polled until it is healthy; then ``after_start()``.
     """
 
     name: ClassVar[str]
@@ -56,6 +56,10 @@ class Service(ABC):
     @abstractmethod
     def check(self) -> Health:
         """Whether it really answers now."""
+
+    def after_start(self, progress: Progress) -> None:
+        """Set up what needs the running service (users, ACLs); called after each ``up``."""
+        del progress  # nothing by default
 
     @property
     def data_dir(self) -> Path:
