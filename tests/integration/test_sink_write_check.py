@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ from test_sink_victoriametrics import (
 )
 
 from sentio_iot.config import SentioConfig
+from sentio_iot.settings.alert_delivery import AlertmanagerSinkSettings
+from sentio_iot.sinks.alertmanager_api import AlertmanagerApi
+from sentio_iot.sinks.halving import refused_records
 from sentio_iot.sinks.runtime import SinkRuntime
 from sentio_iot.sinks.write_check import drop_counters, risen
 from sentio_iot.stack.paths import StackPaths
@@ -142,10 +146,11 @@ def vm_export(url: str, match: str) -> dict[tuple[tuple[str, str], ...], list[in
     }
 
 
+@pytest.mark.parametrize("method", ["import", "remote_write"])
 async def test_victoriametrics_drops_behind_a_204_are_dead_lettered(
-    unique_name: str, strict_vm: OwnServer
+    unique_name: str, strict_vm: OwnServer, method: str
 ) -> None:
-    config = sink_config(f"{unique_name}.", url=strict_vm.url)
+    config = sink_config(f"{unique_name}.", url=strict_vm.url, method=method)
     create_topics(config)
     device = f"{unique_name}-pump"
     wide = {f"l{i}": "v" for i in range(4)}  # 11 labels in all: under 30, over this VM's 8
@@ -225,3 +230,45 @@ async def test_victorialogs_drops_behind_a_204_are_dead_lettered(
     joined = " ".join(reasons)
     assert 'vl_rows_dropped_total{reason="too_small_timestamp"} +1' in joined
     assert 'vl_rows_dropped_total{reason="too_many_fields"} +1' in joined
+
+
+async def test_alertmanager_takes_the_valid_alerts_of_a_request_and_names_the_invalid_one(
+    unique_name: str, sentio_config: SentioConfig
+) -> None:
+    """What Alertmanager answers a request with one alert it refuses, and how the sink's
+    halving finds exactly that one (posting a taken alert again changes nothing)."""
+    url = f"http://127.0.0.1:{sentio_config.stack.alertmanager_port}"
+    api = AlertmanagerApi(AlertmanagerSinkSettings(url=url), 5.0)
+    now = datetime.now(UTC)
+
+    def alert(n: int, starts: datetime, ends: datetime) -> dict[str, Any]:
+        return {
+            "labels": {"alertname": "write-check", "test": unique_name, "n": str(n)},
+            "startsAt": starts.isoformat(),
+            "endsAt": ends.isoformat(),
+        }
+
+    later = now + timedelta(minutes=5)
+    alerts = [alert(0, now, later), alert(1, later, now), alert(2, now, later)]  # 1: ends first
+
+    async def send(subset: list[int]) -> str | None:
+        response = await api.post_alerts([alerts[i] for i in subset])
+        return (
+            None
+            if response.status_code < 300
+            else f"{response.status_code}: {response.text.strip()}"
+        )
+
+    try:
+        assert await send([0, 1, 2]) == '400: "start time must be before end time"'
+        assert await refused_records([0, 1, 2], send) == {
+            1: '400: "start time must be before end time"'
+        }
+        listed = httpx.get(
+            f"{url}/api/v2/alerts", params={"filter": f'test="{unique_name}"'}, timeout=10
+        ).json()
+        assert sorted(a["labels"]["n"] for a in listed) == ["0", "2"]
+    finally:
+        for n in (0, 2):  # resolve them
+            await api.post_alerts([alert(n, now, datetime.now(UTC))])
+        await api.close()
