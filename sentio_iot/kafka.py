@@ -62,5 +62,5 @@ def consumer_config(settings: KafkaSettings, group_id: str, **overrides: Any) ->
     return client_config(settings, **{**defaults, **overrides})
 
 
-def admin_client(settings: KafkaSettings) -> AdminClient:
-    return AdminClient(client_config(settings))
+def admin_client(settings: KafkaSettings, **overrides: Any) -> AdminClient:
+    return AdminClient(client_config(settings, **overrides))

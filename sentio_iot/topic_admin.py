@@ -44,22 +44,62 @@ class TopicState:
     end_offsets: int | None
 
 
-def _describe_cluster(admin: AdminClient, kafka: KafkaSettings) -> dict[str, int]:
-    """Existing topic -> partition count; ConnectError when the broker does not answer."""
-    try:
-        metadata = admin.list_topics(timeout=TIMEOUT_S)
-    except KafkaException as exc:
-        # A refused SASL login or TLS handshake reads as a transport failure here.
-        secured = kafka.security_protocol != "PLAINTEXT" or "security.protocol" in kafka.extra
-        raise ConnectError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers}: "
-            f"{exc.args[0].str() if exc.args else exc}",
-            fix="is it running, and do kafka.security_protocol, kafka.sasl_* and the ssl.* "
-            "properties of kafka.extra match its listener? (a wrong password or CA reads the same)"
-            if secured
-            else "is it running? try: sentio stack up",
-        ) from exc
+def _describe_cluster(
+    admin: AdminClient, kafka: KafkaSettings, login: LoginRefusals | None = None
+) -> dict[str, int]:
+    """Existing topic -> partition count; ConnectError when the broker does not answer, and
+    at once when it refuses the login (``login``: the error callback ``admin`` was made with)."""
+    deadline = time.monotonic() + TIMEOUT_S
+    while True:
+        try:
+            metadata = admin.list_topics(timeout=min(1.0, max(deadline - time.monotonic(), 0.1)))
+            break
+        except KafkaException as exc:
+            admin.poll(0)  # serves the error callback
+            if login is not None and login.refused:
+                raise login.error(kafka) from exc
+            if time.monotonic() < deadline:
+                continue
+            # A refused TLS handshake reads as a transport failure here.
+            secured = kafka.security_protocol != "PLAINTEXT" or "security.protocol" in kafka.extra
+            raise ConnectError(
+                f"cannot reach Kafka at {kafka.bootstrap_servers}: "
+                f"{exc.args[0].str() if exc.args else exc}",
+                fix="is it running, and do kafka.security_protocol, kafka.sasl_* and the ssl.* "
+                "properties of kafka.extra match its listener? (a wrong CA reads the same)"
+                if secured
+                else "is it running? try: sentio stack up",
+            ) from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
+
+
+class LoginRefusals:
+    """librdkafka's error callback: remembers a refused SASL login (wrong user or password)."""
+
+    def __init__(self) -> None:
+        self.refused: str | None = None
+
+    def __call__(self, error: KafkaError) -> None:
+        if error.code() == KafkaError._AUTHENTICATION:
+            self.refused = error.str()
+
+    def error(self, kafka: KafkaSettings) -> ConnectError:
+        reason = (self.refused or "").split("SASL authentication error: ", 1)[-1]
+        return ConnectError(
+            f"cannot reach Kafka at {kafka.bootstrap_servers}: it refused the login of "
+            f"{kafka.sasl_username or kafka.extra.get('sasl.username')!r}: "
+            f"{reason.split(' (after ', 1)[0]}",
+            fix="check kafka.sasl_username and kafka.sasl_password, and do "
+            "kafka.security_protocol, kafka.sasl_* and the ssl.* properties of kafka.extra "
+            "match its listener? `sentio stack up --secure` writes each role's settings in "
+            "<stack home>/state/secure/clients/<role>.env",
+        )
+
+    def log(self, level: int, message: str, *args: Any) -> None:
+        """librdkafka's log lines (served by the same poll): the error says it once, so they
+        go at DEBUG (``--debug`` shows them)."""
+        del level
+        log.debug(message, *args)
 
 
 def _current_configs(admin: AdminClient, topics: list[str]) -> dict[str, dict[str, str]]:
@@ -77,8 +117,9 @@ def apply_topics(
     config: SentioConfig, specs: tuple[TopicSpec, ...] = CATALOG, admin: AdminClient | None = None
 ) -> list[TopicChange]:
     """Create missing topics, align configs and grow partitions. Returns what changed."""
-    admin = admin or admin_client(config.kafka)
-    existing = _describe_cluster(admin, config.kafka)
+    login = LoginRefusals()
+    admin = admin or admin_client(config.kafka, error_cb=login, logger=login)
+    existing = _describe_cluster(admin, config.kafka, login)
     settings = config.topics
     changes: list[TopicChange] = []
 
@@ -183,8 +224,9 @@ def topic_states(config: SentioConfig, admin: AdminClient | None = None) -> list
 
     from sentio_iot.kafka import consumer_config
 
-    admin = admin or admin_client(config.kafka)
-    existing = _describe_cluster(admin, config.kafka)
+    login = LoginRefusals()
+    admin = admin or admin_client(config.kafka, error_cb=login, logger=login)
+    existing = _describe_cluster(admin, config.kafka, login)
     settings = config.topics
     names = [s.topic(settings) for s in CATALOG if s.topic(settings) in existing]
     current = _current_configs(admin, names)

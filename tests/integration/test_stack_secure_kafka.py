@@ -338,8 +338,11 @@ def test_the_cli_runs_with_a_role_env_file_and_a_wrong_password_is_one_line(
     assert refused.returncode == 1
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr
-    assert lines[0].startswith(f"error: cannot reach Kafka at {kafka.bootstrap}")
-    assert "kafka.sasl_*" in lines[0]
+    assert lines[0].startswith(
+        f"error: cannot reach Kafka at {kafka.bootstrap}: it refused the login of 'admin': "
+        "Authentication failed during authentication due to invalid credentials with SASL "
+        "mechanism SCRAM-SHA-512 (fix: check kafka.sasl_username and kafka.sasl_password"
+    )
     assert wrong not in refused.stdout + refused.stderr
 
 
