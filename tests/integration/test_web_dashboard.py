@@ -194,8 +194,10 @@ def test_sign_in_fleet_live_theme_and_phone(
         page.get_by_role("button", name="Add user").click()
         expect(page.get_by_text("nina added; password (shown once): ")).to_be_visible()
         expect(page.locator('tr[data-user="nina"]')).to_contain_text("operator")
+        assert serious_violations(page) == []
         page.get_by_role("link", name="Models").click()
         expect(page.get_by_role("heading", name="Models")).to_be_visible()
+        assert serious_violations(page) == []
         page.get_by_role("link", name="Fleet").click()
 
         page.set_viewport_size({"width": 390, "height": 844})
@@ -204,7 +206,15 @@ def test_sign_in_fleet_live_theme_and_phone(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
         assert widths[0] <= widths[1], f"horizontal scrolling at 390 px: {widths}"
+        # the header row is hidden on a phone: each cell names itself
+        cells = page.locator('tr[data-device="press-0"]')
+        expect(cells.locator('[data-cell="rul"]')).to_have_text("RUL \u2013")
+        expect(cells.locator('[data-cell="alerts"]')).to_have_text("Open alerts 0")
+        expect(cells.locator(".cell-label").first).to_be_visible()
         page.screenshot(path=shots / "fleet-phone.png", full_page=True)
+        assert serious_violations(page) == []
+        page.set_viewport_size({"width": 1280, "height": 800})
+        expect(cells.locator(".cell-label").first).to_be_hidden()  # the headers name them
         assert errors == []
 
 
@@ -233,6 +243,7 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         for admin_page in ("Users", "Models"):
             expect(viewer.get_by_role("link", name=admin_page)).to_have_count(0)
         viewer.screenshot(path=shots / "alerts-viewer.png")
+        assert serious_violations(viewer) == []
 
         operator = browser.new_page()
         sign_in(operator, url, "olga", PASSWORD)
@@ -244,6 +255,7 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         expect(row).to_contain_text("ACKNOWLEDGED by olga", timeout=30_000)
         expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
         operator.screenshot(path=shots / "alerts-operator.png")
+        assert serious_violations(operator) == []
         # the viewer's page follows live, still without buttons
         expect(alert_row).to_contain_text("ACKNOWLEDGED by olga", timeout=15_000)
         assert viewer.locator("main button").count() == 0
@@ -301,11 +313,13 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             step = 1 if label == "15 min" else 2
             expect(info).to_contain_text(f"step {step}s")
             points[label] = int(info.inner_text().split()[0])
-            chart = page.get_by_role("img", name=f"pressure chart, {points[label]} points")
-            expect(chart).to_have_attribute(
-                "aria-label", f"pressure chart, {points[label]} points, 1 anomalies"
-            )
-            expect(page.get_by_role("img", name="RUL chart")).to_be_visible()
+            name = f"pressure chart (bar), {points[label]} points"
+            chart = page.get_by_role("img", name=name)
+            expect(chart).to_have_attribute("aria-label", f"{name}, 1 anomalies")
+            # the RUL trend's unit is the model's (the sentio_rul series' unit label)
+            rul_chart = page.get_by_role("img", name="RUL chart (hours)")
+            expect(rul_chart).to_be_visible()
+            expect(rul_chart.locator(".u-legend")).to_contain_text("RUL (hours)")
         page.screenshot(path=shots / "device.png")
         # a sample every 10 s, filled between samples by the query's lookback: more points for
         # the longer range, none missing at the start of the 15 minutes
@@ -398,6 +412,7 @@ def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
         bed.produce("rul", [("press-1", rul("press-1", 1.5))])  # live: press-1 moves up
         expect(rows.first).to_have_attribute("data-rul", "press-1", timeout=LIVE_WITHIN_S * 1000)
         page.screenshot(path=shots / "maintenance.png")
+        assert serious_violations(page) == []
 
         page.get_by_role("link", name="Anomalies").click()
         expect(page.get_by_text("No anomalies.")).to_be_visible()
@@ -421,8 +436,17 @@ def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
             timeout=LIVE_WITHIN_S * 1000,
         )
         page.screenshot(path=shots / "anomalies.png")
+        assert serious_violations(page) == []
 
+        polls: list[str] = []
+        page.on("request", lambda r: polls.append(r.url) if "/health/pipeline" in r.url else None)
         page.get_by_role("link", name="Pipeline").click()
         expect(page.get_by_text("Views ready")).to_be_visible(timeout=15_000)
+        updated = page.get_by_test_id("pipeline-updated")
+        expect(updated).to_contain_text("live, updated")
+        first = updated.inner_text()
+        # the API measures every 5 s and pushes each measurement over the WebSocket
+        expect(updated).not_to_have_text(first, timeout=15_000)
+        assert len(polls) == 1, polls  # loaded once; then pushed, not polled
         page.screenshot(path=shots / "pipeline.png")
         assert serious_violations(page) == []

@@ -26,16 +26,17 @@ export function Chart({
     const stroke = getComputedStyle(element).getPropertyValue("--accent").trim() || "#2f81f7";
     const axis = getComputedStyle(element).getPropertyValue("--fg").trim() || "#888";
     const bad = getComputedStyle(element).getPropertyValue("--bad").trim() || "#f85149";
+    const named = unit ? `${label} (${unit})` : label;
     const plot = new uPlot(
       {
         width: Math.max(element.clientWidth, 280),
         height: 280,
         series: [
           {},
-          { label: unit ? `${label} (${unit})` : label, stroke, width: 1.5 },
+          { label: named, stroke, width: 1.5 },
           { label: "anomaly", stroke: bad, paths: () => null, points: { show: true, size: 10, fill: bad, stroke: bad } },
         ],
-        axes: [{ stroke: axis }, { stroke: axis }],
+        axes: [{ stroke: axis }, { stroke: axis, label: named }], // the y axis names its unit
       },
       [xs as unknown as number[], ys as unknown as number[], markerSeries(xs, markers)],
       element,
@@ -52,7 +53,7 @@ export function Chart({
       ref={host}
       className="chart"
       role="img"
-      aria-label={`${label} chart, ${points.length} points, ${markers.length} anomalies`}
+      aria-label={`${label} chart${unit ? ` (${unit})` : ""}, ${points.length} points, ${markers.length} anomalies`}
     />
   );
 }

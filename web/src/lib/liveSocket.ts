@@ -68,7 +68,7 @@ export class LiveSocket {
           JSON.stringify({
             type: "subscribe",
             id: "dashboard",
-            kinds: ["readings", "alerts", "rul", "device_events", "anomalies"],
+            kinds: ["readings", "alerts", "rul", "device_events", "anomalies", "pipeline"],
             cursor: this.store.cursor || undefined,
           }),
         );

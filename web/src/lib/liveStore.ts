@@ -1,4 +1,4 @@
-import type { Alert, Anomaly, Device, DeviceEvent, LiveUpdate, Reading, RulPrediction } from "./types";
+import type { Alert, Anomaly, Device, DeviceEvent, LiveUpdate, PipelineHealth, Reading, RulPrediction } from "./types";
 
 // The fleet and alerts as the dashboard shows them: loaded from REST, then kept current by
 // the WebSocket's updates with the same rules as the API's views (sentio_iot/api/views.py).
@@ -22,6 +22,7 @@ export class LiveStore {
   alerts = new Map<string, Alert>(); // key: device_id/type, as the API's views
   spark = new Map<string, number[]>(); // device_id -> recent values of its first metric
   anomalies: Anomaly[] = []; // newest first, at most ANOMALIES_KEPT
+  pipeline: PipelineHealth | null = null; // the latest measurement, pushed every few seconds
   cursor = "";
   version = 0;
   private listeners = new Set<Listener>();
@@ -55,6 +56,11 @@ export class LiveStore {
     this.changed();
   }
 
+  loadPipeline(health: PipelineHealth): void {
+    if (this.pipeline === null) this.pipeline = health; // a pushed one is never older
+    this.changed();
+  }
+
   loadAnomalies(anomalies: Anomaly[]): void {
     this.anomalies = [...anomalies].sort((a, b) => b.ts - a.ts).slice(0, ANOMALIES_KEPT);
     this.changed();
@@ -82,6 +88,9 @@ export class LiveStore {
       }
       case "anomalies":
         this.anomalies = [data as unknown as Anomaly, ...this.anomalies].slice(0, ANOMALIES_KEPT);
+        break;
+      case "pipeline":
+        this.pipeline = data as unknown as PipelineHealth;
         break;
       default:
         return;

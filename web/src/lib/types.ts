@@ -83,6 +83,7 @@ export interface Series {
   start_ts: number;
   end_ts: number;
   step_s: number;
+  unit?: string | null; // the series' unit label where it has one (RUL: cycles or hours)
   points: Point[];
 }
 
@@ -108,7 +109,15 @@ export interface Reading {
   labels?: Record<string, string>;
 }
 
-export type LiveKind = "readings" | "anomalies" | "alerts" | "rul" | "device_events";
+export type LiveKind = "readings" | "anomalies" | "alerts" | "rul" | "device_events" | "pipeline";
+
+/** GET /api/v1/health/pipeline, and the data of a live "pipeline" update. */
+export interface PipelineHealth {
+  views_ready: boolean;
+  view_records: number;
+  workers: { name: string; healthy: boolean; rate_per_s: number | null }[];
+  lag: Record<string, number>;
+}
 
 export interface LiveUpdate {
   type: "update";

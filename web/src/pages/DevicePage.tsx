@@ -84,11 +84,16 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       </div>
       {error && <p role="alert">{error}</p>}
       {series && series.metric === chosen && (
-        <Chart points={series.points} label={chosen} unit={device.last_values[chosen]?.unit} markers={marks} />
+        <Chart
+          points={series.points}
+          label={chosen}
+          unit={series.unit ?? device.last_values[chosen]?.unit}
+          markers={marks}
+        />
       )}
       <h2>Remaining useful life</h2>
       {rulSeries && rulSeries.points.length > 0 ? (
-        <Chart points={rulSeries.points} label="RUL" unit={device.rul?.rul_unit} />
+        <Chart points={rulSeries.points} label="RUL" unit={rulSeries.unit ?? device.rul?.rul_unit} />
       ) : (
         <p className="muted">No RUL predictions in this range.</p>
       )}

@@ -79,6 +79,13 @@ export function Fleet() {
   );
 }
 
+// On a phone the header row is hidden and each cell names itself ("RUL –", "Open alerts 0",
+// "Trend –" before a sparkline has two values);
+// on a wider screen the column headers do, and the labels are not shown (nor read out).
+function Label({ children }: { children: string }) {
+  return <span className="cell-label">{children} </span>;
+}
+
 // A row re-renders only when its device or sparkline changed (the store copies what changes).
 const DeviceRow = memo(function DeviceRow({ device, spark }: { device: Device; spark: number[] | undefined }) {
   return (
@@ -89,8 +96,14 @@ const DeviceRow = memo(function DeviceRow({ device, spark }: { device: Device; s
       <td>
         <span className={`status status-${device.status.toLowerCase()}`}>{device.status}</span>
       </td>
-      <td>{device.site}</td>
-      <td>{device.type ?? "–"}</td>
+      <td>
+        <Label>Site</Label>
+        {device.site}
+      </td>
+      <td>
+        <Label>Type</Label>
+        {device.type ?? "–"}
+      </td>
       <td className="values">
         <div>
           {Object.entries(device.last_values).map(([name, value]) => (
@@ -101,11 +114,21 @@ const DeviceRow = memo(function DeviceRow({ device, spark }: { device: Device; s
         </div>
       </td>
       <td>
+        <Label>Trend</Label>
         <Sparkline values={spark} />
       </td>
-      <td>{device.rul ? `${device.rul.rul.toFixed(0)} ${device.rul.rul_unit ?? ""}` : "–"}</td>
-      <td>{device.open_alerts > 0 ? <span className="badge">{device.open_alerts}</span> : "0"}</td>
-      <td>{formatTime(device.last_seen_ts)}</td>
+      <td data-cell="rul">
+        <Label>RUL</Label>
+        {device.rul ? `${device.rul.rul.toFixed(0)} ${device.rul.rul_unit ?? ""}` : "–"}
+      </td>
+      <td data-cell="alerts">
+        <Label>Open alerts</Label>
+        {device.open_alerts > 0 ? <span className="badge">{device.open_alerts}</span> : "0"}
+      </td>
+      <td>
+        <Label>Seen</Label>
+        {formatTime(device.last_seen_ts)}
+      </td>
     </tr>
   );
 });

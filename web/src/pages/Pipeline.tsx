@@ -1,33 +1,28 @@
 import { useEffect, useState } from "react";
-import { useSession } from "../context";
+import { useSession, useStoreVersion } from "../context";
+import type { PipelineHealth } from "../lib/types";
+import { formatTime } from "../format";
 
-interface PipelineHealth {
-  views_ready: boolean;
-  view_records: number;
-  workers: { name: string; healthy: boolean; rate_per_s: number | null }[];
-  lag: Record<string, number>;
-}
-
-const EVERY_MS = 5000; // the API measures every 5 s
+// Loaded once from REST, then kept current by the WebSocket: the API pushes each new
+// measurement (every 5 s) to subscribers of the live kind "pipeline".
 
 export function Pipeline() {
-  const { api } = useSession();
-  const [health, setHealth] = useState<PipelineHealth | null>(null);
+  const { api, store, live } = useSession();
+  useStoreVersion(store);
   const [error, setError] = useState("");
+  const [updatedAt, setUpdatedAt] = useState<number | null>(null);
+  const health = store.pipeline;
   useEffect(() => {
     let current = true;
-    const load = () =>
-      api
-        .get<PipelineHealth>("/api/v1/health/pipeline")
-        .then((h) => current && (setHealth(h), setError("")))
-        .catch((e: unknown) => current && setError(e instanceof Error ? e.message : String(e)));
-    void load();
-    const timer = setInterval(() => void load(), EVERY_MS);
+    api
+      .get<PipelineHealth>("/api/v1/health/pipeline")
+      .then((h) => current && (store.loadPipeline(h), setError("")))
+      .catch((e: unknown) => current && setError(e instanceof Error ? e.message : String(e)));
     return () => {
       current = false;
-      clearInterval(timer);
     };
-  }, [api]);
+  }, [api, store]);
+  useEffect(() => setUpdatedAt(Date.now() * 1000), [health]);
 
   return (
     <section aria-labelledby="pipeline-title">
@@ -36,8 +31,10 @@ export function Pipeline() {
       {health && (
         <>
           <p className="muted">
-            Views {health.views_ready ? "ready" : "rebuilding"} · {health.view_records} records read · refreshed every{" "}
-            {EVERY_MS / 1000} s
+            Views {health.views_ready ? "ready" : "rebuilding"} · {health.view_records} records read ·{" "}
+            <span data-testid="pipeline-updated">
+              {live === "live" ? "live" : "not live"}, updated {formatTime(updatedAt)}
+            </span>
           </p>
           <h2>Stages</h2>
           <table>

@@ -124,3 +124,24 @@ describe("live store anomalies", () => {
     expect(live.anomalies[0].ts).toBe(999);
   });
 });
+
+describe("live store pipeline health", () => {
+  it("takes each pushed measurement; a REST load never replaces a pushed one", () => {
+    const { live, flushes } = store();
+    const health = (records: number) => ({
+      views_ready: true,
+      view_records: records,
+      workers: [{ name: "sink-victoriametrics", healthy: true, rate_per_s: 12.5 }],
+      lag: { "sentio-sink-victoriametrics": 3 },
+    });
+    expect(live.pipeline).toBeNull();
+    live.apply(update("pipeline", health(10)));
+    expect(live.pipeline?.view_records).toBe(10);
+    live.loadPipeline(health(5)); // the REST answer arrived after the push: older
+    expect(live.pipeline?.view_records).toBe(10);
+    live.apply(update("pipeline", health(20)));
+    expect(live.pipeline).toEqual(health(20));
+    expect(live.devices.size).toBe(0); // no device for the pipeline
+    expect(flushes()).toBe(1); // one redraw for all of it
+  });
+});
