@@ -196,3 +196,18 @@ def test_the_scorer_continues_identically_from_a_dumped_device() -> None:
             b.warm,
         )
     assert dump_state(scorer.dump_device({"m": straight})) == dump_state(scorer.dump_device(device))
+
+
+@pytest.mark.parametrize("name", ["novelty", "surprise", "robust_zscore", "calibrated"])
+def test_observe_answers_what_update_answers(name: str) -> None:
+    """The anomaly step's path (``observe``, ``latest``) against ``update`` on a twin."""
+    by_update, by_observe = create_detector(name), create_detector(name)
+    for i, value in enumerate(pin_series(5, 700)):
+        ts = 1_700_000_000_000_000 + i * 300_000_000
+        expected = by_update.update(ts, value)
+        score = by_observe.observe(ts, value)
+        if not expected.warm:
+            assert score == -1.0
+            continue
+        assert score == expected.score
+        assert by_observe.latest() == expected
