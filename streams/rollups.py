@@ -127,6 +127,26 @@ class WindowAccumulator:
         self.unit = unit
         self.labels = dict(labels)
 
+    def fold(self, ts_us: int, value: float, unit: str | None, labels: dict[str, str]) -> None:
+        """:meth:`add` for a float, keeping ``labels`` itself (the caller's copy, shared by
+        the windows of one reading and never changed afterwards)."""
+        count = self.count = self.count + 1
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+        self.sum += value
+        mean = self.welford_mean
+        delta = value - mean
+        mean += delta / count
+        self.welford_mean = mean
+        self.m2 += delta * (value - mean)
+        if count == 1 or ts_us >= self.last_ts:  # tie: the later arrival wins
+            self.last = value
+            self.last_ts = ts_us
+        self.unit = unit
+        self.labels = labels
+
     def to_rollup(self) -> Rollup:
         """The rollup of what was added so far; the window must hold at least one value."""
         if self.count == 0:
@@ -215,6 +235,9 @@ class RollupAggregator:
         self._closed_until: dict[tuple[str, str, int], int] = {}
         self.late_dropped: dict[int, int] = dict.fromkeys(sizes, 0)
         """Values dropped as late, per window size (a value may be late for one size only)."""
+        # Per device, at most the earliest end of its open windows (exact after each close):
+        # most readings close nothing, and this spares them the scan of the device's windows.
+        self._earliest_end: dict[str, int] = {}
 
     @property
     def late_dropped_total(self) -> int:
@@ -254,12 +277,80 @@ class RollupAggregator:
             acc = slots.get(slot)
             if acc is None:
                 acc = slots[slot] = WindowAccumulator(device_id, metric, size, start)
+                self._opened(device_id, end)
             acc.add(ts_us, value, unit, labels or {})
         candidate = ts_us - self._grace_us
         if watermark is None or candidate > watermark:
             self._watermark[device_id] = candidate
-            return self._close(device_id, lambda end: end <= candidate)
+            return self._close_until(device_id, candidate)
         return []
+
+    def add_reading(
+        self,
+        device_id: str,
+        ts_us: int,
+        metrics: Iterable[Mapping[str, Any]],
+        labels: Mapping[str, str] | None = None,
+    ) -> list[Rollup]:
+        """Fold in every metric of one reading (Avro ``Metric`` dicts: ``name``, ``value``,
+        ``unit``); the same result and state as :meth:`add` for each metric in turn.
+
+        Why it is the same: the windows holding ``ts_us`` end after it, so the watermark the
+        first metric raises (to at most ``ts_us - grace``) neither makes a later metric late
+        nor closes what it adds; the windows closed once after all metrics are those
+        :meth:`add` would close after the first, in the same order. Window bounds are
+        computed once per reading and the labels copied once, shared by its windows.
+        """
+        watermark = self._watermark.get(device_id)
+        slots = self._open.get(device_id)
+        closed_until = self._closed_until
+        late = self.late_dropped
+        bounds = [(size, ts_us - ts_us % (size * _US_PER_S)) for size in self.windows_s]
+        shared: dict[str, str] | None = None
+        added = False
+        for metric in metrics:
+            value = metric["value"]
+            if value is None or not math.isfinite(value):  # NaN and infinities are gaps
+                continue
+            name = metric["name"]
+            if slots is None:
+                slots = self._open.setdefault(device_id, {})
+            if shared is None:
+                shared = dict(labels) if labels else {}
+            for size, start in bounds:
+                end = start + size * _US_PER_S
+                floor = closed_until.get((device_id, name, size)) if closed_until else None
+                if (watermark is not None and end <= watermark) or (
+                    floor is not None and end <= floor
+                ):
+                    late[size] += 1
+                    continue
+                slot = (name, size, start)
+                acc = slots.get(slot)
+                if acc is None:
+                    acc = slots[slot] = WindowAccumulator(device_id, name, size, start)
+                    self._opened(device_id, end)
+                acc.fold(ts_us, float(value), metric["unit"], shared)
+            added = True
+        if not added:
+            return []
+        candidate = ts_us - self._grace_us
+        if watermark is None or candidate > watermark:
+            self._watermark[device_id] = candidate
+            return self._close_until(device_id, candidate)
+        return []
+
+    def _opened(self, device_id: str, end: int) -> None:
+        earliest = self._earliest_end.get(device_id)
+        if earliest is not None and end < earliest:
+            self._earliest_end[device_id] = end
+
+    def _close_until(self, device_id: str, bound: int) -> list[Rollup]:
+        """Close the device's windows that end at or below ``bound``."""
+        earliest = self._earliest_end.get(device_id)
+        if earliest is not None and earliest > bound:
+            return []
+        return self._close(device_id, lambda end: end <= bound)
 
     def flush(self, now_us: int) -> list[Rollup]:
         """Close what the wall clock says is over: every device's watermark rises to at least
@@ -270,7 +361,7 @@ class RollupAggregator:
         for device_id in sorted(self._watermark):
             if bound > self._watermark[device_id]:
                 self._watermark[device_id] = bound
-            closed.extend(self._close(device_id, lambda end: end <= bound))
+            closed.extend(self._close_until(device_id, bound))
         return closed
 
     def close_all(self) -> list[Rollup]:
@@ -296,8 +387,11 @@ class RollupAggregator:
                 self._closed_until.get(key, acc.window_end), acc.window_end
             )
             closed.append(acc.to_rollup())
-        if not slots:
+        if slots:
+            self._earliest_end[device_id] = min(acc.window_end for acc in slots.values())
+        else:
             del self._open[device_id]
+            self._earliest_end.pop(device_id, None)
         return closed
 
     def to_state(self) -> dict[str, Any]:

@@ -77,11 +77,8 @@ class RollupsStep:
             if agg is None:
                 agg = RollupAggregator(self.windows_s, self.grace_s)
             states.put(device_id, agg, event)
-            ts = reading["ts"]
-            labels = reading["labels"]
-            for metric in reading["metrics"]:
-                closed = agg.add(
-                    device_id, metric["name"], ts, metric["value"], metric["unit"], labels
-                )
-                for rollup in closed:
-                    batch.emit(AGENT, "rollups", device_id, rollup.to_record(), event)
+            closed = agg.add_reading(
+                device_id, reading["ts"], reading["metrics"], reading["labels"]
+            )
+            for rollup in closed:
+                batch.emit(AGENT, "rollups", device_id, rollup.to_record(), event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import random
 import statistics
 
 import pytest
@@ -218,3 +219,34 @@ def test_rejects_bad_configuration() -> None:
         RollupAggregator(grace_s=-1)
     with pytest.raises(ValueError):
         WindowAccumulator("d", "m", 60, T0).to_rollup()
+
+
+def test_add_reading_gives_what_add_per_metric_gives_rollups_state_and_late_counts() -> None:
+    rng = random.Random(13)
+    per_metric = RollupAggregator(windows_s=(60, 300), grace_s=20)
+    per_reading = RollupAggregator(windows_s=(60, 300), grace_s=20)
+    clocks = {"a": T0, "b": T0, "c": T0}
+    gaps: list[float | None] = [None, math.nan, math.inf]
+    for step in range(4000):
+        device = rng.choice("abc")
+        clocks[device] += rng.choice([1, 2, 7, 45]) * S
+        ts = clocks[device] - (rng.choice([0, 0, 0, 30, 400]) * S)  # some late, some very late
+        metrics = [
+            {
+                "name": name,
+                "value": rng.choice(gaps) if rng.random() < 0.1 else rng.uniform(-5, 5) + 1e9,
+                "unit": rng.choice(["u", None]),
+            }
+            for name in rng.sample(["temp", "vib", "rpm", "load"], rng.randint(0, 4))
+        ]
+        labels = {"line": rng.choice("xy")}
+        want = []
+        for m in metrics:
+            want += per_metric.add(device, m["name"], ts, m["value"], m["unit"], labels)
+        assert per_reading.add_reading(device, ts, metrics, labels) == want
+        if step % 997 == 0:
+            now = max(clocks.values()) - 100 * S
+            assert per_reading.flush(now) == per_metric.flush(now)
+    assert per_reading.close_all() == per_metric.close_all()
+    assert per_reading.to_state() == per_metric.to_state()
+    assert per_reading.late_dropped == per_metric.late_dropped and per_metric.late_dropped_total > 0
