@@ -46,6 +46,7 @@ MECHANISM = "SCRAM-SHA-512"
 SCRAM_ITERATIONS = 8192
 CA_DAYS = 3650
 BROKER_DAYS = 825
+RENEW_DAYS = 30  # a secure start issues the broker a new certificate this close to its end
 TIMEOUT_S = 30.0
 
 
@@ -241,7 +242,7 @@ class SecureKafkaFiles:
                 ca.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
             )
             self.broker_keystore.unlink(missing_ok=True)  # signed by the old CA
-        if self.broker_keystore.is_file():
+        if self.broker_keystore.is_file() and not _expires_soon(self.broker_keystore):
             return
         ca_key = serialization.load_pem_private_key(ca_key_path.read_bytes(), None)
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
@@ -321,6 +322,13 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(descriptor, "w", encoding="utf-8") as file:
         file.write(text)
     path.chmod(0o600)
+
+
+def _expires_soon(certificate_file: Path) -> bool:
+    """True when the certificate in the file ends within RENEW_DAYS (then it is issued anew)."""
+    certificate = x509.load_pem_x509_certificate(certificate_file.read_bytes())
+    left = certificate.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
+    return left < datetime.timedelta(days=RENEW_DAYS)
 
 
 def _name(common_name: str) -> x509.Name:

@@ -3,6 +3,7 @@ tests/integration/test_stack_secure_kafka.py for the real one)."""
 
 from __future__ import annotations
 
+import datetime
 import ipaddress
 import shlex
 import stat
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from sentio_iot.config import StackSettings, load_config
 from sentio_iot.kafka import extra_properties
@@ -106,3 +109,27 @@ def test_only_the_api_may_write_alert_commands() -> None:
     assert writers - denied == {"api"}
     assert access.sink_group_prefix == "plant.sink-"
     assert KafkaAccess().sink_group_prefix == "sentio-sink-"
+
+
+def test_a_broker_certificate_near_its_end_is_issued_anew(files: SecureKafkaFiles) -> None:
+    ca = x509.load_pem_x509_certificate(files.ca_file.read_bytes())
+    old = x509.load_pem_x509_certificate(files.broker_keystore.read_bytes())
+    ca_key = serialization.load_pem_private_key((files.tls / "ca.key").read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    now = datetime.datetime.now(datetime.UTC)
+    key = ec.generate_private_key(ec.SECP256R1())
+    ending = (
+        x509.CertificateBuilder()
+        .subject_name(old.subject)
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(days=800))
+        .not_valid_after(now + datetime.timedelta(days=10))
+        .sign(ca_key, hashes.SHA256())
+    )
+    files.broker_keystore.write_bytes(ending.public_bytes(serialization.Encoding.PEM))
+    files.ensure()
+    renewed = x509.load_pem_x509_certificate(files.broker_keystore.read_bytes())
+    renewed.verify_directly_issued_by(ca)
+    assert renewed.not_valid_after_utc - now > datetime.timedelta(days=800)
