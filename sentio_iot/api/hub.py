@@ -5,8 +5,10 @@ Clients with the same filter (tenants and subscriptions) and the same batch size
 once, encodes them once into frames and puts the same frames into every member's bounded
 :class:`Outbox`: a batch costs O(updates x groups + frames x clients), never a
 serialisation per client, and a slow client never slows the feed or the other clients.
-``offer`` paces ``publish`` to at most one round of frames per ``frame_interval_s`` so that a
-fast feed of small batches does not become as many small frames per client.
+``offer`` paces ``publish`` so that a fast feed of small batches does not become as many
+small frames per client: rounds of frames are at least (subscribed clients /
+``max_frames_per_s``) apart, at most ``frame_interval_s``; one client is sent each batch at
+once, a thousand wait up to 50 ms for the next round (the defaults).
 """
 
 from __future__ import annotations
@@ -147,8 +149,9 @@ class FanoutGroup:
 
 
 class LiveHub:
-    def __init__(self, frame_interval_s: float = 0.0) -> None:
+    def __init__(self, frame_interval_s: float = 0.0, max_frames_per_s: float = 20_000) -> None:
         self.frame_interval_s = frame_interval_s
+        self.max_frames_per_s = max_frames_per_s
         self.clients: set[LiveClient] = set()
         self.groups: dict[GroupKey, FanoutGroup] = {}
         self._member: dict[LiveClient, GroupKey] = {}
@@ -234,16 +237,17 @@ class LiveHub:
                 client.push(frames)
 
     def offer(self, updates: Sequence[Update]) -> None:
-        """``publish``, at most once per ``frame_interval_s``: the first batch after a quiet
-        spell goes at once, later ones wait for the interval and go together."""
-        if self.frame_interval_s <= 0:
-            self.publish(updates)
+        """``publish``, paced: the first batch after a quiet spell goes at once, later ones
+        within the interval wait for it and go together."""
+        interval = min(self.frame_interval_s, len(self._member) / self.max_frames_per_s)
+        if interval <= 0 or (self._flush is None and not self._pending and interval < 1e-3):
+            self.publish(updates)  # no pacing, or too few clients for it to matter
             return
         self._pending.extend(updates)
         if self._flush is not None:
             return
         loop = asyncio.get_running_loop()
-        wait = self._last_flush + self.frame_interval_s - loop.time()
+        wait = self._last_flush + interval - loop.time()
         if wait <= 0:
             self.flush()
         else:

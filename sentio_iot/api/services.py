@@ -58,7 +58,7 @@ class Services:
             api_keys=ApiKeys(store),
             limiter=LoginRateLimiter(settings.login_limit),
             views=Views(config.tenant, config.site, settings.views.anomalies_kept),
-            hub=LiveHub(settings.live.frame_interval_s),
+            hub=LiveHub(settings.live.frame_interval_s, settings.live.max_frames_per_s),
             commands=AlertCommands(config),
             oidc=OidcVerifier(settings.oidc) if settings.oidc.issuer else None,
         )

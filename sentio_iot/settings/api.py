@@ -99,7 +99,12 @@ class LiveSettings(Section):
         0.05,
         ge=0,
         le=5,
-        description="Updates arriving within this long of the last frames sent go out together in the next frames (s); 0: each batch from Kafka at once. Fewer, larger frames per client.",
+        description="The longest updates wait to go out together in the next round of frames (s); 0: each batch from Kafka at once. See max_frames_per_s.",
+    )
+    max_frames_per_s: float = Field(
+        20_000.0,
+        gt=0,
+        description="Frames per second to all live clients together that the API aims at: rounds of frames are (subscribed clients / this) s apart, at most frame_interval_s, so one client gets each batch at once and a thousand get fewer, larger frames.",
     )
     stall_timeout_s: float = Field(
         30.0,

@@ -231,7 +231,8 @@ def test_clients_with_the_same_filter_share_each_frame_encoded_once() -> None:
 async def test_offer_sends_a_quiet_batch_at_once_and_paces_the_rest() -> None:
     import asyncio
 
-    views, hub = Views("default", "local", 10), LiveHub(frame_interval_s=0.05)
+    views = Views("default", "local", 10)
+    hub = LiveHub(frame_interval_s=0.05, max_frames_per_s=10)  # one client: 0.1 s, capped 0.05
     client = LiveClient(Principal("u", Role.VIEWER, ("acme",)), Outbox(100), batch=100)
     client.subscriptions["s"] = Subscription.parse({"id": "s"})
     hub.join(client)
@@ -242,3 +243,13 @@ async def test_offer_sends_a_quiet_batch_at_once_and_paces_the_rest() -> None:
     assert len(client.outbox.frames) == 1  # the next ones wait for the interval
     await asyncio.sleep(0.1)
     assert [f.count for f in client.outbox.frames] == [1, 5]  # and go in one frame
+
+
+def test_few_clients_are_sent_each_batch_at_once() -> None:
+    views, hub = Views("default", "local", 10), LiveHub(frame_interval_s=0.05)  # 20,000/s
+    client = LiveClient(Principal("u", Role.VIEWER, ("acme",)), Outbox(100), batch=100)
+    client.subscriptions["s"] = Subscription.parse({"id": "s"})
+    hub.join(client)
+    for i in range(3):  # no event loop needed: nothing waits
+        hub.offer([views.apply("readings", reading(f"p{i}", 0.0))])
+    assert [f.count for f in client.outbox.frames] == [1, 1, 1]
