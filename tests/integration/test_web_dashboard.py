@@ -206,6 +206,9 @@ def test_sign_in_fleet_live_theme_and_phone(
             "[document.documentElement.scrollWidth, document.documentElement.clientWidth]"
         )
         assert widths[0] <= widths[1], f"horizontal scrolling at 390 px: {widths}"
+        for link in page.get_by_role("navigation", name="Main").get_by_role("link").all():
+            box = link.bounding_box()  # every page reachable: no link off either edge
+            assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
         # the header row is hidden on a phone: each cell names itself
         cells = page.locator('tr[data-device="press-0"]')
         expect(cells.locator('[data-cell="rul"]')).to_have_text("RUL \u2013")
