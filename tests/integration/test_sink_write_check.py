@@ -97,6 +97,19 @@ def strict_vm(tmp_path: Path) -> Iterator[OwnServer]:
 
 
 @pytest.fixture
+def limited_vm(tmp_path: Path) -> Iterator[OwnServer]:
+    binary = find_program("victoria-metrics")
+    assert binary is not None, "victoria-metrics is not installed (sentio stack up installs it)"
+    flags = [f"-storageDataPath={tmp_path / 'data'}", "-storage.maxHourlySeries=3"]
+    server = OwnServer(binary, [*flags, "-retentionPeriod=100y"], tmp_path)
+    try:
+        server.wait_healthy()
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
 def strict_vl(tmp_path: Path, sentio_config: SentioConfig) -> Iterator[OwnServer]:
     binary = StackPaths(sentio_config.stack.home).bin / "victoria-logs"
     assert binary.exists(), f"{binary} missing (sentio stack up builds it)"
@@ -180,6 +193,33 @@ async def test_victoriametrics_drops_behind_a_204_are_dead_lettered(
     firsts = sorted(r.split("(first: ")[1].split(" at ")[0] for r in reasons)
     assert "'line': 'b'" in firsts[0] + firsts[1]
     assert "'note': '" + "n" * 100 + "'" in firsts[0] + firsts[1]
+
+
+async def test_series_over_the_hourly_limit_are_dead_lettered(
+    unique_name: str, limited_vm: OwnServer
+) -> None:
+    """A cardinality limit no check before the write can know: 12 new series, about 3 allowed
+    (VictoriaMetrics' limiter is a Bloom filter and may let a few more through): whatever it
+    stored counts as written, whatever it dropped is dead-lettered."""
+    config = sink_config(f"{unique_name}.", url=limited_vm.url)
+    create_topics(config)
+    devices = [f"{unique_name}-pump-{n}" for n in range(12)]
+    publish(config, [("readings", reading(device, NOW_US, {})) for device in devices])
+    runtime = SinkRuntime(config, "victoriametrics", group_id=unique_name, health_port=0)
+    await run_until(runtime, done=12)
+
+    stored = {dict(labels)["device"] for labels in vm_export(limited_vm.url, "sentio_flow")}
+    assert 3 <= len(stored) < 12
+    assert (runtime.metrics.records_written, runtime.metrics.deadletter) == (
+        len(stored),
+        12 - len(stored),
+    )
+    letters = dead_letters(config, unique_name, 12 - len(stored))
+    lost = {d["key"].decode() for d in letters}
+    assert stored | lost == set(devices) and not stored & lost
+    for letter in letters:
+        assert "vm_hourly_series_limit_rows_dropped_total +" in letter["error"]
+        assert "answered 2xx but did not store 1 of 1 sample(s) as sent" in letter["error"]
 
 
 def event(device: str, ts_us: int, message: str, labels: dict[str, str]) -> dict[str, Any]:
