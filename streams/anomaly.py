@@ -239,13 +239,18 @@ class AnomalyScorer:
     def scorable(self, reading: Mapping[str, Any]) -> list[tuple[str, float]]:
         """The (metric, value) pairs of a decoded Reading record this scorer scores."""
         pairs = []
+        wanted, skip_bad = self._wanted, self.settings.skip_bad_quality
         for metric in reading["metrics"]:
             value = metric.get("value")
-            if value is None or not self.wants(metric["name"]):
+            if value is None:
                 continue
-            if self.settings.skip_bad_quality and metric.get("quality") == "BAD":
+            name = metric["name"]
+            known = wanted.get(name)
+            if not (self.wants(name) if known is None else known):
                 continue
-            pairs.append((str(metric["name"]), float(value)))
+            if skip_bad and metric.get("quality") == "BAD":
+                continue
+            pairs.append((str(name), float(value)))
         return pairs
 
 
