@@ -17,10 +17,11 @@ topic prefix (so its CPU is its own), then:
    p99 latency (reading timestamp to arrival), updates
    coalesced by slow clients, server CPU.
 
-Every client runs in this one Python process, so on a small machine the load generator may
-be the limit: the table says how many messages were offered and how many arrived. To keep
-the clients cheap, one in ten parses its messages (for the latency); the others count the
-updates in each frame's text; none asks for compression.
+The WebSocket clients run in ``--client-procs`` processes (2), and on a small machine the
+load generator may still be the limit: the table says how many messages were offered and
+how many arrived, and the server's CPU per delivered message. To keep the clients cheap, one
+in ten parses its messages (for the latency); the others count the updates in each frame's
+text; none asks for compression.
 
 ``--versus LABEL=COMMAND`` also runs the fan-out against the API started by COMMAND (its
 ``api -c FILE`` appended; e.g. an older checkout of Sentio), on the same topics, one after
@@ -33,6 +34,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import secrets
 import shlex
@@ -214,23 +216,17 @@ async def rest_load(
     )
 
 
-async def fan_out(
-    ws_url: str,
-    token: str,
-    clients: int,
-    plant: Plant,
-    rate: float,
-    duration_s: float,
-    pid: int,
-    metrics_url: str,
-) -> dict[str, float]:
+async def _clients(
+    ws_url: str, token: str, first: int, count: int, ready: Any, stop: Any
+) -> tuple[int, list[float]]:
+    """``count`` connections (numbered from ``first``) subscribed to every reading until
+    ``stop`` is set: (updates received, latencies of a sample in ms)."""
     received = 0
     latencies: list[float] = []
-    ready = 0
-    stop = asyncio.Event()
+    stopping = asyncio.Event()
 
     async def client(index: int) -> None:
-        nonlocal received, ready
+        nonlocal received
         connection = websockets.connect(
             ws_url, max_queue=None, open_timeout=60, compression=None, ping_interval=None
         )
@@ -239,8 +235,9 @@ async def fan_out(
             await ws.recv()
             await ws.send(json.dumps({"type": "subscribe", "id": "all", "kinds": ["readings"]}))
             await ws.recv()
-            ready += 1
-            while not stop.is_set():
+            with ready.get_lock():
+                ready.value += 1
+            while not stopping.is_set():
                 try:
                     text = await asyncio.wait_for(ws.recv(), 0.5)
                 except TimeoutError:
@@ -255,25 +252,81 @@ async def fan_out(
                         received += 1
                         latencies.append((now_us() - item["data"]["ts"]) / 1000)
 
-    tasks = [asyncio.create_task(client(i)) for i in range(clients)]
-    while ready < clients:
+    tasks = [asyncio.create_task(client(first + i)) for i in range(count)]
+    while not stop.is_set():
         await asyncio.sleep(0.1)
-        if any(t.done() for t in tasks):
-            for t in tasks:
-                if t.done() and t.exception():
-                    raise t.exception()  # type: ignore[misc]
-    coalesced0 = coalesced(metrics_url)
-    halt = threading.Event()
-    plant.base = plant.sent
-    producer = threading.Thread(target=plant.run, args=(rate, duration_s, halt))
-    cpu0, t0 = cpu_s(pid), time.monotonic()
-    producer.start()
-    while producer.is_alive():
-        await asyncio.sleep(0.2)
-    await asyncio.sleep(1.0)  # the last messages in flight
-    elapsed, cpu = time.monotonic() - t0, cpu_s(pid) - cpu0
-    stop.set()
+        for task in tasks:
+            if task.done() and task.exception() is not None:
+                raise task.exception()  # type: ignore[misc]
+    stopping.set()
     await asyncio.gather(*tasks, return_exceptions=True)
+    return received, latencies
+
+
+def client_process(
+    ws_url: str, token: str, first: int, count: int, ready: Any, stop: Any, results: Any
+) -> None:
+    """One load-generator process (the clients are spread over several: one Python process
+    cannot read a thousand sockets' worth of frames)."""
+    try:
+        results.put(asyncio.run(_clients(ws_url, token, first, count, ready, stop)))
+    except BaseException as exc:
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+def fan_out(
+    ws_url: str,
+    token: str,
+    clients: int,
+    procs: int,
+    plant: Plant,
+    rate: float,
+    duration_s: float,
+    pid: int,
+    metrics_url: str,
+) -> dict[str, float]:
+    context = multiprocessing.get_context("spawn")
+    ready, stop, results = context.Value("i", 0), context.Event(), context.Queue()
+    shares = [clients // procs + (1 if i < clients % procs else 0) for i in range(procs)]
+    starts = [sum(shares[:i]) for i in range(procs)]
+    children = [
+        context.Process(
+            target=client_process,
+            args=(ws_url, token, first, share, ready, stop, results),
+            daemon=True,
+        )
+        for first, share in zip(starts, shares, strict=True)
+        if share
+    ]
+    for child in children:
+        child.start()
+    try:
+        deadline = time.monotonic() + 120
+        while ready.value < clients:
+            if time.monotonic() > deadline or not all(c.is_alive() for c in children):
+                problem = results.get(timeout=5) if not results.empty() else "not ready"
+                raise SystemExit(f"the clients did not connect: {problem}")
+            time.sleep(0.1)
+        coalesced0 = coalesced(metrics_url)
+        plant.base = plant.sent
+        producer = threading.Thread(target=plant.run, args=(rate, duration_s, threading.Event()))
+        cpu0, t0 = cpu_s(pid), time.monotonic()
+        producer.start()
+        producer.join()
+        time.sleep(1.0)  # the last messages in flight
+        elapsed, cpu = time.monotonic() - t0, cpu_s(pid) - cpu0
+        stop.set()
+        received, latencies = 0, []
+        for _ in children:
+            answer = results.get(timeout=120)
+            if isinstance(answer, str):
+                raise SystemExit(f"a load-generator process failed: {answer}")
+            received += answer[0]
+            latencies += answer[1]
+    finally:
+        stop.set()
+        for child in children:
+            child.join(30)
     offered = (plant.sent - plant.base) * clients
     return {
         "clients": clients,
@@ -313,6 +366,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32, help="REST clients at once.")
     parser.add_argument("--smoke", action="store_true", help="Tiny and quick: that it runs.")
     parser.add_argument("--no-rest", action="store_true", help="Only the WebSocket fan-out.")
+    parser.add_argument(
+        "--client-procs", type=int, default=2, help="Processes the WebSocket clients run in."
+    )
     parser.add_argument(
         "--versus",
         action="append",
@@ -423,17 +479,16 @@ def main() -> None:
                     token = reply.json()["access_token"]
                     ws_url = url.replace("http", "ws") + "/api/v1/live"
                     for count in counts:
-                        r = asyncio.run(
-                            fan_out(
-                                ws_url,
-                                token,
-                                count,
-                                plant,
-                                args.rate,
-                                args.duration,
-                                api.pid,
-                                f"{url}/metrics",
-                            )
+                        r = fan_out(
+                            ws_url,
+                            token,
+                            count,
+                            args.client_procs,
+                            plant,
+                            args.rate,
+                            args.duration,
+                            api.pid,
+                            f"{url}/metrics",
                         )
                         per_msg = 1e4 * r["cpu_pct"] / max(r["delivered_per_s"], 1.0)
                         print(
