@@ -18,6 +18,7 @@ from sentio_iot.errors import PrerequisiteError, SentioError, StackError
 from sentio_iot.stack.kafka import KafkaService
 from sentio_iot.stack.kafka_secure import KafkaAccess
 from sentio_iot.stack.lock import stack_lock
+from sentio_iot.stack.mosquitto import MosquittoService
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.probes import Health, port_in_use
 from sentio_iot.stack.process import (
@@ -70,7 +71,7 @@ class Stack:
         only: Collection[str] | None = None,
     ) -> None:
         """``secure``: Kafka with SASL/SCRAM over TLS and ACLs per role for ``access``
-        (kafka_secure.py); ``only``: the names of the services to drive (default: all)."""
+        (kafka_secure.py), Mosquitto with users and ACLs (mosquitto_secure.py); ``only``: the names of the services to drive (default: all)."""
         self.settings = settings
         self.paths = StackPaths(settings.home)
         self.services: list[Service] = [
@@ -82,6 +83,8 @@ class Stack:
             if isinstance(service, KafkaService):
                 service.secure = secure
                 service.access = access or KafkaAccess()
+            elif isinstance(service, MosquittoService):
+                service.secure = secure
 
     def up(self, progress: Progress | None = None) -> list[ServiceStatus]:
         """Install what is missing, start what is not running, return once all answer."""

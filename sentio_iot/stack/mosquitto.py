@@ -5,18 +5,28 @@ from __future__ import annotations
 import os
 import pwd
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from sentio_iot.errors import StackError
+from sentio_iot.stack.mosquitto_secure import SecureMosquittoFiles
+from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_program, missing
 from sentio_iot.stack.probes import HOST, Health, mqtt_answers
 from sentio_iot.stack.service import Progress, Service
 
+if TYPE_CHECKING:
+    from sentio_iot.config import StackSettings
 
-def render_mosquitto_conf(port: int, data_dir: Path, log_path: Path, user: str) -> str:
-    """A broker for local development: loopback only, anonymous, persistent, logging to a file."""
+
+def render_mosquitto_conf(
+    port: int, data_dir: Path, log_path: Path, user: str, access: str = "allow_anonymous true\n"
+) -> str:
+    """A broker for local development: loopback only, anonymous (``access``: the secure
+    stack's users and ACLs instead), persistent, logging to a file."""
     return (
         "# Written by `sentio stack up`; edits are overwritten at the next start.\n"
         f"listener {port} {HOST}\n"
-        "allow_anonymous true\n"
+        f"{access}"
         "persistence true\n"
         f"persistence_location {data_dir}/\n"
         # Not stdout: mosquitto buffers it when it is a file, and flushes its own log file.
@@ -30,6 +40,11 @@ def render_mosquitto_conf(port: int, data_dir: Path, log_path: Path, user: str) 
 class MosquittoService(Service):
     name = "mosquitto"
 
+    def __init__(self, settings: StackSettings, paths: StackPaths) -> None:
+        super().__init__(settings, paths)
+        self.secure = False  # `sentio stack up --secure` (set by Stack)
+        self.secure_files = SecureMosquittoFiles(paths)
+
     @property
     def address(self) -> str:
         return f"{HOST}:{self.settings.mqtt_port}"
@@ -38,7 +53,8 @@ class MosquittoService(Service):
         return [(self.settings.mqtt_port, "stack.mqtt_port")]
 
     def problems(self) -> list[str]:
-        return [] if find_program("mosquitto") else [missing("mosquitto")]
+        found = [] if find_program("mosquitto") else [missing("mosquitto")]
+        return found + (self.secure_files.problems() if self.secure else [])
 
     def install(self, progress: Progress) -> None:
         """Nothing to fetch: mosquitto comes from the system's packages."""
@@ -51,8 +67,14 @@ class MosquittoService(Service):
         self.paths.conf.mkdir(parents=True, exist_ok=True)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         user = pwd.getpwuid(os.getuid()).pw_name
+        access = "allow_anonymous true\n"
+        if self.secure:
+            self.secure_files.ensure()
+            access = self.secure_files.conf_lines()
         self.conf_path.write_text(
-            render_mosquitto_conf(self.settings.mqtt_port, self.data_dir, self.log_path, user),
+            render_mosquitto_conf(
+                self.settings.mqtt_port, self.data_dir, self.log_path, user, access
+            ),
             encoding="utf-8",
         )
 
@@ -62,4 +84,23 @@ class MosquittoService(Service):
         return [str(mosquitto), "-c", str(self.conf_path)]
 
     def check(self) -> Health:
-        return mqtt_answers(self.settings.mqtt_port)
+        return mqtt_answers(self.settings.mqtt_port, anonymous_refused=self._running_secure())
+
+    def after_start(self, progress: Progress) -> None:
+        if self.secure and not self._running_secure():
+            raise StackError(
+                "mosquitto is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
+            )
+        if self.secure:
+            progress(
+                "mosquitto: anonymous refused; users devices and sentio, passwords in "
+                f"{self.secure_files.credentials}/mqtt-<user>.password (mode 0600)"
+            )
+
+    def _running_secure(self) -> bool:
+        """Whether the configuration it was started with refuses anonymous clients."""
+        try:
+            return "allow_anonymous false" in self.conf_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            return False

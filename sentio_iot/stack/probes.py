@@ -96,15 +96,18 @@ def kafka_answers(
     return Health(True, f"{len(metadata.brokers)} broker(s), {len(metadata.topics)} topic(s)")
 
 
-def mqtt_answers(port: int, timeout_s: float = 2.0) -> Health:
-    """Healthy when a real MQTT CONNECT is accepted with a CONNACK."""
+def mqtt_answers(port: int, timeout_s: float = 2.0, anonymous_refused: bool = False) -> Health:
+    """Healthy when a real MQTT CONNECT is accepted with a CONNACK (``anonymous_refused``: when
+    the anonymous CONNECT is refused as not authorized, as a broker with users must)."""
     try:
         with socket.create_connection((HOST, port), timeout=timeout_s) as sock:
             sock.sendall(MQTT_CONNECT)
             reply = _read_exactly(sock, 4)
-            if reply_is_connack_accepted(reply):
+            if reply_is_connack_accepted(reply) and not anonymous_refused:
                 sock.sendall(MQTT_DISCONNECT)
                 return Health(True, "ok")
+            if anonymous_refused and reply[:2] == bytes([0x20, 2]) and reply[3:] == b"\x05":
+                return Health(True, "ok; anonymous refused")
             return Health(False, f"unexpected CONNACK {reply.hex()}")
     except OSError as exc:
         return Health(False, f"MQTT connect to {HOST}:{port}: {exc.strerror or exc}")
