@@ -162,6 +162,7 @@ class LiveHub:
         self.frames_encoded = 0
         self.sent_before = 0  # sent to clients that have gone (their counts end with them)
         self.coalesced_before = 0
+        self.overflows_before = 0
         self.slow_disconnects = 0  # clients closed because a frame could not be sent in time
         self._pending: list[Update] = []
         self._flush: asyncio.TimerHandle | None = None
@@ -177,6 +178,7 @@ class LiveHub:
             self._ungroup(client)
             self.sent_before += client.sent
             self.coalesced_before += client.outbox.coalesced
+            self.overflows_before += client.outbox.overflows
 
     def regroup(self, client: LiveClient) -> None:
         """Call after the client's subscriptions or principal changed."""

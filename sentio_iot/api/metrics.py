@@ -23,6 +23,13 @@ def render_metrics(svc: Services) -> str:
     )
     hub = svc.hub
     coalesced.inc(by=hub.coalesced_before + sum(c.outbox.coalesced for c in hub.clients))
+    overflows = Family(
+        "sentio_api_live_overflows_total",
+        "Times a live client's queue overflowed and it was caught up from the views.",
+        "counter",
+        (),
+    )
+    overflows.inc(by=hub.overflows_before + sum(c.outbox.overflows for c in hub.clients))
     slow = Family(
         "sentio_api_live_slow_disconnects_total",
         "Live clients closed (4429) because a frame could not be sent in api.live.stall_timeout_s.",
@@ -43,4 +50,6 @@ def render_metrics(svc: Services) -> str:
     groups.inc(by=len(hub.groups))
     devices = Family("sentio_api_view_devices", "Devices in the views.", "gauge", ())
     devices.inc(by=len(svc.views.devices))
-    return render_families([records, clients, sent, coalesced, slow, frames, groups, devices])
+    return render_families(
+        [records, clients, sent, coalesced, overflows, slow, frames, groups, devices]
+    )

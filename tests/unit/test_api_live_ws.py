@@ -287,6 +287,8 @@ def test_a_stalled_client_is_closed_4429_and_a_reading_one_catches_up(tmp_path: 
                         reader.recv(timeout=0.05)
             metrics = httpx.get(f"{url}/metrics").text
             assert "sentio_api_live_slow_disconnects_total 1" in metrics
+            overflowed = [ln for ln in metrics.splitlines() if ln.startswith("sentio_api_live_ov")]
+            assert float(overflowed[0].split()[1]) >= 2  # both clients fell behind at least once
             coalesced = [ln for ln in metrics.splitlines() if ln.startswith("sentio_api_live_co")]
             assert float(coalesced[0].split()[1]) > 0
             assert overflows >= 1
