@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 from sentio_iot.errors import StackError
+from sentio_iot.stack.alertmanager_secure import SecureAlertmanagerFiles
 from sentio_iot.stack.install import go_binary, run_tool
 from sentio_iot.stack.prerequisites import find_program, missing
 from sentio_iot.stack.probes import HOST, Health, http_ok
@@ -99,6 +100,11 @@ def go_build_module(go: Path, version: str, work: Path, bin_dir: Path) -> Path:
 
 class AlertmanagerService(Service):
     name = "alertmanager"
+    secure = False  # `sentio stack up --secure`: basic auth (set by Stack)
+
+    @property
+    def secure_files(self) -> SecureAlertmanagerFiles:
+        return SecureAlertmanagerFiles(self.paths)
 
     @property
     def address(self) -> str:
@@ -133,6 +139,10 @@ class AlertmanagerService(Service):
         self.conf_path.write_text(
             render_alertmanager_yml(self.settings.alertmanager_webhook_url), encoding="utf-8"
         )
+        if self.secure:
+            self.secure_files.ensure()
+        else:
+            self.secure_files.web_config.unlink(missing_ok=True)
 
     def command(self) -> list[str]:
         return [
@@ -142,10 +152,31 @@ class AlertmanagerService(Service):
             f"--web.listen-address={HOST}:{self.settings.alertmanager_port}",
             f"--web.external-url={self.address}",
             "--cluster.listen-address=",
+            *([f"--web.config.file={self.secure_files.web_config}"] if self.secure else []),
         ]
 
     def check(self) -> Health:
-        return http_ok(self.settings.alertmanager_port, "/-/ready")
+        if not self._running_secure():
+            return http_ok(self.settings.alertmanager_port, "/-/ready")
+        headers = {"Authorization": self.secure_files.authorization()}
+        health = http_ok(self.settings.alertmanager_port, "/-/ready", headers=headers)
+        return Health(health.healthy, f"basic auth; {health.detail}")
+
+    def after_start(self, progress: Progress) -> None:
+        if self.secure and not self._running_secure():
+            raise StackError(
+                "alertmanager is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
+            )
+        if self.secure:
+            progress(
+                "alertmanager: basic auth, user sentio; the sink's setting in "
+                f"{self.secure_files.client_env} (mode 0600)"
+            )
+
+    def _running_secure(self) -> bool:
+        """The web configuration exists only while the last start was a secure one."""
+        return self.secure_files.web_config.is_file()
 
     def _built(self) -> bool:
         return go_binary(self.paths.bin, BINARY, self.settings.alertmanager_version) is not None

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sentio_iot.config import StackSettings
 from sentio_iot.errors import PrerequisiteError, SentioError, StackError
+from sentio_iot.stack.alertmanager import AlertmanagerService
 from sentio_iot.stack.kafka import KafkaService
 from sentio_iot.stack.kafka_secure import KafkaAccess
 from sentio_iot.stack.lock import stack_lock
@@ -71,7 +72,8 @@ class Stack:
         only: Collection[str] | None = None,
     ) -> None:
         """``secure``: Kafka with SASL/SCRAM over TLS and ACLs per role for ``access``
-        (kafka_secure.py), Mosquitto with users and ACLs (mosquitto_secure.py); ``only``: the names of the services to drive (default: all)."""
+        (kafka_secure.py), Mosquitto with users and ACLs (mosquitto_secure.py), Alertmanager
+        with basic auth (alertmanager_secure.py); ``only``: the names of the services to drive (default: all)."""
         self.settings = settings
         self.paths = StackPaths(settings.home)
         self.services: list[Service] = [
@@ -83,7 +85,7 @@ class Stack:
             if isinstance(service, KafkaService):
                 service.secure = secure
                 service.access = access or KafkaAccess()
-            elif isinstance(service, MosquittoService):
+            elif isinstance(service, MosquittoService | AlertmanagerService):
                 service.secure = secure
 
     def up(self, progress: Progress | None = None) -> list[ServiceStatus]:

@@ -44,14 +44,16 @@ def tcp_open(port: int, host: str = HOST, timeout_s: float = 1.0) -> bool:
         return False
 
 
-def http_ok(port: int, path: str, timeout_s: float = 2.0) -> Health:
+def http_ok(
+    port: int, path: str, timeout_s: float = 2.0, headers: Mapping[str, str] | None = None
+) -> Health:
     """Healthy when GET http://127.0.0.1:<port><path> answers 200.
 
     http.client, not httpx: no proxy settings from the environment, no log line per probe.
     """
     connection = http.client.HTTPConnection(HOST, port, timeout=timeout_s)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=dict(headers or {}))
         status = connection.getresponse().status
     except (OSError, http.client.HTTPException) as exc:
         return Health(False, f"GET {path}: {getattr(exc, 'strerror', None) or type(exc).__name__}")
