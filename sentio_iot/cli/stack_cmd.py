@@ -22,8 +22,9 @@ def stack_group() -> None:
 @click.option(
     "--secure",
     is_flag=True,
-    help="Kafka with SASL/SCRAM over TLS and ACLs per worker role; credentials and client "
-    "settings are generated under the stack home (docs/security.md).",
+    help="Kafka with SASL/SCRAM over TLS and ACLs per worker role, Mosquitto with users and "
+    "ACLs, Alertmanager with basic auth; credentials and client settings are generated under "
+    "the stack home (docs/security.md).",
 )
 def up(config_path: Path | None, secure: bool) -> None:
     """Install what is missing, start what is not running, wait until every service answers."""
