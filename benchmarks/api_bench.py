@@ -2,8 +2,9 @@
 
     .venv/bin/python -m benchmarks.api_bench [--duration 10] [--clients 100,1000] [--rate 1000]
     .venv/bin/python -m benchmarks.api_bench --smoke      # that it runs, in ~30 s
-    ... --no-rest --versus "before=PYTHONPATH=/tmp/old .venv/bin/python -m sentio_iot.cli.main"
-                                    # the fan-out of another build too, in the same run
+    ... --no-rest --versus "before=PYTHONPATH=/tmp/old .venv/bin/python -P -c 'import sys;
+        from sentio_iot.cli.main import main; sys.exit(main())'"
+                  # the fan-out of another build too, in the same run (-P: not this checkout)
 
 Needs the local stack (`sentio stack up`). Starts `sentio api` in its own process on its own
 topic prefix (so its CPU is its own), then:

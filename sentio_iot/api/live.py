@@ -45,7 +45,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from sentio_iot.api.auth import authenticate
 from sentio_iot.api.client_queue import Frame, Outbox, encode
 from sentio_iot.api.errors import Refused
-from sentio_iot.api.hub import LiveClient, Subscription, SubscriptionError
+from sentio_iot.api.hub import LiveClient, Subscription, SubscriptionError, visible
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.services import Services
 
@@ -237,7 +237,7 @@ class Session:
             self.resume_floor = (
                 since if self.resume_floor is None else min(since, self.resume_floor)
             )
-            resumed = [u for u in views.since(since) if principal.sees(u.tenant) and sub.matches(u)]
+            resumed = [u for u in views.since(since) if visible(principal, u) and sub.matches(u)]
             self.client.push(encode(resumed, self.client.batch))
 
     async def _renew(self, message: dict[str, Any]) -> None:
