@@ -14,6 +14,7 @@ once, a thousand wait up to 50 ms for the next round (the defaults).
 from __future__ import annotations
 
 import asyncio
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,7 +22,7 @@ from typing import Any
 from sentio_iot.api.client_queue import Frame, Outbox, encode
 from sentio_iot.api.principal import Principal
 from sentio_iot.api.roles import ALL_TENANTS
-from sentio_iot.api.views import EVERY_TENANT, KINDS, Update
+from sentio_iot.api.views import EVERY_TENANT, KINDS, Update, Views
 
 
 def visible(principal: Principal, update: Update) -> bool:
@@ -165,6 +166,8 @@ class LiveHub:
         self.overflows_before = 0
         self.slow_disconnects = 0  # clients closed because a frame could not be sent in time
         self._pending: list[Update] = []
+        self._snapshots: dict[GroupKey, tuple[int, list[int], list[Update]]] = {}
+        self.snapshots_built = 0
         self._flush: asyncio.TimerHandle | None = None
         self._last_flush = float("-inf")
 
@@ -201,6 +204,7 @@ class LiveHub:
         group.clients.discard(client)
         if not group.clients:
             del self.groups[key]
+            self._snapshots.pop(key, None)
             self._index_stale = True
 
     def _index(self) -> None:
@@ -237,6 +241,23 @@ class LiveHub:
             self.frames_encoded += len(frames)
             for client in group.clients:
                 client.push(frames)
+
+    def catch_up(self, client: LiveClient, views: Views, since: int) -> list[Update]:
+        """What ``client`` wants of the views newer than ``since``, oldest first. Filtered once
+        per group and views state: when many clients fall behind at once (a burst), each
+        costs a bisect, not a pass over the views."""
+        key = self._member.get(client)
+        if key is None:
+            return [u for u in views.since(since) if client.wants(u)]
+        snapshot = self._snapshots.get(key)
+        if snapshot is None or snapshot[0] != views.seq:
+            group = self.groups[key]
+            wanted = [u for u in views.since(0) if group.wants(u)]
+            snapshot = (views.seq, [u.seq for u in wanted], wanted)
+            self._snapshots[key] = snapshot
+            self.snapshots_built += 1
+        _, seqs, wanted = snapshot
+        return wanted[bisect_right(seqs, since) :]
 
     def offer(self, updates: Sequence[Update]) -> None:
         """``publish``, paced: the first batch after a quiet spell goes at once, later ones

@@ -183,7 +183,7 @@ class Session:
         since = self.last_sent if self.resume_floor is None else self.resume_floor
         since, self.resume_floor = min(since, self.last_sent), None
         resume = f"{views.epoch}.{since}"
-        missed = [u for u in views.since(since) if client.wants(u)]
+        missed = self.svc.hub.catch_up(client, views, since)
         upto = views.seq
         await self.send({"type": "overflow", "dropped": dropped, "resume_cursor": resume})
         for frame in encode(missed, client.batch):

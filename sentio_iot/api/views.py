@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -75,6 +76,7 @@ class Views:
         self.anomalies: deque[Update] = deque(maxlen=anomalies_kept)
         self.devices: dict[str, Device] = {}
         self.alerts: dict[str, Update] = {}
+        self._ordered: tuple[int, list[int], list[Update]] = (-1, [], [])
 
     @property
     def cursor(self) -> str:
@@ -124,11 +126,15 @@ class Views:
         return update
 
     def since(self, seq: int) -> list[Update]:
-        """Everything the views hold that is newer than ``seq``, oldest first."""
-        newer: Iterable[Update] = (
-            u for u in (*self.latest.values(), *self.anomalies) if u.seq > seq
-        )
-        return sorted(newer, key=lambda u: u.seq)
+        """Everything the views hold that is newer than ``seq``, oldest first. The order is
+        kept until the next update, so the clients that catch up together sort once."""
+        at, seqs, ordered = self._ordered
+        if at != self.seq:
+            held: Iterable[Update] = (*self.latest.values(), *self.anomalies)
+            ordered = sorted(held, key=lambda u: u.seq)
+            seqs = [u.seq for u in ordered]
+            self._ordered = (self.seq, seqs, ordered)
+        return ordered[bisect_right(seqs, seq) :]
 
     def open_alerts(self, device_id: str) -> list[Mapping[str, Any]]:
         return [

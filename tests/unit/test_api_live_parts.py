@@ -253,3 +253,28 @@ def test_few_clients_are_sent_each_batch_at_once() -> None:
     for i in range(3):  # no event loop needed: nothing waits
         hub.offer([views.apply("readings", reading(f"p{i}", 0.0))])
     assert [f.count for f in client.outbox.frames] == [1, 1, 1]
+
+
+def test_clients_of_a_group_that_fall_behind_together_share_one_filtered_snapshot() -> None:
+    views, hub = Views("default", "local", 10), LiveHub()
+    clients = []
+    for i in range(3):
+        client = LiveClient(Principal(f"u{i}", Role.VIEWER, ("acme",)), Outbox(100))
+        client.subscriptions["s"] = Subscription.parse({"id": "s", "kinds": ["readings"]})
+        hub.join(client)
+        clients.append(client)
+    for i in range(6):
+        views.apply("readings", reading(f"p{i % 3}", float(i)))  # p0..p2 twice: seq 1..6
+    views.apply("readings", reading("g1", 1.0, tenant="globex"))  # seq 7: not theirs
+    event = {"device_id": "p1", "ts": 1, "kind": "OFFLINE", "message": "", "source": "streams"}
+    views.apply("device_events", {**event, "details": {}, "labels": {"tenant": "acme"}})  # seq 8
+    got = [
+        [u.seq for u in hub.catch_up(c, views, since)]
+        for c, since in zip(clients, (0, 4, 6), strict=True)
+    ]
+    assert got == [[4, 5, 6], [5, 6], []]  # the latest per device newer than each cursor
+    assert hub.snapshots_built == 1  # filtered once for the three
+    assert [u.seq for u in views.since(4)] == [5, 6, 7, 8]
+    views.apply("readings", reading("p0", 9.0))  # the views moved: a new snapshot
+    assert [u.seq for u in hub.catch_up(clients[0], views, 5)] == [6, 9]
+    assert hub.snapshots_built == 2
