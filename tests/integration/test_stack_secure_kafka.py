@@ -9,6 +9,7 @@ the admin; a real `sentio stream worker` (Faust on aiokafka) with the streams ro
 from __future__ import annotations
 
 import logging
+import re
 import stat
 import subprocess
 import time
@@ -399,3 +400,64 @@ def read_events(kafka: SecureKafka, serde: AvroSerde) -> list[tuple[str, str]]:
     finally:
         consumer.close()
     return seen
+
+
+def test_sentio_produce_with_the_producer_env_publishes_every_reading(
+    kafka: SecureKafka, sentio_config: SentioConfig
+) -> None:
+    data = yaml.safe_load(kafka.config_path.read_text())
+    data["producer"] = {
+        "buffer_dir": str(kafka.home / "buffer"),
+        "health_port": free_port(),
+    }
+    data["producers"] = {"simulate": [{"devices": 2, "rate": 20, "seed": 3}]}
+    config_path = kafka.home / "produce.yaml"
+    config_path.write_text(yaml.safe_dump(data))
+    produced = subprocess.run(
+        [SENTIO, "produce", "simulate", "-c", str(config_path), "--duration", "4"],
+        env=kafka.env("producer"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert produced.returncode == 0, produced.stderr
+    totals = re.search(r"stopped: \d+ reading\(s\) polled, (\d+) published", produced.stderr)
+    assert totals is not None, produced.stderr
+    assert "AUTHORIZATION_FAILED" not in produced.stderr
+    assert kafka.files.password("producer") not in produced.stdout + produced.stderr
+    with SchemaRegistry(sentio_config.schema_registry) as registry:
+        serde = AvroSerde(registry, kafka.topic("readings"), "Reading")
+        # the stream worker test's two readings are on the topic too
+        devices = [d for d in read_readings(kafka, serde) if d.encode() not in DEVICES]
+    assert len(devices) == int(totals[1]) > 0
+    assert len(set(devices)) == 2
+
+
+def read_readings(kafka: SecureKafka, serde: AvroSerde) -> list[str]:
+    """The device of every Avro reading on the topic (the write test's b"v" is skipped), read
+    with the sink role until the end of each partition."""
+    consumer = Consumer(
+        consumer_config(
+            kafka.settings("sink"), f"{kafka.prefix}sink-count", **{"enable.partition.eof": True}
+        )
+    )
+    topic = kafka.topic("readings")
+    partitions = consumer.list_topics(topic, timeout=10).topics[topic].partitions
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+    ended: set[int] = set()
+    devices: list[str] = []
+    deadline = time.monotonic() + 30
+    try:
+        while len(ended) < len(partitions) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add(message.partition())
+                continue
+            if message.value() != b"v":
+                devices.append(serde.decode(message.value())["device_id"])
+    finally:
+        consumer.close()
+    return devices
