@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import stat
 import subprocess
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -461,3 +463,76 @@ def read_readings(kafka: SecureKafka, serde: AvroSerde) -> list[str]:
     finally:
         consumer.close()
     return devices
+
+
+VM_TOPICS = ("readings", "rollups", "anomalies", "rul", "alerts")
+
+
+def test_sentio_sink_with_the_sink_env_writes_and_dead_letters_with_its_own_group(
+    kafka: SecureKafka,
+) -> None:
+    """The VictoriaMetrics sink (the shared VictoriaMetrics; this module's unique devices) reads
+    its five topics in its group and dead-letters the write test's b"v" values."""
+    on_topics = topic_values(kafka, VM_TOPICS).values()
+    garbage = sum(values.count(b"v") for values in on_topics)
+    valid = sum(len(values) for values in on_topics) - garbage
+    assert garbage >= 2 and valid > 0
+    process = subprocess.Popen(
+        [SENTIO, "sink", "victoriametrics", "-c", str(kafka.config_path), "--progress-every", "1"],
+        env={**kafka.env("sink"), "SENTIO_SINKS__VICTORIAMETRICS__HEALTH_PORT": "0"},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stderr is not None
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(process.stderr or ()), daemon=True)
+    reader.start()
+    wanted = f"({valid} in all), "
+    deadline = time.monotonic() + 60
+    try:
+        while not any(wanted in line and f" {garbage} dead-lettered" in line for line in lines):
+            assert process.poll() is None and time.monotonic() < deadline, "".join(lines)
+            time.sleep(0.2)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    reader.join(10)
+    process.stderr.close()
+    output = "".join(lines)
+    assert re.search(
+        rf"stopped: {valid} record\(s\) written to victoriametrics .* {garbage} dead-lettered",
+        output,
+    ), output
+    assert f"group {kafka.prefix}sink-victoriametrics" in output
+    assert "AUTHORIZATION_FAILED" not in output
+    assert kafka.files.password("sink") not in output
+
+
+def topic_values(kafka: SecureKafka, names: tuple[str, ...]) -> dict[str, list[bytes]]:
+    """Every value on the topics, read with the admin role to the end of each partition."""
+    consumer = Consumer(
+        consumer_config(kafka.settings("admin"), "sentio-count", **{"enable.partition.eof": True})
+    )
+    topics = [kafka.topic(n) for n in names]
+    metadata = consumer.list_topics(timeout=10).topics
+    parts = [TopicPartition(t, p, OFFSET_BEGINNING) for t in topics for p in metadata[t].partitions]
+    consumer.assign(parts)
+    ended: set[tuple[str, int]] = set()
+    values: dict[str, list[bytes]] = {n: [] for n in names}
+    deadline = time.monotonic() + 30
+    try:
+        while len(ended) < len(parts) and time.monotonic() < deadline:
+            message = consumer.poll(0.5)
+            if message is None:
+                continue
+            if message.error() is not None:
+                if message.error().code() == KafkaError._PARTITION_EOF:
+                    ended.add((message.topic(), message.partition()))
+                continue
+            values[message.topic()[len(kafka.prefix) :]].append(message.value())
+    finally:
+        consumer.close()
+    assert len(ended) == len(parts)
+    return values
