@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from fastapi import FastAPI
 
 from sentio_iot.api.app import create_app
 from sentio_iot.api.first_admin import ensure_first_admin
+from sentio_iot.api.tls import server_context
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import SentioError
 
@@ -24,7 +26,9 @@ START_TIMEOUT_S = 30.0
 GRACEFUL_S = 5.0
 
 
-def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
+def _uvicorn_config(
+    app: FastAPI, host: str, port: int, context: ssl.SSLContext | None = None
+) -> uvicorn.Config:
     options: dict[str, Any] = {
         "log_config": None,  # our logging, not uvicorn's
         "access_log": False,  # keep logs small; refusals are logged with their reason
@@ -38,11 +42,14 @@ def _uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
         # a client that stopped reading must not hold a shutdown up
         "timeout_graceful_shutdown": GRACEFUL_S,
     }
+    if context is not None:  # our context: checked (ConfigError per field) before uvicorn runs
+        options["ssl_context_factory"] = lambda _config, _default: context
     return uvicorn.Config(app, host=host, port=port, **options)
 
 
 def serve(config: SentioConfig) -> None:
     settings = config.api
+    context = server_context(settings.tls) if settings.tls.enabled else None
     admin = ensure_first_admin(settings.resolved_state_dir())
     if admin is not None and admin.password is not None:  # the password itself is never logged
         log.warning(
@@ -53,14 +60,9 @@ def serve(config: SentioConfig) -> None:
             admin.name,
         )
     app = create_app(config)
-    log.info(
-        "api listening url=http://%s:%d/api/docs dashboard=http://%s:%d/",
-        settings.host,
-        settings.port,
-        settings.host,
-        settings.port,
-    )
-    uvicorn.Server(_uvicorn_config(app, settings.host, settings.port)).run()
+    url = settings.base_url()
+    log.info("api listening url=%s/api/docs dashboard=%s/ tls=%s", url, url, context is not None)
+    uvicorn.Server(_uvicorn_config(app, settings.host, settings.port, context)).run()
 
 
 def free_port() -> int:
@@ -72,9 +74,12 @@ def free_port() -> int:
 
 @contextmanager
 def serving(app: FastAPI) -> Iterator[str]:
-    """The base URL while ``app`` serves on a free port; stopped (lifespan ended) on exit."""
+    """The base URL while ``app`` serves on a free port (``https://`` when its configuration
+    has ``api.tls``); stopped (lifespan ended) on exit."""
+    tls = app.state.services.config.api.tls
+    context = server_context(tls) if tls.enabled else None
     port = free_port()
-    server = uvicorn.Server(_uvicorn_config(app, "127.0.0.1", port))
+    server = uvicorn.Server(_uvicorn_config(app, "127.0.0.1", port, context))
     thread = threading.Thread(target=server.run, name="api-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + START_TIMEOUT_S
@@ -84,7 +89,7 @@ def serving(app: FastAPI) -> Iterator[str]:
             raise SentioError("the API did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"{'https' if context else 'http'}://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(START_TIMEOUT_S)

@@ -69,9 +69,8 @@ def api_notice(config: SentioConfig) -> list[str]:
     """The API's URL and, on the first start, its first admin's password (shown once)."""
     from sentio_iot.api.first_admin import ensure_first_admin, notice
 
-    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
     admin = ensure_first_admin(config.api.resolved_state_dir())
-    return notice(f"http://{host}:{config.api.port}", admin)
+    return notice(config.api.base_url(), admin)
 
 
 def run_pipeline(

@@ -107,8 +107,7 @@ def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> 
 
 def dashboard_url(config: SentioConfig) -> str:
     """The web dashboard that `sentio api` serves (a wildcard host is reached on 127.0.0.1)."""
-    host = "127.0.0.1" if config.api.host in ("0.0.0.0", "::") else config.api.host
-    return f"http://{host}:{config.api.port}/"
+    return f"{config.api.base_url()}/"
 
 
 def serves_vmui(config: SentioConfig) -> bool:

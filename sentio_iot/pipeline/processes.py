@@ -49,14 +49,19 @@ class ChildSpec:
     port: int | None = None  # of /health and /metrics
     unavailable: str | None = None  # why it cannot run here (e.g. its command is missing)
     env: tuple[tuple[str, str], ...] = ()  # on top of the orchestrator's environment
+    tls_cert: str | None = None  # it serves HTTPS with this certificate (probed pinned to it)
 
     @property
     def metrics_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.port}/metrics" if self.port else None
+        return f"{self._base}/metrics" if self.port else None
 
     @property
     def health_url(self) -> str | None:
-        return f"http://127.0.0.1:{self.port}/health" if self.port else None
+        return f"{self._base}/health" if self.port else None
+
+    @property
+    def _base(self) -> str:
+        return f"{'https' if self.tls_cert else 'http'}://127.0.0.1:{self.port}"
 
 
 @dataclass

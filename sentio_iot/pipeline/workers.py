@@ -156,6 +156,7 @@ def pipeline_children(
             (*sentio, "api", *with_config),
             port=config.api.port,
             unavailable=missing_command(("api",)) or busy_port(config.api.host, config.api.port),
+            tls_cert=str(config.api.tls.cert_file) if config.api.tls.cert_file else None,
         )
     )
     return specs

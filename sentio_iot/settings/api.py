@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from sentio_iot.settings import Section
 
@@ -168,11 +168,44 @@ class HistorySettings(Section):
     timeout_s: float = Field(10.0, gt=0, description="HTTP timeout of one query.")
 
 
+class ApiTlsSettings(Section):
+    """HTTPS and WSS on the API's port: its certificate and key (PEM); both unset: plain HTTP.
+
+    With them set the port speaks TLS only: a plain HTTP request there gets no answer.
+    """
+
+    cert_file: Path | None = Field(
+        None,
+        description="Certificate (PEM) the API presents, followed by any intermediate CA certificates; needs key_file. Null: plain HTTP.",
+    )
+    key_file: Path | None = Field(None, description="Private key (PEM) of cert_file.")
+    key_password: SecretStr | None = Field(
+        None, description="Password of an encrypted key_file (never logged)."
+    )
+
+    @model_validator(mode="after")
+    def _both_files(self) -> ApiTlsSettings:
+        if (self.cert_file is None) != (self.key_file is None):
+            missing = "key_file" if self.key_file is None else "cert_file"
+            raise ValueError(f"{missing} is required: TLS needs both cert_file and key_file")
+        if self.key_password is not None and self.key_file is None:
+            raise ValueError("key_password is set but key_file is not")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return self.cert_file is not None
+
+
 class ApiSettings(Section):
     """`sentio api`: REST and WebSocket access to the pipeline, behind JWT authentication."""
 
     host: str = Field("127.0.0.1", description="Address the API listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port the API listens on.")
+    tls: ApiTlsSettings = Field(
+        default_factory=lambda: ApiTlsSettings.model_validate({}),
+        description="HTTPS/WSS: certificate and key files; unset: plain HTTP.",
+    )
     state_dir: Path | None = Field(
         None,
         description="Folder of the users store, refresh tokens, API keys and signing keys (mode 0700). None: $XDG_STATE_HOME/sentio-iot/api (else ~/.local/state/sentio-iot/api).",
@@ -189,3 +222,9 @@ class ApiSettings(Section):
 
     def resolved_state_dir(self) -> Path:
         return self.state_dir or default_state_dir()
+
+    def base_url(self) -> str:
+        """How a client on this machine reaches the API: ``https://`` with TLS, a wildcard
+        host as 127.0.0.1."""
+        host = "127.0.0.1" if self.host in ("0.0.0.0", "::") else self.host
+        return f"{'https' if self.tls.enabled else 'http'}://{host}:{self.port}"
