@@ -2,8 +2,8 @@
 
 There is no default password anywhere. The password is returned once (``sentio run``
 prints it) and kept in ``<state_dir>/first-admin-password`` (mode 0600) for whoever runs
-the machine to read later; `sentio users passwd admin` replaces it (and the file should
-then be deleted: it is not updated).
+the machine to read later; `sentio users passwd admin` (or removing the user) deletes the
+file, so it never shows a password that no longer works.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from pydantic import SecretStr
 
 from sentio_iot.api.roles import ALL_TENANTS, Role
 from sentio_iot.api.store import AuthStore
-from sentio_iot.api.users import UserStore, new_password
+from sentio_iot.api.users import FIRST_ADMIN, FIRST_ADMIN_FILE, UserStore, new_password
 
-ADMIN = "admin"
-PASSWORD_FILE = "first-admin-password"
+ADMIN = FIRST_ADMIN
+PASSWORD_FILE = FIRST_ADMIN_FILE
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -22,6 +23,8 @@ from sentio_iot.api.roles import Role
 from sentio_iot.api.store import AuthStore
 
 MIN_PASSWORD = 12
+FIRST_ADMIN = "admin"
+FIRST_ADMIN_FILE = "first-admin-password"  # in the state folder; see first_admin.py
 _HASHER = PasswordHasher()
 _DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
@@ -78,8 +81,9 @@ class UserStore:
             row = db.execute("SELECT * FROM users WHERE name = ?", (name,)).fetchone()
         return _user(row) if row else None
 
-    def remove(self, name: str) -> None:
-        """Delete the user and revoke every refresh token they hold."""
+    def remove(self, name: str) -> Path | None:
+        """Delete the user and revoke every refresh token they hold; the first admin's password
+        file (returned) is deleted with the first admin."""
         with self.store.connect() as db:
             if db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount == 0:
                 raise UserError(f"no user {name!r}; `sentio users list` shows who exists")
@@ -87,9 +91,12 @@ class UserStore:
                 "UPDATE refresh_tokens SET revoked_ts = ? WHERE user = ? AND revoked_ts IS NULL",
                 (int(time.time()), name),
             )
+        return self._forget_first_password(name)
 
-    def set_password(self, name: str, password: SecretStr) -> None:
-        """New password; the user's refresh tokens are revoked (every session logs in again)."""
+    def set_password(self, name: str, password: SecretStr) -> Path | None:
+        """New password; the user's refresh tokens are revoked (every session logs in again).
+        For the first admin, the file holding the generated password is deleted (returned):
+        it would show a password that no longer works."""
         hashed = _HASHER.hash(check_password(password).get_secret_value())
         with self.store.connect() as db:
             changed = db.execute(
@@ -101,6 +108,14 @@ class UserStore:
                 "UPDATE refresh_tokens SET revoked_ts = ? WHERE user = ? AND revoked_ts IS NULL",
                 (int(time.time()), name),
             )
+        return self._forget_first_password(name)
+
+    def _forget_first_password(self, name: str) -> Path | None:
+        path = self.store.state_dir / FIRST_ADMIN_FILE
+        if name != FIRST_ADMIN or not path.exists():
+            return None
+        path.unlink(missing_ok=True)
+        return path
 
     def verify(self, name: str, password: SecretStr) -> User | None:
         """The user if the password is theirs, else None (same cost either way)."""

@@ -111,8 +111,10 @@ def list_users(config_path: Path | None) -> None:
 def remove(config_path: Path | None, name: str) -> None:
     """Remove user NAME and revoke their refresh tokens."""
     users = _users(config_path)
-    users.remove(name)
+    stale = users.remove(name)
     click.echo(f"user {name} removed")
+    if stale is not None:
+        click.echo(f"{stale} deleted (it held their first password)")
 
 
 @users_group.command("passwd")
@@ -124,8 +126,10 @@ def passwd(config_path: Path | None, name: str, password_stdin: bool, generate: 
     """Set a new password for NAME (their sessions must log in again)."""
     users = _users(config_path)
     password, generated = _password(password_stdin, generate)
-    users.set_password(name, password)
+    stale = users.set_password(name, password)
     click.echo(f"password of {name} changed; their refresh tokens are revoked")
+    if stale is not None:
+        click.echo(f"{stale} deleted: it held the first password, which no longer works")
     if generated:
         click.echo(f"password (shown once): {password.get_secret_value()}")
 
