@@ -33,6 +33,7 @@ from sentio_iot.api.feed import Batch, KafkaFeed
 from sentio_iot.api.metrics import render_metrics
 from sentio_iot.api.pipeline_health import PipelineHealthMeter, pipeline_report
 from sentio_iot.api.services import Services
+from sentio_iot.api.views import COMMANDS
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.probes import Poller
 
@@ -44,7 +45,12 @@ PIPELINE_CHECK_S = 0.5  # how often a new health measurement is looked for
 
 def apply_batch(svc: Services, batch: Batch) -> None:
     """Views first, then the live clients: a resume never misses what was just sent."""
-    updates = [svc.views.apply(kind, record) for kind, record in batch]
+    updates = []
+    for kind, record in batch:
+        if kind == COMMANDS:
+            svc.views.apply_command(record)
+        else:
+            updates.append(svc.views.apply(kind, record))
     svc.feed_records += len(updates)
     svc.hub.offer(updates)
 

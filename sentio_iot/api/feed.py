@@ -27,6 +27,7 @@ TOPICS = {
     "alerts": ("alerts", "Alert"),
     "rul": ("rul", "RulPrediction"),
     "device-events": ("device_events", "DeviceEvent"),
+    "alert-commands": ("alert_commands", "AlertCommand"),  # the alerts' history
 }
 BATCH = 1000
 POLL_S = 0.1
@@ -136,6 +137,7 @@ class KafkaFeed:
             "anomalies": views.anomalies_lookback_s,
             "rul": views.events_lookback_s,
             "device_events": views.events_lookback_s,
+            "alert_commands": views.events_lookback_s,
         }
         now_ms = int(time.time() * 1000)
         assignment: list[Any] = []

@@ -165,6 +165,26 @@ class AlertCommand(Body):
     comment: str
 
 
+class AlertHistoryEntry(Body):
+    ts: int = Field(description="When: microseconds since the Unix epoch, UTC.")
+    event: Literal["FIRING", "ACK", "CLEAR", "RESOLVED"] = Field(
+        description="FIRING: the occurrence started; ACK, CLEAR: an operator's command (an Alertmanager silence is an ACK by its author); RESOLVED: the occurrence ended (by a CLEAR when the alert says cleared_by)."
+    )
+    user: str = Field(default="", description="Who; empty for what the pipeline did by itself.")
+    comment: str = ""
+    alert_id: str | None = Field(
+        default=None, description="The occurrence; null: a command for whichever was open."
+    )
+    command_id: str | None = None
+
+
+class AlertHistory(Body):
+    alert: Alert
+    entries: list[AlertHistoryEntry] = Field(
+        description="Oldest first: the commands the views hold for this device and type (api.views.events_lookback_s, at most 200) and the latest occurrence's start and end."
+    )
+
+
 class WorkerHealth(Body):
     name: str
     healthy: bool

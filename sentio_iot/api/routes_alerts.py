@@ -14,11 +14,20 @@ from fastapi.concurrency import run_in_threadpool
 
 from sentio_iot.api.auth import Caller, Operator, Svc
 from sentio_iot.api.errors import Forbidden
-from sentio_iot.api.payloads import Alert, AlertAction, AlertCommand, Page, Problem
+from sentio_iot.api.payloads import (
+    Alert,
+    AlertAction,
+    AlertCommand,
+    AlertHistory,
+    AlertHistoryEntry,
+    Page,
+    Problem,
+)
+from sentio_iot.api.principal import Principal
 from sentio_iot.api.routes_auth import REFUSALS
 from sentio_iot.api.routes_data import Limit, Offset, page
 from sentio_iot.api.services import Services
-from sentio_iot.api.views import OPEN_ALERT
+from sentio_iot.api.views import OPEN_ALERT, Update
 from sentio_iot.errors import TransientError
 
 log = logging.getLogger(__name__)
@@ -52,9 +61,7 @@ async def alerts(
     return page([Alert.model_validate(a) for a in found], limit, offset, svc)
 
 
-async def _command(
-    svc: Services, who: Operator, device_id: str, alert_type: str, action: str, body: AlertAction
-) -> AlertCommand:
+def _visible_alert(svc: Services, who: Principal, device_id: str, alert_type: str) -> Update:
     update = svc.views.alerts.get(f"alerts/{device_id}/{alert_type}")
     if update is None:
         raise HTTPException(404, f"no alert {device_id}/{alert_type} in the views")
@@ -62,6 +69,49 @@ async def _command(
         raise Forbidden(
             f"alert {device_id}/{alert_type} belongs to a tenant your credentials do not cover"
         )
+    return update
+
+
+@router.get(
+    "/{device_id}/{alert_type}/history",
+    response_model=AlertHistory,
+    responses={404: {"model": Problem}},
+)
+async def history(device_id: Name, alert_type: Name, who: Caller, svc: Svc) -> AlertHistory:
+    """Who did what to an alert: every acknowledge and clear the views hold (with user,
+    comment and occurrence), and when its latest occurrence started and ended."""
+    update = _visible_alert(svc, who, device_id, alert_type)
+    alert = Alert.model_validate(update.data)
+    entries = [
+        AlertHistoryEntry(
+            ts=int(c["ts"]),
+            event=c["action"] if c["action"] in ("ACK", "CLEAR") else "ACK",
+            user=c.get("user") or "",
+            comment=c.get("comment") or "",
+            alert_id=c.get("alert_id"),
+            command_id=c.get("command_id"),
+        )
+        for c in svc.views.commands.get(update.key, ())
+    ]
+    entries.append(AlertHistoryEntry(ts=alert.start_ts, event="FIRING", alert_id=alert.alert_id))
+    if alert.status == "RESOLVED" and alert.end_ts is not None:
+        entries.append(
+            AlertHistoryEntry(
+                ts=alert.end_ts,
+                event="RESOLVED",
+                user=alert.details.get("cleared_by", ""),
+                alert_id=alert.alert_id,
+            )
+        )
+    order = {"FIRING": 0, "ACK": 1, "CLEAR": 2, "RESOLVED": 3}
+    entries.sort(key=lambda e: (e.ts, order[e.event]))
+    return AlertHistory(alert=alert, entries=entries)
+
+
+async def _command(
+    svc: Services, who: Operator, device_id: str, alert_type: str, action: str, body: AlertAction
+) -> AlertCommand:
+    _visible_alert(svc, who, device_id, alert_type)
     try:
         record = await run_in_threadpool(
             svc.commands.send, device_id, alert_type, action, who.name, body.alert_id, body.comment

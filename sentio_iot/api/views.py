@@ -22,6 +22,8 @@ from typing import Any
 KINDS = ("readings", "anomalies", "alerts", "rul", "device_events", "pipeline")
 EVERY_TENANT = ""  # the tenant of an update every caller sees (pipeline health: no device)
 OPEN_ALERT = ("FIRING", "ACKNOWLEDGED")
+COMMANDS = "alert_commands"  # the feed's kind for AlertCommands: history, not a live kind
+COMMANDS_KEPT = 200  # per alert (device and type): the newest are kept
 OFFLINE_KINDS = ("OFFLINE", "DISCONNECTED", "REMOVED")
 ONLINE_KINDS = ("ONLINE", "CONNECTED", "DISCOVERED")
 
@@ -76,6 +78,7 @@ class Views:
         self.anomalies: deque[Update] = deque(maxlen=anomalies_kept)
         self.devices: dict[str, Device] = {}
         self.alerts: dict[str, Update] = {}
+        self.commands: dict[str, deque[Mapping[str, Any]]] = {}
         self._ordered: tuple[int, list[int], list[Update]] = (-1, [], [])
 
     @property
@@ -114,6 +117,16 @@ class Views:
             self.alerts[update.key] = update
         self._device(update)
         return update
+
+    def apply_command(self, record: Mapping[str, Any]) -> None:
+        """An AlertCommand (acknowledge, clear; an Alertmanager silence arrives as an
+        acknowledgement by its author) into its alert's history; it has no tenant of its own:
+        readers filter by the alert's."""
+        key = f"alerts/{record['device_id']}/{record['type']}"
+        kept = self.commands.get(key)
+        if kept is None:
+            kept = self.commands[key] = deque(maxlen=COMMANDS_KEPT)
+        kept.append(record)
 
     def apply_pipeline(self, health: Mapping[str, Any]) -> Update:
         """The pipeline's health (the body of GET /api/v1/health/pipeline): one key, no device,

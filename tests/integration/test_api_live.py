@@ -1,7 +1,7 @@
 """The live API against the real stack: readings produced to Kafka reach a subscribed
 WebSocket client (latency reported), tenants filter live messages, a reconnect with the
 cursor gets what the views hold, and an acknowledgement through the API reaches the alerts
-agent and shows in `sentio alerts list` with the user's name."""
+agent and shows in `sentio alerts list` with the user's name and in the alert's history."""
 
 from __future__ import annotations
 
@@ -242,6 +242,19 @@ def test_an_acknowledgement_through_the_api_shows_in_alerts_list_with_the_user(
             assert time.monotonic() < deadline, worker.log()
             time.sleep(0.3)
         assert found["details"]["acked_by"] == "olga"
+        # the history: the command read back from the alert-commands topic by the views
+        deadline = time.monotonic() + 30
+        while True:
+            history = httpx.get(
+                f"{url}/api/v1/alerts/pump-2/device_offline/history", headers=viewer
+            ).json()
+            events = [(e["event"], e["user"], e["comment"]) for e in history["entries"]]
+            if ("ACK", "olga", "on my way") in events:
+                break
+            assert time.monotonic() < deadline, history
+            time.sleep(0.3)
+        assert events == [("FIRING", "", ""), ("ACK", "olga", "on my way")]
+        assert history["entries"][1]["command_id"] == sent.json()["command_id"]
     listed = CliRunner().invoke(cli, ["alerts", "list", "-c", str(bed.config_path)])
     assert listed.exit_code == 0, listed.output
     row = next(

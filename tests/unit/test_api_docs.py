@@ -28,5 +28,5 @@ def test_openapi_declares_bearer_auth_and_refusals_on_every_protected_operation(
             if "422" in op["responses"]:
                 schema = op["responses"]["422"]["content"]["application/json"]["schema"]
                 assert schema == {"$ref": "#/components/schemas/Problem"}, (method, path)
-    assert protected == 20
+    assert protected == 21
     assert "HTTPValidationError" not in document["components"]["schemas"]
