@@ -3,10 +3,14 @@
 The source follows the range and step asked for (the roadmap's downsampling for historical
 queries): a short range at a fine step reads the raw samples; a step of an hour or more
 reads the 1 h rollups; anything between reads the 1 min rollups (their ``_mean``).
+Series written without rollups (the RUL predictions, a few per device and minute) are read
+raw at any range: beyond the raw range, as the mean of the samples in each step
+(``avg_over_time``), so a 30-day RUL trend is one point per step, not empty.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 
@@ -16,6 +20,7 @@ from sentio_iot.errors import ConnectError, DataError
 from sentio_iot.settings.api import HistorySettings
 
 _INVALID = re.compile(r"[^a-zA-Z0-9_]")
+NO_ROLLUPS = frozenset({"rul"})  # metrics of series the sinks write without rollups
 
 
 class SeriesRequestError(DataError):
@@ -24,7 +29,7 @@ class SeriesRequestError(DataError):
 
 @dataclass(frozen=True)
 class Plan:
-    source: str  # raw, rollup_1m, rollup_1h
+    source: str  # raw, raw_averaged, rollup_1m, rollup_1h
     query: str
     step_s: float
 
@@ -59,6 +64,9 @@ def plan(
     name = metric_name(metric)
     if step < 60 and span <= settings.raw_max_range_s:
         return Plan("raw", f"{name}{{{selector}}}", step)
+    if metric in NO_ROLLUPS:
+        window = f"{math.ceil(step)}s"
+        return Plan("raw_averaged", f"avg_over_time({name}{{{selector}}}[{window}])", step)
     window = "1h" if step >= settings.hourly_min_step_s else "1m"
     return Plan(f"rollup_{window}", f'{name}_mean{{{selector},window="{window}"}}', step)
 

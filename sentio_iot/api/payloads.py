@@ -113,8 +113,8 @@ class Point(Body):
 class Series(Body):
     device_id: str
     metric: str
-    source: Literal["raw", "rollup_1m", "rollup_1h"] = Field(
-        description="raw samples, or the mean of the 1 min or 1 h rollups."
+    source: Literal["raw", "raw_averaged", "rollup_1m", "rollup_1h"] = Field(
+        description="raw samples; raw_averaged: the mean of the raw samples in each step (series without rollups, e.g. rul, beyond the raw range); or the mean of the 1 min or 1 h rollups."
     )
     query: str = Field(description="The MetricsQL query sent to VictoriaMetrics.")
     start_ts: int

@@ -79,6 +79,9 @@ def test_series_reads_raw_samples_then_rollups(
     vm_import(vm, "sentio_temp_mean", {**labels, "window": "1h"}, hours)
     rul_labels = {**labels, "model": "gbm", "model_version": "3", "unit": "cycles"}
     vm_import(vm, "sentio_rul", rul_labels, [(end - 600 + 10 * i, 90.0 - i) for i in range(10)])
+    # and every 10 min for the 47 hours before: 200 - hours since the start, for the trend
+    older = [(end - 48 * HOUR + 600 * i, 200.0 - (600 * i) // HOUR) for i in range(1, 47 * 6)]
+    vm_import(vm, "sentio_rul", rul_labels, older)
     httpx.get(f"{vm}/internal/force_flush", timeout=10)
 
     def series(start: int, stop: int, step: int, metric: str = "temp") -> dict[str, Any]:
@@ -107,6 +110,17 @@ def test_series_reads_raw_samples_then_rollups(
     month = series(end - 48 * HOUR, end - HOUR, HOUR)
     assert month["source"] == "rollup_1h"
     assert [p["value"] for p in month["points"]][:2] == [1000.0, 1001.0]
+    # RUL has no rollups: beyond the raw range, the mean of its samples in each step
+    trend = series(end - 48 * HOUR, end - 20 * 60, HOUR, "rul")
+    assert trend["source"] == "raw_averaged"
+    assert trend["query"] == (
+        f'avg_over_time(sentio_rul{{device="{device}",tenant="acme"}}[3600s])'
+    )
+    assert trend["unit"] == "cycles"  # the function keeps the labels
+    values = [p["value"] for p in trend["points"]]
+    assert len(values) >= 44, values
+    assert values == sorted(values, reverse=True)  # falling, one point per hour
+    assert min(values) >= 152.0 and max(values) <= 200.0
 
     too_many = httpx.get(
         f"{url}/api/v1/devices/{device}/series",
