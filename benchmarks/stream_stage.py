@@ -7,7 +7,8 @@
 Produces the readings once (Avro, 6 partitions), then runs on them, one after the other:
 
 1. a trivial Faust agent (exactly once, ``stream.take_events(5000, within=1.0)``) that only
-   counts the messages: what Faust itself costs, the ceiling for any Faust agent here;
+   counts the messages: what Faust itself costs, the ceiling for any Faust agent here; then
+   the same agent on the stream worker's consumer (``faust_ext.SentioConsumer``);
 2. ``sentio stream worker`` with the default agents (rollups, device_state, anomaly, rul,
    alerts), exactly once;
 3. each ``--versus LABEL=COMMAND``: the same worker started by another command (e.g. an older
@@ -47,8 +48,11 @@ PHASES = (
 )
 
 
-def count_agent(bootstrap: str, topic: str, app_id: str, expected: int, out: Path) -> None:
-    """The trivial agent (run in its own process): count messages, write first/last times."""
+def count_agent(
+    bootstrap: str, topic: str, app_id: str, expected: int, out: Path, sentio: bool = False
+) -> None:
+    """The trivial agent (run in its own process): count messages, write first/last times;
+    ``sentio``: on the stream worker's consumer (``faust_ext.SentioTransport``)."""
     import faust
 
     app = faust.App(
@@ -63,6 +67,10 @@ def count_agent(bootstrap: str, topic: str, app_id: str, expected: int, out: Pat
         web_enabled=False,
         autodiscover=False,
     )
+    if sentio:
+        from sentio_iot.streams.faust_ext import SentioTransport
+
+        app.transport = SentioTransport(app.conf.broker_consumer, app)
     source = app.topic(topic, key_type=bytes, value_type=bytes)
     seen = {"n": 0, "first": 0.0, "first_n": 0}
 
@@ -82,21 +90,25 @@ def count_agent(bootstrap: str, topic: str, app_id: str, expected: int, out: Pat
     worker.execute_from_commandline()
 
 
-def run_count_agent(config_path: Path, count: int, work: Path) -> float:
+def run_count_agent(config_path: Path, count: int, work: Path, sentio: bool = False) -> float:
     from sentio_iot.config import load_config
     from sentio_iot.schemas.catalog import spec
 
     config = load_config(config_path)
-    out = work / "count.txt"
+    label = "count-sentio" if sentio else "count"
+    out = work / f"{label}.txt"
     topic = spec("readings").topic(config.topics)
     code = (
         "import sys; from pathlib import Path; from benchmarks.stream_stage import count_agent; "
-        "count_agent(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]))"
+        "count_agent(sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), Path(sys.argv[5]), "
+        "sys.argv[6] == '1')"
     )
-    args = [config.kafka.bootstrap_servers, topic, f"{config.streams.app_id}-count", str(count)]
-    log = (work / "count.log").open("wb")
+    args = [config.kafka.bootstrap_servers, topic, f"{config.streams.app_id}-{label}", str(count)]
+    log = (work / f"{label}.log").open("wb")
     child = subprocess.Popen(
-        [sys.executable, "-c", code, *args, str(out)], stdout=log, stderr=subprocess.STDOUT
+        [sys.executable, "-c", code, *args, str(out), "1" if sentio else "0"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     try:
         child.wait(600)
@@ -220,6 +232,8 @@ def main() -> None:
         )
         ceiling = run_count_agent(config_path, len(data), work)
         print(f"  count agent: {ceiling:,.0f} readings/s", flush=True)
+        ours = run_count_agent(config_path, len(data), work, sentio=True)
+        print(f"  count agent on Sentio's consumer: {ours:,.0f} readings/s", flush=True)
         stages: dict[str, dict[str, float]] = {}
         if not args.only_versus:
             stages["sentio"] = run_stage(config_path, len(data), work)
@@ -229,6 +243,7 @@ def main() -> None:
         print()
         print(f"{'stream stage (same readings, one run)':<52}{'readings/s':>12}{'points/s':>12}")
         print(f"{'trivial Faust agent, counts only (EOS)':<52}{ceiling:>12,.0f}{'-':>12}")
+        print(f"{'the same on SentioConsumer (faust_ext.py)':<52}{ours:>12,.0f}{'-':>12}")
         for label, stage in stages.items():
             name = f"{label}: stream worker, 5 default agents (EOS)"
             points = stage["rate"] * args.metrics

@@ -54,7 +54,12 @@ from sentio_iot.serde import AvroSerde
 from sentio_iot.settings.streams import AGENT_NAMES
 from sentio_iot.streams import faust_ext
 from sentio_iot.streams.commit_gate import CommitGate
-from sentio_iot.streams.faust_ext import SentioStream, SentioTable, SentioTableManager
+from sentio_iot.streams.faust_ext import (
+    SentioStream,
+    SentioTable,
+    SentioTableManager,
+    SentioTransport,
+)
 from sentio_iot.streams.kafka_auth import faust_kafka_settings
 from sentio_iot.streams.metrics import StreamMetrics
 from sentio_iot.streams.monitor import QuietMonitor
@@ -150,6 +155,8 @@ class StreamApp:
             # Security and kafka.extra mapped for aiokafka; what it cannot honour is refused.
             **faust_kafka_settings(config.kafka),
         )
+        # Messages reach the streams without a wait_first per message (faust_ext.py).
+        self.faust.transport = SentioTransport(self.faust.conf.broker_consumer, self.faust)
         self._topics: dict[str, faust.TopicT] = {}
         self._serdes: dict[str, AvroSerde] = {}
         self._tables: dict[str, TableT[bytes, bytes]] = {}

@@ -1,7 +1,7 @@
 """The one place Sentio extends Faust beyond its public API, for exactly-once batching.
 
 Faust is the agents' API (agents over streams, tables with changelogs). Batching exactly once
-needs four things Faust does not offer publicly; each is here, and only here, and
+needs what Faust does not offer publicly; each is here, and only here, and
 ``tests/unit/test_faust_ext.py`` fails if a faust-streaming upgrade changes what they rely on
 (the dependency is pinned to the minor version those tests pass on):
 
@@ -26,10 +26,18 @@ needs four things Faust does not offer publicly; each is here, and only here, an
    and drops them when the seek brings them back: lost. Seeking while the partitions are
    still paused (as faust-streaming PR #217 does on another path) leaves Faust's own seek
    nothing to move.
+6. :class:`SentioTransport` (set as the app's ``transport``) with :class:`SentioConsumer`:
+   Faust's consumer hands each fetched message to the streams inside ``wait_first`` (four
+   tasks and an ``asyncio.wait`` per message, so that a rebalance or a stop can interrupt a
+   hand-over blocked on a full stream buffer). :class:`SentioConsumer` waits instead on one
+   long-lived watcher of those interruptions and one task per message; once the watcher has
+   fired (flow suspended) it falls back to Faust's own call. Its fetch loop is Faust's
+   ``_drain_messages`` otherwise unchanged, and a test pins the source it was copied from.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
@@ -39,6 +47,8 @@ import faust
 from faust.streams import _current_event
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
+from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
 
 Event = faust.EventT[Any]
@@ -136,3 +146,122 @@ class SentioTableManager(TableManager):
         if self._recovery is None:
             self._recovery = SentioRecovery(self.app, self, beacon=self.beacon, loop=self.loop)
         return self._recovery
+
+
+class SentioConsumer(faust_aiokafka.Consumer):
+    """Faust's aiokafka consumer, handing messages to the streams without ``wait_first``."""
+
+    _interrupted: asyncio.Future[Any] | None = None
+
+    async def _deliver(self, callback: Callable[[Any], Awaitable[Any]], message: Any) -> None:
+        """``callback(message)``, unless the flow is suspended or the consumer stops or
+        crashes first (then the hand-over is cancelled, as Faust's ``wait_first`` does)."""
+        watcher = self._interrupted
+        if watcher is None:
+            watcher = self._interrupted = asyncio.ensure_future(
+                self.wait_first(self.suspend_flow.wait())
+            )
+        if watcher.done():  # suspended, stopping or crashed: exactly Faust's call
+            self._interrupted = None
+            await self.wait_first(callback(message), self.suspend_flow.wait())
+            return
+        delivery = asyncio.ensure_future(callback(message))
+        try:
+            await asyncio.wait((delivery, watcher), return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            delivery.cancel()
+            raise
+        if delivery.done():
+            delivery.result()  # an error in the hand-over propagates, as in wait_first
+        else:
+            delivery.cancel()
+
+    async def on_stop(self) -> None:
+        watcher, self._interrupted = self._interrupted, None
+        if watcher is not None and not watcher.done():
+            watcher.cancel()
+        await super().on_stop()
+
+    # Faust 0.15's Consumer._drain_messages with one change: ``_deliver`` instead of
+    # ``wait_first(callback(message), self.suspend_flow.wait())``. Pinned by
+    # tests/unit/test_faust_ext.py (the source of the original).
+    async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
+        callback = self.callback
+        getmany = self.getmany
+        consumer_should_stop = self._stopped.is_set
+        fetcher_should_stop = fetcher._stopped.is_set
+
+        get_read_offset = self._read_offset.__getitem__
+        set_read_offset = self._read_offset.__setitem__
+        flag_consumer_fetching = CONSUMER_FETCHING
+        set_flag = self.diag.set_flag
+        unset_flag = self.diag.unset_flag
+        commit_every = self._commit_every
+        acks_enabled_for = self.app.topics.acks_enabled_for
+        deliver = self._deliver
+
+        yield_every = 100
+        num_since_yield = 0
+        sleep = asyncio.sleep
+
+        try:
+            while not (consumer_should_stop() or fetcher_should_stop()):
+                set_flag(flag_consumer_fetching)
+                ait = getmany(timeout=1.0)
+
+                # Sleeping because sometimes getmany is called in a loop
+                # never releasing to the event loop
+                await self.sleep(0)
+                if not self.should_stop:
+                    async for tp, message in ait:
+                        num_since_yield += 1
+                        if num_since_yield > yield_every:
+                            await sleep(0)
+                            num_since_yield = 0
+
+                        offset = message.offset
+                        r_offset = get_read_offset(tp)
+                        if r_offset is None or offset >= r_offset:
+                            gap = offset - (r_offset or 0)
+                            # We have a gap in income messages
+                            if gap > 1 and r_offset:
+                                acks_enabled = acks_enabled_for(message.topic)
+                                if acks_enabled:
+                                    await self._add_gap(tp, r_offset + 1, offset)
+                            if commit_every is not None and self._n_acked >= commit_every:
+                                self._n_acked = 0
+                                await self.commit()
+                            await deliver(callback, message)
+                            set_read_offset(tp, offset)
+                        else:
+                            self.log.dev(
+                                "DROPPED MESSAGE ROFF %r: k=%r v=%r",
+                                offset,
+                                message.key,
+                                message.value,
+                            )
+                    unset_flag(flag_consumer_fetching)
+
+        except self.consumer_stopped_errors:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Broker stopped consumer, shutting down...")
+                return
+            raise
+        except asyncio.CancelledError:
+            if self.transport.app.should_stop:
+                # we're already stopping so ignore
+                self.log.info("Consumer shutting down for user cancel.")
+                return
+            raise
+        except Exception as exc:
+            self.log.exception("Drain messages raised: %r", exc)
+            raise
+        finally:
+            unset_flag(flag_consumer_fetching)
+
+
+class SentioTransport(faust_aiokafka.Transport):
+    """Faust's aiokafka transport with :class:`SentioConsumer` (set as ``app.transport``)."""
+
+    Consumer = SentioConsumer

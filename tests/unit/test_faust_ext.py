@@ -6,13 +6,18 @@ them fails here first, before a worker double-counts or hangs.
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import inspect
 from importlib.metadata import version
+from typing import Any
 
 import faust
 import faust.streams
+import pytest
 from faust.tables import base as table_base
 from faust.transport import consumer as consumer_module
+from mode import Service
 
 from sentio_iot.streams import faust_ext
 
@@ -86,3 +91,70 @@ def test_recovery_has_the_two_resume_paths_sentio_recovery_seeks_before() -> Non
         "faust-ext-recovery", TableManager=faust_ext.SentioTableManager, autodiscover=False
     )
     assert isinstance(app.tables.recovery, faust_ext.SentioRecovery)
+
+
+# SentioConsumer._drain_messages is a copy of this with one call changed (faust_ext.py, 6.).
+DRAIN_MESSAGES_SHA256 = "44a2500309e83c630493f6828af50166ec8d96a0b3e4fb2bab735f704ae93417"
+
+
+def test_the_fetch_loop_sentio_consumer_copies_is_unchanged() -> None:
+    source = inspect.getsource(consumer_module.Consumer._drain_messages)
+    assert hashlib.sha256(source.encode()).hexdigest() == DRAIN_MESSAGES_SHA256
+    assert (
+        "await self.wait_first(\n" in source
+        and "callback(message), self.suspend_flow.wait()" in source
+    )
+    ours = inspect.getsource(faust_ext.SentioConsumer._drain_messages)
+    assert "wait_first" not in ours and "await deliver(callback, message)" in ours
+    assert faust_ext.SentioTransport.Consumer is faust_ext.SentioConsumer
+
+
+class Probe(Service):
+    """What SentioConsumer._deliver uses of a consumer: a mode Service with suspend_flow."""
+
+    _deliver = faust_ext.SentioConsumer._deliver
+    _interrupted: asyncio.Future[Any] | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.suspend_flow = asyncio.Event()
+
+
+async def test_deliver_hands_over_and_a_suspended_flow_cancels_a_blocked_hand_over() -> None:
+    probe = Probe()
+    got: list[int] = []
+    blocked = asyncio.Event()
+
+    async def put(message: int) -> None:
+        if message == 2:
+            blocked.set()
+            await asyncio.Event().wait()  # a full stream buffer
+        got.append(message)
+
+    await probe._deliver(put, 1)
+    assert got == [1]
+    watcher = probe._interrupted
+    assert watcher is not None and not watcher.done()  # one watcher for every message
+    await probe._deliver(put, 3)
+    assert probe._interrupted is watcher
+
+    async def suspend() -> None:
+        await blocked.wait()
+        probe.suspend_flow.set()
+
+    task = asyncio.ensure_future(suspend())
+    await asyncio.wait_for(probe._deliver(put, 2), 5)  # returns: the hand-over was cancelled
+    await task
+    assert got == [1, 3]
+
+    async def fails(message: int) -> None:
+        raise ValueError(message)
+
+    probe.suspend_flow.clear()
+    with pytest.raises(ValueError):
+        await probe._deliver(fails, 4)  # after a suspension: Faust's own wait_first
+    with pytest.raises(ValueError):
+        await probe._deliver(fails, 5)  # and with a new watcher again
+    watcher = probe._interrupted
+    assert watcher is not None
+    watcher.cancel()
