@@ -257,10 +257,18 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
         row.get_by_role("button", name="Acknowledge").click()
         expect(row).to_contain_text("ACKNOWLEDGED by olga", timeout=30_000)
         expect(row.get_by_role("button", name="Acknowledge")).to_have_count(0)
+        # the history: who did what, read from the API (the command from alert-commands)
+        row.get_by_text("History").click()
+        history = row.get_by_role("list", name="History of pump-2 device_offline")
+        expect(history.locator("li")).to_have_count(2, timeout=15_000)
+        expect(history.locator("li").nth(0)).to_contain_text("fired")
+        expect(history.locator("li").nth(1)).to_contain_text("acknowledged by olga")
         operator.screenshot(path=shots / "alerts-operator.png")
         assert serious_violations(operator) == []
-        # the viewer's page follows live, still without buttons
+        # the viewer's page follows live, still without buttons; the viewer reads the history
         expect(alert_row).to_contain_text("ACKNOWLEDGED by olga", timeout=15_000)
+        alert_row.get_by_text("History").click()
+        expect(alert_row.get_by_role("listitem").nth(1)).to_contain_text("acknowledged by olga")
         assert viewer.locator("main button").count() == 0
     assert worker.stop() == 0
 
@@ -285,6 +293,13 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             f'sentio_rul{{device="{device}",tenant="acme",unit="hours"}} {40 - i / 10} '
             f"{(now_s - 3600 + i * 60) * 1000}"
             for i in range(59)
+        ]
+        # and one every 30 min for the 7 days before (RUL has no rollups: the long ranges
+        # read its raw samples averaged per step)
+        + [
+            f'sentio_rul{{device="{device}",tenant="acme",unit="hours"}} {40 + j / 10} '
+            f"{(now_s - j * 1800) * 1000}"
+            for j in range(3, 7 * 48)
         ],
     )
     bed.produce("readings", [(device, reading(device, 5.0, 0))])
@@ -324,6 +339,16 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             expect(rul_chart).to_be_visible()
             expect(rul_chart.locator(".u-legend")).to_contain_text("RUL (hours)")
         page.screenshot(path=shots / "device.png")
+        # the RUL trend over 7 days: the mean of its samples per step, one every 30 min
+        page.get_by_role("group", name="Range").get_by_role("button", name="7 d").click()
+        rul_info = page.get_by_test_id("rul-info")
+        expect(rul_info).to_contain_text("from raw_averaged, step 1210s", timeout=15_000)
+        rul_points = int(rul_info.inner_text().split()[0])
+        assert rul_points >= 300, rul_points
+        expect(page.get_by_role("img", name="RUL chart (hours)")).to_be_visible()
+        page.get_by_role("group", name="Range").get_by_role("button", name="30 d").click()
+        expect(rul_info).to_contain_text("from raw_averaged, step 5184s", timeout=15_000)
+        page.screenshot(path=shots / "device-rul-30d.png")
         # a sample every 10 s, filled between samples by the query's lookback: more points for
         # the longer range, none missing at the start of the 15 minutes
         assert points["15 min"] >= 800, points

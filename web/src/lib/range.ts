@@ -25,3 +25,12 @@ export function seriesQuery(
   const to = Math.floor(nowS);
   return { from: to - span, to, step: Math.max(1, Math.ceil(span / MAX_POINTS)) };
 }
+
+export const RUL_POINTS = 500; // predictions come a few a minute: a coarser step than the chart's
+
+/** The RUL trend's query: the same range at a coarser step. Beyond the API's raw range the
+ * RUL series (which has no rollups) is served as the mean of its samples per step. */
+export function rulQuery(seconds: number, nowS: number): { from: number; to: number; step: number } {
+  const range = seriesQuery(seconds, nowS);
+  return { ...range, step: Math.max(range.step, Math.ceil((range.to - range.from) / RUL_POINTS)) };
+}

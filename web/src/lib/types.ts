@@ -79,7 +79,7 @@ export interface Point {
 export interface Series {
   device_id: string;
   metric: string;
-  source: "raw" | "rollup_1m" | "rollup_1h";
+  source: "raw" | "raw_averaged" | "rollup_1m" | "rollup_1h";
   start_ts: number;
   end_ts: number;
   step_s: number;

@@ -1,4 +1,5 @@
 import { useState } from "react";
+import { AlertHistoryView } from "../components/AlertHistoryView";
 import { useSession, useStoreVersion } from "../context";
 import { can } from "../lib/roles";
 import type { Alert } from "../lib/types";
@@ -56,6 +57,7 @@ export function Alerts() {
                 <th>Status</th>
                 <th>Since</th>
                 <th>Message</th>
+                <th>History</th>
                 {mayAct && <th>Actions</th>}
               </tr>
             </thead>
@@ -76,6 +78,9 @@ export function Alerts() {
                   </td>
                   <td>{formatTime(a.start_ts)}</td>
                   <td>{a.message}</td>
+                  <td>
+                    <AlertHistoryView alert={a} />
+                  </td>
                   {mayAct && (
                     <td>
                       {a.status === "FIRING" && <button onClick={() => void act(a, "acknowledge")}>Acknowledge</button>}

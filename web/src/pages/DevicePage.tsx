@@ -1,7 +1,7 @@
 import { useEffect, useState } from "react";
 import { Chart } from "../components/Chart";
 import { useSession, useStoreVersion } from "../context";
-import { RANGES, seriesQuery } from "../lib/range";
+import { RANGES, rulQuery, seriesQuery } from "../lib/range";
 import type { Anomaly, LoggedEvent, Page, Series } from "../lib/types";
 import { formatTime, formatValue } from "../format";
 
@@ -33,7 +33,7 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       .then((page) => current && setMarks(page.items.filter((a) => a.metric === chosen)))
       .catch(() => current && setMarks([]));
     api
-      .get<Series>(path, { metric: "rul", ...query }) // the RUL trend, as the VictoriaMetrics sink wrote it
+      .get<Series>(path, { metric: "rul", ...rulQuery(seconds, Date.now() / 1000) }) // as the VictoriaMetrics sink wrote it
       .then((s) => current && setRulSeries(s))
       .catch(() => current && setRulSeries(null));
     return () => {
@@ -93,7 +93,12 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
       )}
       <h2>Remaining useful life</h2>
       {rulSeries && rulSeries.points.length > 0 ? (
-        <Chart points={rulSeries.points} label="RUL" unit={rulSeries.unit ?? device.rul?.rul_unit} />
+        <>
+          <p className="muted" data-testid="rul-info">
+            {rulSeries.points.length} points from {rulSeries.source}, step {rulSeries.step_s}s
+          </p>
+          <Chart points={rulSeries.points} label="RUL" unit={rulSeries.unit ?? device.rul?.rul_unit} />
+        </>
       ) : (
         <p className="muted">No RUL predictions in this range.</p>
       )}

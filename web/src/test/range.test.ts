@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { markerSeries } from "../lib/markers";
-import { MAX_POINTS, RANGES, seriesQuery } from "../lib/range";
+import { MAX_POINTS, RANGES, RUL_POINTS, rulQuery, seriesQuery } from "../lib/range";
 
 describe("range selection", () => {
   it("offers 15 minutes to 30 days", () => {
@@ -19,6 +19,20 @@ describe("range selection", () => {
   it("clamps a range beyond 30 days and below a minute", () => {
     expect(seriesQuery(90 * 86400, 3_000_000).from).toBe(3_000_000 - 30 * 86400);
     expect(seriesQuery(1, 100).from).toBe(40);
+  });
+});
+
+describe("the RUL trend's range", () => {
+  it("covers the same range as the chart at a coarser step, up to 30 days", () => {
+    expect(rulQuery(900, 1_000_000)).toEqual({ from: 999_100, to: 1_000_000, step: 2 });
+    const month = rulQuery(30 * 86400, 2_000_000_000);
+    expect(month).toEqual({ ...seriesQuery(30 * 86400, 2_000_000_000), step: 5184 });
+    for (const r of RANGES) {
+      const q = rulQuery(r.seconds, 2_000_000_000);
+      expect(q.to - q.from).toBe(r.seconds);
+      expect((q.to - q.from) / q.step).toBeLessThanOrEqual(RUL_POINTS);
+      expect(q.step).toBeGreaterThanOrEqual(seriesQuery(r.seconds, 2_000_000_000).step);
+    }
   });
 });
 
