@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
 from confluent_kafka import (
@@ -34,7 +35,7 @@ from confluent_kafka import (
 from confluent_kafka.admin import AdminClient
 from stream_worker import SENTIO, WorkerProcess, free_port
 
-from sentio_iot.config import KafkaSettings, SentioConfig
+from sentio_iot.config import KafkaSettings, SentioConfig, load_config
 from sentio_iot.kafka import consumer_config, producer_config
 from sentio_iot.records import Metric, Reading, now_us
 from sentio_iot.registry import SchemaRegistry
@@ -322,7 +323,7 @@ def test_plaintext_anonymous_and_certificate_less_clients_are_refused(
     refused = {}
     for what, config in attempts.items():
         try:
-            AdminClient({**config, "logger": LOG}).list_topics(timeout=4)
+            AdminClient({**config, "logger": LOG}).list_topics(timeout=2)
         except KafkaException as exc:
             refused[what] = exc.args[0].name()
     assert refused == dict.fromkeys(attempts, "_TRANSPORT")
@@ -347,6 +348,65 @@ def test_the_cli_runs_with_a_role_env_file_and_a_wrong_password_is_one_line(
         "mechanism SCRAM-SHA-512 (fix: check kafka.sasl_username and kafka.sasl_password"
     )
     assert wrong not in refused.stdout + refused.stderr
+
+
+def test_the_api_with_its_role_acknowledges_an_alert_on_alert_commands(
+    kafka: SecureKafka, sentio_config: SentioConfig
+) -> None:
+    """The API (in this process, the `api` role's settings) sees an alert on `alerts` and writes
+    the operator's acknowledgement to `alert-commands`, which the stream workers read.
+
+    It runs before the stream worker's test: a transaction the stopped worker leaves open holds
+    back the API's read_committed views until the broker aborts it (about a minute)."""
+    from pydantic import SecretStr
+
+    from sentio_iot.api.app import create_app
+    from sentio_iot.api.roles import Role
+    from sentio_iot.api.server import serving
+
+    alert = {
+        "alert_id": "a-1",
+        "device_id": "press-9",
+        "type": "device_offline",
+        "severity": "MAJOR",
+        "status": "FIRING",
+        "start_ts": now_us(),
+        "end_ts": None,
+        "ack_ts": None,
+        "count": 1,
+        "message": "no reading for 30 s",
+        "details": {},
+        "labels": {"tenant": "acme"},
+    }
+    with SchemaRegistry(sentio_config.schema_registry) as registry:
+        alerts = AvroSerde(registry, kafka.topic("alerts"), "Alert")
+        alerts.register()
+        producer = Producer(producer_config(kafka.settings("streams")))
+        producer.produce(
+            kafka.topic("alerts"), key=b"press-9/device_offline", value=alerts.encode(alert)
+        )
+        assert producer.flush(30) == 0
+        commands = AvroSerde(registry, kafka.topic("alert-commands"), "AlertCommand")
+        data = yaml.safe_load(kafka.config_path.read_text())
+        data["kafka"] = kafka.files.client_fields("api", kafka.bootstrap)
+        data["api"] = {"state_dir": str(kafka.home / "api")}
+        app = create_app(load_config(data=data))
+        app.state.services.users.add("olga", SecretStr("a-long-password-1"), Role.OPERATOR, ("*",))
+        with serving(app) as url:
+            login = {"username": "olga", "password": "a-long-password-1"}
+            access = httpx.post(f"{url}/api/v1/auth/login", json=login).json()["access_token"]
+            headers = {"Authorization": f"Bearer {access}"}
+            ack = f"{url}/api/v1/alerts/press-9/device_offline/acknowledge"
+            deadline = time.monotonic() + 60
+            while (sent := httpx.post(ack, headers=headers, json={})).status_code == 404:
+                assert time.monotonic() < deadline, sent.text  # the views are still filling
+                time.sleep(0.3)
+        assert sent.status_code == 202, sent.text
+        written = topic_values(kafka, ("alert-commands",))["alert-commands"]
+        decoded = [commands.decode(v) for v in written if v != b"v"]
+    assert [(c["device_id"], c["action"], c["user"]) for c in decoded] == [
+        ("press-9", "ACK", "olga")
+    ]
 
 
 def test_a_stream_worker_with_the_streams_role_reads_readings_and_writes_events(
