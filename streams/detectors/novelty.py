@@ -379,7 +379,11 @@ class ScalarMemory:
     def restore(self, state: Mapping[str, Any]) -> None:
         means = state["means"]
         self._mean = float(means[-1]) if means else None
-        protos = [float(v) if isinstance(v, float | int) else float(v[0]) for v in state["protos"]]
+        stored = state["protos"]
+        if stored and isinstance(stored[0], list | tuple):  # CategoryMemory's [[v], ...]
+            protos = [float(v[0]) for v in stored]
+        else:
+            protos = [float(v) for v in stored]
         if len(protos) > self.capacity:
             raise ValueError(f"{len(protos)} categories for a capacity of {self.capacity}")
         self._protos = protos
