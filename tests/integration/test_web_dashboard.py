@@ -7,8 +7,11 @@ Each step saves a screenshot (under the test's tmp_path, or $SENTIO_SCREENSHOTS_
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import os
+import ssl
 import subprocess
 import time
 from collections.abc import Iterator
@@ -20,7 +23,10 @@ import httpx
 import pytest
 import yaml
 from confluent_kafka import Producer
+from cryptography.hazmat.primitives import serialization
+from pki import Issued, certificate_authority, issue
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Error as PlaywrightError
 from pydantic import SecretStr
 from stream_worker import SENTIO, StreamTestbed, free_port, stream_testbed_fixture  # noqa: F401
 
@@ -57,15 +63,19 @@ def shots_fixture(tmp_path: Path) -> Path:
 
 
 @contextmanager
-def sentio_api(bed: StreamTestbed, users: dict[str, Role]) -> Iterator[tuple[str, str | None]]:
+def sentio_api(
+    bed: StreamTestbed, users: dict[str, Role], tls: Issued | None = None, ca: Path | None = None
+) -> Iterator[tuple[str, str | None]]:
     """`sentio api -c` on the testbed's topics: its URL and the first admin's password
-    (None when ``users`` were added first)."""
+    (None when ``users`` were added first); over HTTPS with ``tls`` (issued by ``ca``)."""
     state = bed.tmp_path / "api"
     for name, role in users.items():
         UserStore(AuthStore(state)).add(name, SecretStr(PASSWORD), role, ("acme",))
     port = free_port()
     data = yaml.safe_load(bed.config_path.read_text())
     data["api"] = {"state_dir": str(state), "port": port}
+    if tls is not None:
+        data["api"]["tls"] = {"cert_file": str(tls.cert_path), "key_file": str(tls.key_path)}
     config_path = bed.tmp_path / "api.yaml"
     config_path.write_text(yaml.safe_dump(data))
     log_path = bed.tmp_path / "api.log"
@@ -73,13 +83,14 @@ def sentio_api(bed: StreamTestbed, users: dict[str, Role]) -> Iterator[tuple[str
         process = subprocess.Popen(
             [SENTIO, "api", "-c", str(config_path)], stdout=log, stderr=subprocess.STDOUT
         )
-    url = f"http://127.0.0.1:{port}"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
     try:
         deadline = time.monotonic() + 60
         while True:
             assert process.poll() is None, log_path.read_text()[-3000:]
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{url}/api/health", timeout=2).json()["views_ready"]:
+                if httpx.get(f"{url}/api/health", timeout=2, verify=verify).json()["views_ready"]:
                     break
             assert time.monotonic() < deadline, log_path.read_text()[-3000:]
             time.sleep(0.2)
@@ -219,6 +230,48 @@ def test_sign_in_fleet_live_theme_and_phone(
         page.set_viewport_size({"width": 1280, "height": 800})
         expect(cells.locator(".cell-label").first).to_be_hidden()  # the headers name them
         assert errors == []
+
+
+def test_the_dashboard_over_https_and_wss(stream_testbed: StreamTestbed, tmp_path: Path) -> None:
+    """`sentio api` with api.tls: Chromium, trusting exactly the API's key (its SPKI pin, no
+    certificate errors ignored otherwise), signs in over HTTPS and gets live values over WSS."""
+    ca = certificate_authority(tmp_path / "pki")
+    leaf = issue(ca, tmp_path / "pki", "api")
+    spki = leaf.certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    pin = base64.b64encode(hashlib.sha256(spki).digest()).decode()
+    bed = stream_testbed
+    bed.produce("readings", [("press-0", reading("press-0", 1.25, 0))])
+    with (
+        sentio_api(bed, users={"vic": Role.VIEWER}, tls=leaf, ca=ca.cert_path) as (url, _admin),
+        sync_playwright() as playwright,
+    ):
+        assert url.startswith("https://")
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", f"--ignore-certificate-errors-spki-list={pin}"],
+        )
+        try:
+            page = browser.new_page()
+            sign_in(page, url, "vic", PASSWORD)
+            row = page.locator('tr[data-device="press-0"]')
+            expect(row).to_contain_text("1.25 bar", timeout=15_000)
+            expect(page.get_by_test_id("live-state")).to_have_text("live", timeout=15_000)
+            assert page.evaluate("location.protocol") == "https:"
+            bed.produce("readings", [("press-0", reading("press-0", 42.5, 1))])
+            expect(row).to_contain_text("42.5 bar", timeout=LIVE_WITHIN_S * 1000)  # over wss
+        finally:
+            browser.close()
+        # without the pin the test CA is trusted by nothing: Chromium refuses the page
+        plain = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=["--no-sandbox", "--disable-gpu"]
+        )
+        try:
+            with pytest.raises(PlaywrightError, match="ERR_CERT_AUTHORITY_INVALID"):
+                plain.new_page().goto(f"{url}/")
+        finally:
+            plain.close()
 
 
 def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
