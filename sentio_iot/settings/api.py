@@ -131,7 +131,9 @@ class ViewSettings(Section):
         900.0, ge=0, description="Readings read back at start for the latest values (s)."
     )
     events_lookback_s: float = Field(
-        7 * 86_400.0, ge=0, description="Device events, RUL and alert commands (the alerts' history) read back at start (s)."
+        7 * 86_400.0,
+        ge=0,
+        description="Device events, RUL and alert commands (the alerts' history) read back at start (s).",
     )
     anomalies_lookback_s: float = Field(
         86_400.0, ge=0, description="Anomalies read back at start (s)."
