@@ -8,7 +8,9 @@ from __future__ import annotations
 import json
 import socket
 import ssl
+import stat
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -28,8 +30,11 @@ from sentio_iot.api.tls import server_context
 from sentio_iot.cli.main import cli
 from sentio_iot.config import load_config
 from sentio_iot.errors import ConfigError
+from sentio_iot.pipeline.plant import plant_entry
 from sentio_iot.pipeline.probes import probe_workers
 from sentio_iot.pipeline.processes import ChildSpec
+from sentio_iot.pipeline.run_config import write_run_config
+from sentio_iot.pipeline.workers import pipeline_children
 from sentio_iot.settings.api import ApiTlsSettings
 
 PASSWORD = "a TLS test password"
@@ -198,3 +203,24 @@ def test_sentio_run_probes_and_names_the_tls_api(
     )
     assert config.api.base_url() == "https://127.0.0.1:8443"
     assert notice(config.api.base_url(), None)[0] == "Dashboard: https://127.0.0.1:8443/"
+
+
+def test_sentio_run_hands_its_api_the_tls_settings(
+    tmp_path: Path, pki: tuple[Issued, Issued, Issued]
+) -> None:
+    leaf = pki[2]
+    tls = {
+        "cert_file": str(leaf.cert_path),
+        "key_file": str(leaf.key_path),
+        "key_password": KEY_PASSWORD,
+    }
+    config = load_config(data={"api": {"state_dir": str(tmp_path / "api"), "tls": tls}})
+    plant = plant_entry(2, 1.0, tmp_path / "truth.csv", datetime.now(UTC))
+    path = tmp_path / "run" / "config.yaml"
+    child = write_run_config(config, path, plant)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600  # it holds the key's password
+    assert child.api.tls == config.api.tls
+    assert server_context(child.api.tls)  # the API child can decrypt its key
+    [api] = [s for s in pipeline_children(child, path, stream_workers=1) if s.name == "api"]
+    assert api.tls_cert == str(leaf.cert_path)
+    assert api.health_url == f"https://127.0.0.1:{child.api.port}/health"
