@@ -44,6 +44,20 @@ def ensure_first_admin(state_dir: Path) -> FirstAdmin | None:
     return FirstAdmin(ADMIN, password, path)
 
 
+def sign_in_hint(state_dir: Path) -> str:
+    """How to sign in, for `sentio run`'s live view (which replaces the start-up lines on
+    the screen): the first admin's password while its file still holds it (it is the one
+    printed at start-up; `sentio users passwd admin` deletes the file), else who may."""
+    path = state_dir / PASSWORD_FILE
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        password = ""
+    if not password:
+        return "(sign in as one of `sentio users list`)"
+    return f"(user {ADMIN}, password {password}; change it with `sentio users passwd {ADMIN}`)"
+
+
 def notice(url: str, admin: FirstAdmin | None) -> list[str]:
     """What `sentio run` prints about the API: the dashboard's and the API's URLs and, once,
     the admin's password."""

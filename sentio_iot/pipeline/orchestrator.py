@@ -86,6 +86,8 @@ class RunOutcome:
 def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> list[str]:
     """URLs and commands for looking at what the pipeline wrote. ``vmui``: whether this
     VictoriaMetrics serves its UI (Debian's build leaves it out; then the query API)."""
+    from sentio_iot.api.first_admin import sign_in_hint
+
     vm = f"http://127.0.0.1:{config.stack.victoriametrics_port}"
     vl = f"http://127.0.0.1:{config.stack.victorialogs_port}"
     logs_query = quote('{service_name="sentio"}', safe="")
@@ -101,7 +103,7 @@ def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> 
         f"Kafka topics: {topic['readings']} -> {topic['rollups']}, {topic['anomalies']}, "
         f"{topic['rul']}, {topic['alerts']}  (`sentio topics list`)",
         f"worker logs: {log_dir}",
-        f"dashboard: {dashboard_url(config)}  (user admin; its password is printed at start-up)",
+        f"dashboard: {dashboard_url(config)}  {sign_in_hint(config.api.resolved_state_dir())}",
     ]
 
 

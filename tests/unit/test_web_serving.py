@@ -7,11 +7,15 @@ from pathlib import Path
 
 import httpx
 import pytest
+from pydantic import SecretStr
 
 from sentio_iot.api.app import create_app
 from sentio_iot.api.dashboard import ENV_DIR, MISSING, dashboard_dir
+from sentio_iot.api.first_admin import ensure_first_admin
 from sentio_iot.api.server import serving
-from sentio_iot.config import SentioConfig, load_config
+from sentio_iot.api.store import AuthStore
+from sentio_iot.api.users import UserStore
+from sentio_iot.config import load_config
 from sentio_iot.pipeline.orchestrator import where_to_look
 
 INDEX = '<!doctype html><script type="module" src="/assets/index-abc.js"></script>'
@@ -63,9 +67,18 @@ def test_the_default_build_is_web_dist_of_the_source_tree(monkeypatch: pytest.Mo
 
 
 def test_the_live_view_of_sentio_run_names_the_dashboard(tmp_path: Path) -> None:
-    lines = where_to_look(SentioConfig(), tmp_path)
-    assert lines[-1] == (
-        "dashboard: http://127.0.0.1:8000/  (user admin; its password is printed at start-up)"
+    state = tmp_path / "api"
+    config = load_config(data={"api": {"state_dir": str(state)}})
+    admin = ensure_first_admin(state)
+    assert admin is not None and admin.password is not None
+    password = admin.password.get_secret_value()
+    assert where_to_look(config, tmp_path)[-1] == (
+        f"dashboard: http://127.0.0.1:8000/  (user admin, password {password}; change it with "
+        "`sentio users passwd admin`)"
+    )
+    UserStore(AuthStore(state)).set_password("admin", SecretStr("a changed long password"))
+    assert where_to_look(config, tmp_path)[-1] == (
+        "dashboard: http://127.0.0.1:8000/  (sign in as one of `sentio users list`)"
     )
     wildcard = load_config(data={"api": {"host": "0.0.0.0", "port": 8123}})
     assert where_to_look(wildcard, tmp_path)[-1].startswith("dashboard: http://127.0.0.1:8123/ ")
