@@ -181,7 +181,7 @@ class AlertHistoryEntry(Body):
 class AlertHistory(Body):
     alert: Alert
     entries: list[AlertHistoryEntry] = Field(
-        description="Oldest first: the commands the views hold for this device and type (api.views.events_lookback_s, at most 200) and the latest occurrence's start and end."
+        description="Oldest first: the commands the views hold for this device and type (api.views.events_lookback_s, at most 200) and the start and end of each occurrence they hold (the latest, and up to 20 earlier ones seen since the API started or left by the alerts topic's compaction)."
     )
 
 

@@ -79,7 +79,7 @@ def _visible_alert(svc: Services, who: Principal, device_id: str, alert_type: st
 )
 async def history(device_id: Name, alert_type: Name, who: Caller, svc: Svc) -> AlertHistory:
     """Who did what to an alert: every acknowledge and clear the views hold (with user,
-    comment and occurrence), and when its latest occurrence started and ended."""
+    comment and occurrence), and when each occurrence the views hold started and ended."""
     update = _visible_alert(svc, who, device_id, alert_type)
     alert = Alert.model_validate(update.data)
     entries = [
@@ -93,19 +93,23 @@ async def history(device_id: Name, alert_type: Name, who: Caller, svc: Svc) -> A
         )
         for c in svc.views.commands.get(update.key, ())
     ]
-    entries.append(AlertHistoryEntry(ts=alert.start_ts, event="FIRING", alert_id=alert.alert_id))
-    if alert.status == "RESOLVED" and alert.end_ts is not None:
-        entries.append(
-            AlertHistoryEntry(
-                ts=alert.end_ts,
-                event="RESOLVED",
-                user=alert.details.get("cleared_by", ""),
-                alert_id=alert.alert_id,
-            )
-        )
+    for occurrence in (*svc.views.past_alerts.get(update.key, ()), update.data):
+        entries += _occurrence(Alert.model_validate(occurrence))
     order = {"FIRING": 0, "ACK": 1, "CLEAR": 2, "RESOLVED": 3}
     entries.sort(key=lambda e: (e.ts, order[e.event]))
     return AlertHistory(alert=alert, entries=entries)
+
+
+def _occurrence(alert: Alert) -> list[AlertHistoryEntry]:
+    """When an occurrence fired and, if it has, was resolved (by whom, when by hand)."""
+    fired = AlertHistoryEntry(ts=alert.start_ts, event="FIRING", alert_id=alert.alert_id)
+    if alert.status != "RESOLVED" or alert.end_ts is None:
+        return [fired]
+    user = alert.details.get("cleared_by", "")
+    resolved = AlertHistoryEntry(
+        ts=alert.end_ts, event="RESOLVED", user=user, alert_id=alert.alert_id
+    )
+    return [fired, resolved]
 
 
 async def _command(

@@ -24,6 +24,7 @@ EVERY_TENANT = ""  # the tenant of an update every caller sees (pipeline health:
 OPEN_ALERT = ("FIRING", "ACKNOWLEDGED")
 COMMANDS = "alert_commands"  # the feed's kind for AlertCommands: history, not a live kind
 COMMANDS_KEPT = 200  # per alert (device and type): the newest are kept
+OCCURRENCES_KEPT = 20  # earlier occurrences per alert (device and type), their last state
 OFFLINE_KINDS = ("OFFLINE", "DISCONNECTED", "REMOVED")
 ONLINE_KINDS = ("ONLINE", "CONNECTED", "DISCOVERED")
 
@@ -79,6 +80,7 @@ class Views:
         self.devices: dict[str, Device] = {}
         self.alerts: dict[str, Update] = {}
         self.commands: dict[str, deque[Mapping[str, Any]]] = {}
+        self.past_alerts: dict[str, deque[Mapping[str, Any]]] = {}
         self._ordered: tuple[int, list[int], list[Update]] = (-1, [], [])
 
     @property
@@ -114,6 +116,9 @@ class Views:
         else:
             self.latest[update.key] = update
         if kind == "alerts":
+            before = self.alerts.get(update.key)
+            if before is not None and before.data.get("alert_id") != record.get("alert_id"):
+                self._past(update.key).append(before.data)  # a new occurrence of the alert
             self.alerts[update.key] = update
         self._device(update)
         return update
@@ -127,6 +132,12 @@ class Views:
         if kept is None:
             kept = self.commands[key] = deque(maxlen=COMMANDS_KEPT)
         kept.append(record)
+
+    def _past(self, key: str) -> deque[Mapping[str, Any]]:
+        kept = self.past_alerts.get(key)
+        if kept is None:
+            kept = self.past_alerts[key] = deque(maxlen=OCCURRENCES_KEPT)
+        return kept
 
     def apply_pipeline(self, health: Mapping[str, Any]) -> Update:
         """The pipeline's health (the body of GET /api/v1/health/pipeline): one key, no device,

@@ -132,3 +132,33 @@ def test_the_views_keep_a_bounded_history_per_alert(api: tuple[str, Services]) -
     kept = svc.views.commands["alerts/pump-1/anomaly"]
     assert len(kept) == COMMANDS_KEPT
     assert kept[0]["ts"] == T0 + 5  # the oldest went first
+
+
+def test_earlier_occurrences_keep_their_start_and_end(api: tuple[str, Services]) -> None:
+    url, svc = api
+    engine = AlertEngine(AlertSettings.model_validate({"anomaly": {"repeat": 1, "suppress_s": 0}}))
+    slot = engine.new_slot("pump-1", "anomaly")
+    clear = command("CLEAR", T0 + 5 * S, "ada")
+    batch: list[tuple[str, dict[str, Any]]] = []
+    batch += [("alerts", a) for a in engine.on_anomaly(slot, anomaly(T0), T0)]
+    batch.append((COMMANDS, clear))
+    batch += [("alerts", a) for a in engine.on_command(slot, clear)]
+    second = engine.on_anomaly(slot, anomaly(T0 + 60 * S), T0 + 60 * S)
+    assert second and second[-1]["alert_id"] != batch[0][1]["alert_id"]  # a new occurrence
+    batch += [("alerts", a) for a in second]
+    loop = svc.loop
+    assert loop is not None
+    loop.call_soon_threadsafe(apply_batch, svc, batch)
+
+    body = httpx.get(
+        f"{url}/api/v1/alerts/pump-1/anomaly/history", headers=headers(url, "vic")
+    ).json()
+    first_id, second_id = batch[0][1]["alert_id"], second[-1]["alert_id"]
+    seen = [(e["ts"], e["event"], e["user"], e["alert_id"]) for e in body["entries"]]
+    assert seen == [
+        (T0, "FIRING", "", first_id),
+        (T0 + 5 * S, "CLEAR", "ada", None),
+        (T0 + 5 * S, "RESOLVED", "ada", first_id),
+        (T0 + 60 * S, "FIRING", "", second_id),
+    ]
+    assert body["alert"]["alert_id"] == second_id
