@@ -28,6 +28,10 @@ def _read(field: str, path: Path) -> bytes:
         raise ConfigError(
             f"{WHERE}.{field}: {path} does not exist; give the path of a PEM file"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"{WHERE}.{field}: {path} is a folder; give the path of a PEM file"
+        ) from None
     except OSError as exc:
         raise ConfigError(
             f"{WHERE}.{field}: {path} cannot be read ({exc.strerror}); fix its permissions"

@@ -124,6 +124,10 @@ def test_each_unusable_setting_names_its_field(
             f"api.tls.key_file: {missing} does not exist; give the path of a PEM file",
         ),
         (
+            settings(cert_file=tmp_path, key_file=plain.key_path),
+            f"api.tls.cert_file: {tmp_path} is a folder; give the path of a PEM file",
+        ),
+        (
             settings(cert_file=plain.key_path, key_file=plain.key_path),
             f"api.tls.cert_file: {plain.key_path} is not a PEM certificate",
         ),
