@@ -86,8 +86,6 @@ class RunOutcome:
 def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> list[str]:
     """URLs and commands for looking at what the pipeline wrote. ``vmui``: whether this
     VictoriaMetrics serves its UI (Debian's build leaves it out; then the query API)."""
-    from sentio_iot.api.first_admin import sign_in_hint
-
     vm = f"http://127.0.0.1:{config.stack.victoriametrics_port}"
     vl = f"http://127.0.0.1:{config.stack.victorialogs_port}"
     logs_query = quote('{service_name="sentio"}', safe="")
@@ -103,8 +101,16 @@ def where_to_look(config: SentioConfig, log_dir: Path, *, vmui: bool = True) -> 
         f"Kafka topics: {topic['readings']} -> {topic['rollups']}, {topic['anomalies']}, "
         f"{topic['rul']}, {topic['alerts']}  (`sentio topics list`)",
         f"worker logs: {log_dir}",
-        f"dashboard: {dashboard_url(config)}  {sign_in_hint(config.api.resolved_state_dir())}",
+        dashboard_line(config),
     ]
+
+
+def dashboard_line(config: SentioConfig) -> str:
+    """The dashboard's URL and how to sign in, read again at every redraw: a password changed
+    during the run (`sentio users passwd admin`) is not shown any longer."""
+    from sentio_iot.api.first_admin import sign_in_hint
+
+    return f"dashboard: {dashboard_url(config)}  {sign_in_hint(config.api.resolved_state_dir())}"
 
 
 def dashboard_url(config: SentioConfig) -> str:
@@ -358,7 +364,7 @@ class Orchestrator:
             lag_error=self.lags.error,
             lag_trends=trends,
             results=results,
-            where=self.where,
+            where=[*self.where[:-1], dashboard_line(self.config)],
             notices=list(self.notices),
         )
 
