@@ -141,17 +141,20 @@ def run_stage(
     worker = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     first = (0.0, 0.0)
     done = 0.0
+    cpu_first = 0.0
     try:
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline and worker.poll() is None:
             done = min(metric(port, f'sentio_stream_events_total{{agent="{s}"}}') for s in STEPS)
             if done > 0 and not first[0]:
                 first = (time.monotonic(), done)
+                cpu_first = cpu_seconds(worker.pid)
                 print(f"  {label}: first batch after start-up ({done:,.0f} readings)", flush=True)
             if done >= (stop_at or count):
                 break
             time.sleep(0.2)
         last = time.monotonic()
+        cpu_used = cpu_seconds(worker.pid) - cpu_first
         found = {p: metric(port, f'sentio_stream_seconds_total{{phase="{p}"}}') for p in PHASES}
         found["state_writes"] = metric(port, "sentio_stream_state_writes_total")
         found["rss_mb"] = peak_rss_mb(worker.pid)
@@ -166,7 +169,18 @@ def run_stage(
     if done < count:
         raise SystemExit(f"the stream worker processed {done:,.0f} of {count:,}: see {log.name}")
     found["rate"] = (done - first[1]) / max(last - first[0], 1e-9)
+    # CPU time per reading: what other processes on a shared machine disturb least
+    found["cpu_us"] = cpu_used / max(done - first[1], 1) * 1e6
     return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a running process (Linux ``/proc/<pid>/stat``)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -257,6 +271,7 @@ def main() -> None:
             print(f"\n{label}:")
             for phase in PHASES:
                 print(f"  worker seconds in {phase:<24}{stage[phase]:>10.2f}")
+            print(f"  worker CPU per reading            {stage['cpu_us']:>10,.0f} us")
             print(f"  state writes (changelog records)  {stage['state_writes']:>12,.0f}")
             print(f"  peak RSS                          {stage['rss_mb']:>10,.0f} MB")
             print(
