@@ -58,10 +58,14 @@ class FailureStreak:
         """Count one failed attempt; a warning for the 1st, 10th, 100th, ... of the streak."""
         self.count += 1
         if worth_logging(self.count):
+            text = str(reason)
+            # Errors that name their connection already (a ConfigError-style line) are not
+            # prefixed twice: "opcua plc1: opcua plc1: the server at ..." read badly.
+            text = text.removeprefix(f"{self.name}: ")
             self.logger.warning(
                 "%s: %s (failure %d in a row; retrying with backoff)",
                 self.name,
-                reason,
+                text,
                 self.count,
             )
 

@@ -54,3 +54,15 @@ def test_a_streak_logs_its_1st_and_10th_failure_then_a_summary(
         ),
         ("INFO", "modbus press-7: answering again after 12 failed attempts"),
     ]
+
+
+def test_a_reason_that_names_its_connection_is_not_prefixed_twice(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="test.reconnect")
+    streak = FailureStreak(logging.getLogger("test.reconnect"), "opcua plc1")
+    streak.failed(ConnectionError("opcua plc1: the server at opc.tcp://h:4840 is not trusted"))
+    assert [r.getMessage() for r in caplog.records] == [
+        "opcua plc1: the server at opc.tcp://h:4840 is not trusted "
+        "(failure 1 in a row; retrying with backoff)"
+    ]
