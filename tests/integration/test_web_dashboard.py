@@ -3,7 +3,8 @@
 sees the fleet; a reading produced to Kafka shows on the fleet page within 3 s; the theme
 switch works; a phone-sized viewport has no horizontal scrolling; an operator acknowledges
 an alert and sees it acknowledged with their name, while a viewer sees no buttons.
-Each step saves a screenshot (under the test's tmp_path, or $SENTIO_SCREENSHOTS_DIR)."""
+Each step saves a screenshot: under the test's tmp_path, or, with SENTIO_UPDATE_SCREENSHOTS=1,
+straight over the files docs/dashboard.md shows (docs/dashboard/*.png)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import base64
 import contextlib
 import hashlib
 import os
+import re
 import ssl
 import subprocess
 import time
@@ -38,7 +40,9 @@ from sentio_iot.api.users import UserStore
 from sentio_iot.records import now_us
 
 CHROMIUM = "/usr/bin/chromium"
-AXE = Path(__file__).resolve().parents[2] / "web" / "node_modules" / "axe-core" / "axe.min.js"
+ROOT = Path(__file__).resolve().parents[2]
+AXE = ROOT / "web" / "node_modules" / "axe-core" / "axe.min.js"
+DOC_SHOTS = ROOT / "docs" / "dashboard"  # the screenshots docs/dashboard.md and the README show
 PASSWORD = "a long test password"
 LIVE_WITHIN_S = 3.0
 
@@ -57,7 +61,12 @@ def browser_fixture() -> Iterator[Browser]:
 
 @pytest.fixture(name="shots")
 def shots_fixture(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("SENTIO_SCREENSHOTS_DIR") or tmp_path / "screenshots")
+    """Where a test saves its screenshots: the docs' own files with SENTIO_UPDATE_SCREENSHOTS=1
+    (so they are never copied by hand), else the test's tmp dir."""
+    update = os.environ.get("SENTIO_UPDATE_SCREENSHOTS", "")
+    if update not in ("", "0", "1"):
+        pytest.fail(f"SENTIO_UPDATE_SCREENSHOTS={update!r}: set it to 1 to update docs/dashboard")
+    folder = DOC_SHOTS if update == "1" else tmp_path / "screenshots"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -326,17 +335,22 @@ def test_an_operator_acknowledges_an_alert_and_a_viewer_sees_no_buttons(
     assert worker.stop() == 0
 
 
+METRICS = {"pressure": "bar", "temperature": "C"}  # the device's metrics and units
+
+
 def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
     stream_testbed: StreamTestbed, browser: Browser, shots: Path
 ) -> None:
     bed = stream_testbed
     device = f"{bed.name}-press"  # a name of its own in the shared VictoriaMetrics
     now_s = int(time.time())
-    # one sample every 10 s for the last 70 minutes, older than the query's latency offset
+    # one sample every 10 s for the last 70 minutes, older than the query's latency offset, of
+    # each of the device's metrics: the page charts every one of them
     vm_import(
         bed.config.sinks.victoriametrics.url,
         [
-            f'sentio_pressure{{device="{device}",tenant="acme"}} {i % 7} {(now_s - i * 10) * 1000}'
+            f'sentio_{metric}{{device="{device}",tenant="acme"}} {i % 7 + k} {(now_s - i * 10) * 1000}'
+            for k, metric in enumerate(METRICS)
             for i in range(3, 70 * 6)
         ],
     )
@@ -355,7 +369,11 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
             for j in range(3, 7 * 48)
         ],
     )
-    bed.produce("readings", [(device, reading(device, 5.0, 0))])
+    first = reading(device, 5.0, 0)
+    first["metrics"].append(
+        {"name": "temperature", "value": 61.0, "text": None, "unit": "C", "quality": "GOOD"}
+    )
+    bed.produce("readings", [(device, first)])
     anomaly = {
         "device_id": device,
         "metric": "pressure",
@@ -375,22 +393,31 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
         page = browser.new_page(viewport={"width": 1280, "height": 800})
         sign_in(page, url, "vic", PASSWORD)
         page.locator(f'tr[data-device="{device}"] a').click()
-        info = page.get_by_test_id("series-info")
-        points: dict[str, int] = {}
+        charts = page.locator("figure.metric-chart")
+        expect(charts).to_have_count(len(METRICS), timeout=15_000)
+        assert [c.get_attribute("data-metric") for c in charts.all()] == sorted(METRICS)
+        points: dict[tuple[str, str], int] = {}
         for label in ("15 min", "1 h"):
             page.get_by_role("group", name="Range").get_by_role("button", name=label).click()
             expect(page.get_by_role("button", name=label)).to_have_attribute("aria-pressed", "true")
-            expect(info).to_contain_text("from raw, step", timeout=15_000)
             step = 1 if label == "15 min" else 2
-            expect(info).to_contain_text(f"step {step}s")
-            points[label] = int(info.inner_text().split()[0])
-            name = f"pressure chart (bar), {points[label]} points"
-            chart = page.get_by_role("img", name=name)
-            expect(chart).to_have_attribute("aria-label", f"{name}, 1 anomalies")
+            for metric, unit in METRICS.items():  # every metric's chart has data for the range
+                figure = page.locator(f'figure[data-metric="{metric}"]')
+                figure.scroll_into_view_if_needed()  # charts off screen load when they near it
+                info = figure.get_by_test_id("series-info")
+                expect(info).to_contain_text(f"from raw, step {step}s", timeout=15_000)
+                count = int(info.inner_text().split()[0])
+                points[metric, label] = count
+                name = f"{metric} chart ({unit}), {count} points"
+                marks = 1 if metric == "pressure" else 0  # the anomaly on its metric's chart only
+                chart = figure.get_by_role("img", name=name)
+                expect(chart).to_have_attribute("aria-label", f"{name}, {marks} anomalies")
+                expect(chart.locator("canvas")).to_be_visible()
             # the RUL trend's unit is the model's (the sentio_rul series' unit label)
             rul_chart = page.get_by_role("img", name="RUL chart (hours)")
             expect(rul_chart).to_be_visible()
             expect(rul_chart.locator(".u-legend")).to_contain_text("RUL (hours)")
+        page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=shots / "device.png")
         # the RUL trend over 7 days: the mean of its samples per step, one every 30 min
         page.get_by_role("group", name="Range").get_by_role("button", name="7 d").click()
@@ -404,8 +431,23 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
         page.screenshot(path=shots / "device-rul-30d.png")
         # a sample every 10 s, filled between samples by the query's lookback: more points for
         # the longer range, none missing at the start of the 15 minutes
-        assert points["15 min"] >= 800, points
-        assert points["1 h"] > points["15 min"], points
+        for metric in METRICS:
+            assert points[metric, "15 min"] >= 800, points
+            assert points[metric, "1 h"] > points[metric, "15 min"], points
+        assert serious_violations(page) == []
+        # on a phone the charts stack, one per row, with no sideways scrolling
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.get_by_role("group", name="Range").get_by_role("button", name="1 h").focus()
+        page.keyboard.press("Shift+Tab")
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")  # the range buttons work by keyboard
+        expect(page.get_by_role("button", name="1 h")).to_have_attribute("aria-pressed", "true")
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        boxes = [c.bounding_box() for c in charts.all()]
+        assert all(b is not None and b["x"] >= 0 and b["x"] + b["width"] <= 390 for b in boxes), (
+            boxes
+        )
+        page.screenshot(path=shots / "device-phone.png", full_page=True)
         assert serious_violations(page) == []
 
 
@@ -511,13 +553,37 @@ def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
             "detector_version": "1",
             "labels": labels,
         }
-        bed.produce("anomalies", [("press-2", anomaly)])
-        expect(page.locator("ol.timeline li li")).to_contain_text(
-            "press-2 pressure = 9.750 (expected 2.500) · score 7.50 / 4.00 · zscore",
+        critical = {**anomaly, "device_id": "press-1", "score": 9.0, "ts": now_us() - 60_000_000}
+        bed.produce("anomalies", [("press-2", anomaly), ("press-1", critical)])
+        expect(page.locator("ol.timeline li li").first).to_contain_text(
+            "press-2 pressure = 9.750 (expected 2.500) · score 7.50 / 4.00 · zscore · major",
             timeout=LIVE_WITHIN_S * 1000,
         )
+        # the timeline chart draws what the API returns: a marker per anomaly, on its device's
+        # row, coloured by severity (score 9 of 4: critical; 7.5 of 4: major)
+        login = {"username": "vic", "password": PASSWORD}
+        token = httpx.post(f"{url}/api/v1/auth/login", json=login).json()["access_token"]
+        served = httpx.get(
+            f"{url}/api/v1/anomalies",
+            params={"limit": 500},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["items"]
+        assert sorted(a["device_id"] for a in served) == ["press-1", "press-2"], served
+        chart = page.get_by_role("img", name="Anomaly timeline: 2 anomalies on 2 devices")
+        expect(chart).to_be_visible()
+        plot = chart.locator(".uplot")
+        expect(plot).to_have_attribute("data-drawn", str(len(served)))
+        marks = [m.split(",") for m in (plot.get_attribute("data-markers") or "").split()]
+        assert [(m[2], m[3]) for m in marks] == [("critical", "press-1"), ("major", "press-2")]
+        assert float(marks[0][0]) < float(marks[1][0])  # older to the left
+        assert float(marks[0][1]) > float(marks[1][1])  # press-1's row below press-2's
         page.screenshot(path=shots / "anomalies.png")
         assert serious_violations(page) == []
+        # a click on a marker opens its device
+        chart.locator(".u-over").click(position={"x": float(marks[0][0]), "y": float(marks[0][1])})
+        expect(page).to_have_url(f"{url}/#/device/press-1")
+        expect(page.get_by_role("heading", name="press-1", exact=True)).to_be_visible()
+        page.go_back()
 
         polls: list[str] = []
         page.on("request", lambda r: polls.append(r.url) if "/health/pipeline" in r.url else None)
@@ -531,3 +597,19 @@ def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
         assert len(polls) == 1, polls  # loaded once; then pushed, not polled
         page.screenshot(path=shots / "pipeline.png")
         assert serious_violations(page) == []
+
+
+HAND_SHOTS = {"fleet-run.png"}  # from a `sentio run` by hand, described in docs/dashboard.md
+
+
+def test_every_screenshot_the_docs_show_is_written_by_a_browser_test() -> None:
+    """SENTIO_UPDATE_SCREENSHOTS=1 rewrites them all: none is copied by hand."""
+    source = Path(__file__).read_text()
+    written = set(re.findall(r'shots / "([\w-]+\.png)"', source))
+    if 'shots / f"fleet-{other}.png"' in source:  # the theme the switch turned to
+        written |= {"fleet-dark.png", "fleet-light.png"}
+    shown: set[str] = set()
+    for doc in (ROOT / "docs" / "dashboard.md", ROOT / "README.md"):
+        shown |= set(re.findall(r"dashboard/([\w-]+\.png)\)", doc.read_text()))
+    assert shown - HAND_SHOTS <= written, sorted(shown - HAND_SHOTS - written)
+    assert all((DOC_SHOTS / name).is_file() for name in shown), sorted(shown)

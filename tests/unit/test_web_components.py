@@ -1,5 +1,6 @@
 """The dashboard's component tests (Vitest + Testing Library, web/src/test/) as part of the
-suite: filtering, the live store, range selection, role-dependent actions. They need
+suite: filtering, the live store, range selection, role-dependent actions, the device page's
+chart per metric and the anomalies timeline. They need
 web/node_modules, which scripts/bootstrap installs with `npm ci`."""
 
 from __future__ import annotations
@@ -31,7 +32,16 @@ def test_vitest_component_tests_pass(tmp_path: Path) -> None:
         for suite in results["testResults"]
     }
     # every suite ran, with all its tests passed (none skipped or todo)
-    expected = {"fleet.test.ts", "liveStore.test.ts", "range.test.ts", "roles.test.tsx"}
+    expected = {
+        "fleet.test.ts",
+        "liveStore.test.ts",
+        "range.test.ts",
+        "roles.test.tsx",
+        "smallMultiples.test.ts",  # the device page's chart per metric
+        "devicePage.render.test.tsx",
+        "timeline.test.ts",  # the anomalies timeline
+        "anomalies.render.test.tsx",
+    }
     assert expected <= set(names), names
     assert all(statuses and set(statuses) == {"passed"} for statuses in names.values()), names
-    assert results["numPassedTests"] == results["numTotalTests"] >= 16
+    assert results["numPassedTests"] == results["numTotalTests"] >= 39

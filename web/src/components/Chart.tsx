@@ -11,11 +11,13 @@ export function Chart({
   label,
   unit,
   markers = [],
+  height = 280,
 }: {
   points: Point[];
   label: string;
   unit?: string | null;
   markers?: { ts: number; value: number }[];
+  height?: number;
 }) {
   const host = useRef<HTMLDivElement>(null);
   useEffect(() => {
@@ -30,7 +32,7 @@ export function Chart({
     const plot = new uPlot(
       {
         width: Math.max(element.clientWidth, 280),
-        height: 280,
+        height,
         series: [
           {},
           { label: named, stroke, width: 1.5 },
@@ -41,13 +43,13 @@ export function Chart({
       [xs as unknown as number[], ys as unknown as number[], markerSeries(xs, markers)],
       element,
     );
-    const resize = () => plot.setSize({ width: Math.max(element.clientWidth, 280), height: 280 });
+    const resize = () => plot.setSize({ width: Math.max(element.clientWidth, 280), height });
     window.addEventListener("resize", resize);
     return () => {
       window.removeEventListener("resize", resize);
       plot.destroy();
     };
-  }, [points, label, unit, markers]);
+  }, [points, label, unit, markers, height]);
   return (
     <div
       ref={host}
