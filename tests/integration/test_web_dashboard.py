@@ -584,6 +584,13 @@ def test_maintenance_anomalies_and_pipeline_pages_follow_the_topics(
         expect(page).to_have_url(f"{url}/#/device/press-1")
         expect(page.get_by_role("heading", name="press-1", exact=True)).to_be_visible()
         page.go_back()
+        # on a phone the timeline fits the screen (redrawn at its width), no sideways scrolling
+        page.set_viewport_size({"width": 390, "height": 844})
+        box = page.locator(".anomaly-timeline canvas").bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, box
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert serious_violations(page) == []
+        page.set_viewport_size({"width": 1280, "height": 800})
 
         polls: list[str] = []
         page.on("request", lambda r: polls.append(r.url) if "/health/pipeline" in r.url else None)

@@ -1,4 +1,4 @@
-import { fireEvent, render, screen, waitFor, within } from "@testing-library/react";
+import { act, fireEvent, render, screen, waitFor, within } from "@testing-library/react";
 import { describe, expect, it, vi } from "vitest";
 import { SessionContext, type Session } from "../context";
 import { ApiClient } from "../lib/api";
@@ -80,5 +80,43 @@ describe("device page", () => {
     expect(new Set(later.map((p) => `${p?.from}-${p?.to}-${p?.step}`)).size).toBe(1);
     expect(Number(later[0]?.to) - Number(later[0]?.from)).toBe(900);
     expect(screen.getByRole("button", { name: "15 min" }).getAttribute("aria-pressed")).toBe("true");
+  });
+});
+
+describe("device page off screen", () => {
+  it("loads a metric's chart only when it nears the screen", async () => {
+    const observed = new Map<Element, IntersectionObserverCallback>();
+    class Observer {
+      constructor(private callback: IntersectionObserverCallback) {}
+      observe(element: Element) {
+        observed.set(element, this.callback);
+      }
+      disconnect() {}
+    }
+    vi.stubGlobal("IntersectionObserver", Observer);
+    try {
+      const spy = renderDevice((path, params) =>
+        path === "/api/v1/anomalies"
+          ? { items: [], next_cursor: null }
+          : path.endsWith("/events")
+            ? []
+            : { metric: params?.metric, source: "raw", step_s: 2, unit: null, points: [{ ts: 1, value: 1 }] },
+      );
+      const asked = () => spy.mock.calls.filter(([p, q]) => p.endsWith("/series") && q?.metric !== "rul").map(([, q]) => q?.metric);
+      const figures = await screen.findAllByRole("figure");
+      expect(figures.map((f) => within(f).getByText(/loads when scrolled into view/) !== null)).toEqual([true, true, true]);
+      expect(asked()).toEqual([]);
+      // temperature scrolls into view: only its chart loads
+      const temperature = figures[1];
+      act(() => observed.get(temperature)?.([{ isIntersecting: true } as IntersectionObserverEntry], {} as IntersectionObserver));
+      await waitFor(() => expect(within(temperature).getByTestId("series-info").textContent).toBe("1 points from raw, step 2s"));
+      expect(asked()).toEqual(["temperature"]);
+      expect(within(figures[0]).queryByTestId("series-info")).toBeNull();
+    } finally {
+      vi.unstubAllGlobals();
+      vi.stubGlobal("Path2D", function Path2D() {
+        return canvas();
+      });
+    }
   });
 });
