@@ -1,7 +1,8 @@
 import { useEffect, useMemo, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
-import { buildTimeline, nearestMarker, SEVERITIES, type Severity } from "../lib/timeline";
+import { useTheme } from "../lib/theme";
+import { buildTimeline, nearestMarker, rowTicks, SEVERITIES, type Severity } from "../lib/timeline";
 import type { Anomaly } from "../lib/types";
 
 export const SEVERITY_COLOUR: Record<Severity, string> = { critical: "--bad", major: "--warn", minor: "--accent" };
@@ -12,6 +13,7 @@ export function AnomalyTimeline({ anomalies, onOpen }: { anomalies: Anomaly[]; o
   const host = useRef<HTMLDivElement>(null);
   const open = useRef(onOpen);
   open.current = onOpen;
+  const theme = useTheme(); // the markers' colours are the theme's
   const timeline = useMemo(() => buildTimeline(anomalies), [anomalies]); // redrawn only when they change
   useEffect(() => {
     const element = host.current;
@@ -54,7 +56,7 @@ export function AnomalyTimeline({ anomalies, onOpen }: { anomalies: Anomaly[]; o
           {
             stroke: axis,
             size: Math.min(160, 16 + 7 * Math.max(...timeline.devices.map((d) => d.length))),
-            splits: () => timeline.devices.map((_, i) => i),
+            splits: (u) => rowTicks(rows, u.bbox.height / devicePixelRatio),
             values: (_u, splits) => splits.map((i) => timeline.devices[i] ?? ""),
           },
         ],
@@ -86,7 +88,7 @@ export function AnomalyTimeline({ anomalies, onOpen }: { anomalies: Anomaly[]; o
       plot.over.removeEventListener("click", click);
       plot.destroy();
     };
-  }, [timeline]);
+  }, [timeline, theme]);
   if (timeline.anomalies.length === 0) return null;
   return (
     <div

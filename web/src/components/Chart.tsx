@@ -2,6 +2,7 @@ import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { markerSeries } from "../lib/markers";
+import { useTheme } from "../lib/theme";
 import type { Point } from "../lib/types";
 
 // uPlot draws on a canvas from typed arrays: tens of thousands of points stay interactive.
@@ -20,6 +21,7 @@ export function Chart({
   height?: number;
 }) {
   const host = useRef<HTMLDivElement>(null);
+  const theme = useTheme(); // the colours are the theme's: redrawn when it changes
   useEffect(() => {
     const element = host.current;
     if (element === null) return;
@@ -49,7 +51,7 @@ export function Chart({
       window.removeEventListener("resize", resize);
       plot.destroy();
     };
-  }, [points, label, unit, markers, height]);
+  }, [points, label, unit, markers, height, theme]);
   return (
     <div
       ref={host}

@@ -47,3 +47,14 @@ export function nearestMarker(markers: { x: number; y: number }[], x: number, y:
   });
   return best;
 }
+
+/** The rows that get a label on the y axis: every row while they are at least ``minGap`` px
+ * apart, else every k-th (the chart stays readable with hundreds of devices; every marker is
+ * still drawn, and the list below names them all). */
+export function rowTicks(rows: number, plotHeight: number, minGap = 14): number[] {
+  if (rows <= 0) return [];
+  const every = Math.max(1, Math.ceil((rows * minGap) / Math.max(plotHeight, minGap)));
+  const ticks: number[] = [];
+  for (let i = 0; i < rows; i += every) ticks.push(i);
+  return ticks;
+}

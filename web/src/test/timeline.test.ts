@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildTimeline, nearestMarker, severity } from "../lib/timeline";
+import { buildTimeline, nearestMarker, rowTicks, severity } from "../lib/timeline";
 import type { Anomaly } from "../lib/types";
 
 const anomaly = (device_id: string, ts: number, score: number): Anomaly => ({
@@ -53,5 +53,14 @@ describe("anomalies timeline", () => {
     expect(nearestMarker(markers, 26, 10)).toBe(1);
     expect(nearestMarker(markers, 20, 40)).toBe(-1);
     expect(nearestMarker([], 0, 0)).toBe(-1);
+  });
+});
+
+describe("timeline row labels", () => {
+  it("labels every row while they fit, else every k-th from the first", () => {
+    expect(rowTicks(3, 100)).toEqual([0, 1, 2]);
+    expect(rowTicks(0, 100)).toEqual([]);
+    expect(rowTicks(100, 140)).toEqual([0, 10, 20, 30, 40, 50, 60, 70, 80, 90]); // 14 px apart
+    expect(rowTicks(5, 0)).toEqual([0]);
   });
 });
