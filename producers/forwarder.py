@@ -36,6 +36,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from sentio_iot.kafka import LoginRefusals, probe_access
 from sentio_iot.producers.buffer import (
     AppendResult,
     BufferedMessage,
@@ -137,7 +138,10 @@ class Forwarder:
         self.buffer = buffer
         self.records = records  # topic -> record kind ("reading", "event", "dead_letter")
         self.metrics = metrics
-        self._config = {**producer_config, "error_cb": self._on_error, "logger": self._client_log()}
+        # A refused login at start is bad configuration (start() raises), not an outage.
+        self._login = LoginRefusals(producer_config, then=self._on_error)
+        self._config = {**producer_config, "error_cb": self._login, "logger": self._client_log()}
+        self._starting = True
         self._on_rejected = on_rejected
         self.max_message_bytes = int(
             producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
@@ -164,17 +168,24 @@ class Forwarder:
         the outage is reported once, not with a connection failure every other second."""
         client_log = logging.Logger(f"{__name__}.librdkafka")
         client_log.parent = logging.getLogger(client_log.name)
-        client_log.addFilter(lambda _record: self._mode is Mode.DIRECT)
+        # While starting, a refused login is said once, by start()'s error.
+        client_log.addFilter(lambda _record: self._mode is Mode.DIRECT and not self._starting)
         return client_log
 
     # -- life cycle --------------------------------------------------------------------------
 
     def start(self, probe_timeout_s: float = 5.0) -> None:
+        """Connect and serve; ConnectError at once when Kafka refuses the login or the ACLs
+        refuse a topic (no buffering can mend that), buffering when no broker answers."""
         self._producer = Producer(self._config)
+        missing = probe_access(self._producer, self._login, list(self.records), probe_timeout_s)
+        for topic in missing or ():
+            self._outage.missing_topic(topic)
+        self._starting = self._login.quiet = False
         if self.buffer.count:
             with self._lock:
                 self._enter_buffering("data left by an earlier run goes first")
-        elif self._kafka_ready(probe_timeout_s):
+        elif missing == []:
             self._connected = True
         else:
             with self._lock:
@@ -346,6 +357,8 @@ class Forwarder:
         self._on_rejected(topic, key, value, headers, error)
 
     def _on_error(self, error: KafkaError) -> None:
+        if self._starting:
+            return  # start()'s probe decides: a refused login, an outage, or ready
         if error.code() == KafkaError._ALL_BROKERS_DOWN:
             with self._lock:
                 self._enter_buffering(error.str())

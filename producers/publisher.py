@@ -23,7 +23,7 @@ from confluent_kafka import KafkaError, KafkaException
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.dead_letters import dead_letter_record
-from sentio_iot.errors import ConfigError, SerializationError
+from sentio_iot.errors import ConfigError, SentioError, SerializationError
 from sentio_iot.kafka import extra_properties, producer_config
 from sentio_iot.producers.buffer import DiskBuffer, Headers
 from sentio_iot.producers.forwarder import Forwarder, ForwarderStatus, Mode, device_of
@@ -126,6 +126,10 @@ class Publisher:
             buffer.close()
             self._forwarder = None
             raise ConfigError(f"kafka: {exc.args[0].str() if exc.args else exc}") from exc
+        except SentioError:  # Kafka refused the login or a topic: bad configuration
+            buffer.close()
+            self._forwarder = None
+            raise
 
     def close(self, timeout_s: float = 10.0) -> None:
         """Flush to Kafka for up to ``timeout_s``; what is not confirmed stays in the buffer."""

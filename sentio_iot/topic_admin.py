@@ -19,7 +19,7 @@ from confluent_kafka.admin import (
 
 from sentio_iot.config import KafkaSettings, SentioConfig
 from sentio_iot.errors import ConnectError, StackError
-from sentio_iot.kafka import admin_client
+from sentio_iot.kafka import LoginRefusals, admin_client
 from sentio_iot.schemas.catalog import CATALOG, TopicSpec
 
 log = logging.getLogger(__name__)
@@ -71,35 +71,6 @@ def _describe_cluster(
                 else "is it running? try: sentio stack up",
             ) from exc
     return {name: len(topic.partitions) for name, topic in metadata.topics.items()}
-
-
-class LoginRefusals:
-    """librdkafka's error callback: remembers a refused SASL login (wrong user or password)."""
-
-    def __init__(self) -> None:
-        self.refused: str | None = None
-
-    def __call__(self, error: KafkaError) -> None:
-        if error.code() == KafkaError._AUTHENTICATION:
-            self.refused = error.str()
-
-    def error(self, kafka: KafkaSettings) -> ConnectError:
-        reason = (self.refused or "").split("SASL authentication error: ", 1)[-1]
-        return ConnectError(
-            f"cannot reach Kafka at {kafka.bootstrap_servers}: it refused the login of "
-            f"{kafka.sasl_username or kafka.extra.get('sasl.username')!r}: "
-            f"{reason.split(' (after ', 1)[0]}",
-            fix="check kafka.sasl_username and kafka.sasl_password, and do "
-            "kafka.security_protocol, kafka.sasl_* and the ssl.* properties of kafka.extra "
-            "match its listener? `sentio stack up --secure` writes each role's settings in "
-            "<stack home>/state/secure/clients/<role>.env",
-        )
-
-    def log(self, level: int, message: str, *args: Any) -> None:
-        """librdkafka's log lines (served by the same poll): the error says it once, so they
-        go at DEBUG (``--debug`` shows them)."""
-        del level
-        log.debug(message, *args)
 
 
 def _current_configs(admin: AdminClient, topics: list[str]) -> dict[str, dict[str, str]]:

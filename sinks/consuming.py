@@ -21,7 +21,13 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.errors import DeserializationError, TransientError
-from sentio_iot.kafka import consumer_config
+from sentio_iot.kafka import (
+    ACCESS_REFUSED,
+    LoginRefusals,
+    access_refused,
+    consumer_config,
+    probe_access,
+)
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.schemas.catalog import spec
 from sentio_iot.serde import AvroSerde
@@ -32,6 +38,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 DECODE_RETRY_S = 1.0
+PROBE_S = 5.0  # how long subscribe() waits for a broker to check the login and the ACLs
 
 
 @dataclass
@@ -65,13 +72,12 @@ class SinkConsumer:
         self._dead_letters = dead_letters
         self._on_revoke = on_revoke
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sentio-sink-kafka")
-        self._consumer = Consumer(
-            consumer_config(
-                config.kafka,
-                group_id,
-                **{"client.id": f"{config.kafka.client_id}-{group_id}"},
-            )
+        properties = consumer_config(
+            config.kafka, group_id, **{"client.id": f"{config.kafka.client_id}-{group_id}"}
         )
+        # A refused login or topic is bad configuration (subscribe() raises), not an outage.
+        self._login = LoginRefusals(properties)
+        self._consumer = Consumer({**properties, "error_cb": self._login, "logger": self._login})
         self.paused = False
         self.stopping = False
         self._committed: dict[tuple[str, int], int] = {}  # next offset, as this process committed
@@ -87,6 +93,11 @@ class SinkConsumer:
     # -- on the consumer thread --------------------------------------------------------------
 
     def subscribe(self) -> None:
+        """Check the login and the ACLs (ConnectError when refused), then join the group; a
+        broker that does not answer yet is waited for by the consumer, as in an outage."""
+        if probe_access(self._consumer, self._login, self.topics, PROBE_S) is None:
+            log.warning("Kafka does not answer at %s yet: waiting for it", self._login.bootstrap)
+        self._login.quiet = False
         self._consumer.subscribe(self.topics, on_revoke=self._revoked, on_lost=self._revoked)
 
     def poll(self, max_records: int, timeout_s: float, pause: bool) -> Polled:
@@ -193,6 +204,9 @@ class SinkConsumer:
     def _take(self, message: Message, polled: Polled) -> None:
         error = message.error()
         if error is not None:
+            if error.code() in ACCESS_REFUSED:  # the ACLs: no retry mends that
+                what = f"group {self.group_id}" if "GROUP" in error.name() else "its topics"
+                raise access_refused(self._login.bootstrap, self._login.user, what, error)
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)
             return
