@@ -17,6 +17,7 @@ import click
 from sentio_iot.cli.options import config_option, load
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.plant import DEFAULT_SIZE, DEVICE_RATE, DeviceCount
+from sentio_iot.pipeline.secure_roles import SecureRoles, as_admin, secure_roles
 
 
 @click.command("run")
@@ -70,6 +71,13 @@ from sentio_iot.pipeline.plant import DEFAULT_SIZE, DEVICE_RATE, DeviceCount
     is_flag=True,
     help="Start clean: delete the topics, consumer groups and stream state an earlier run left.",
 )
+@click.option(
+    "--secure",
+    is_flag=True,
+    help="Kafka with SASL/SCRAM over TLS (`sentio stack up --secure`): each worker runs with "
+    "its role's credentials. Automatic when kafka.bootstrap_servers is the secure stack's "
+    "listener and no kafka.sasl_username is set (docs/security.md).",
+)
 def run(
     config_path: Path | None,
     devices: int,
@@ -80,13 +88,14 @@ def run(
     count: int,
     no_stack: bool,
     fresh: bool,
+    secure: bool,
 ) -> None:
     """Run the whole pipeline on this machine: plant -> Kafka -> streams -> sinks, live."""
     from sentio_iot.pipeline.main_job import PlantSize, run_pipeline
 
     began = time.monotonic()
     config = load(config_path)
-    prepare(config, no_stack=no_stack, count=count, fresh=fresh)
+    roles = prepare(config, no_stack=no_stack, count=count, fresh=fresh, secure=secure)
     outcome = run_pipeline(
         config,
         PlantSize(devices, rate, duration),
@@ -94,6 +103,7 @@ def run(
         stream_workers=stream_workers,
         out=sys.stdout,
         began=began,
+        roles=roles,
     )
     if not no_stack:
         click.echo("the stack keeps running: `sentio stack down` stops it")
@@ -102,9 +112,12 @@ def run(
         raise SystemExit(1)
 
 
-def prepare(config: SentioConfig, *, no_stack: bool, count: int, fresh: bool = False) -> None:
+def prepare(
+    config: SentioConfig, *, no_stack: bool, count: int, fresh: bool = False, secure: bool = False
+) -> SecureRoles | None:
     """The stack up (or reused), topics and schemas as the catalog says, the round trip;
-    an earlier run's backlog said (or, with ``fresh``, deleted first)."""
+    an earlier run's backlog said (or, with ``fresh``, deleted first). On the secure stack
+    (``secure``, or detected: secure_roles.py) all that as ``admin``; returns the roles."""
     from confluent_kafka import Consumer
 
     from sentio_iot.kafka import consumer_config
@@ -114,11 +127,25 @@ def prepare(config: SentioConfig, *, no_stack: bool, count: int, fresh: bool = F
     from sentio_iot.serde import AvroSerde
     from sentio_iot.smoke import round_trip
     from sentio_iot.stack import Stack
+    from sentio_iot.stack.kafka_secure import KafkaAccess
     from sentio_iot.topic_admin import apply_topics
 
+    # --secure may start the secure stack first, which writes the roles' settings.
+    roles = None if secure and not no_stack else secure_roles(config, secure=secure)
     if not no_stack:
         click.echo("== local stack")
-        Stack(config.stack).up(progress=lambda line: click.echo(f"  {line}"))
+        access = KafkaAccess(config.topics.prefix, config.streams.app_id)
+        Stack(config.stack, secure=secure or roles is not None, access=access).up(
+            progress=lambda line: click.echo(f"  {line}")
+        )
+    if roles is None and secure:
+        roles = secure_roles(config, secure=True)
+    if roles is not None:
+        click.echo(
+            f"== secure Kafka at {roles.bootstrap}: each worker with its role's credentials "
+            f"({roles.clients}/<role>.yaml), this run as admin"
+        )
+        config = as_admin(config, roles)
 
     from sentio_iot.pipeline.fresh import backlog, start_fresh
 
@@ -158,3 +185,4 @@ def prepare(config: SentioConfig, *, no_stack: bool, count: int, fresh: bool = F
         click.echo(f"== round trip: {report.identical}/{report.sent} readings came back identical")
         if not report.ok:
             raise SystemExit(1)
+    return roles

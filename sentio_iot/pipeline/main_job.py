@@ -26,6 +26,7 @@ from sentio_iot.pipeline.plant import (
     write_clock,
 )
 from sentio_iot.pipeline.run_config import write_run_config
+from sentio_iot.pipeline.secure_roles import SecureRoles, as_admin
 from sentio_iot.pipeline.workers import pipeline_children
 from sentio_iot.stack.paths import StackPaths
 
@@ -81,8 +82,11 @@ def run_pipeline(
     stream_workers: int,
     out: TextIO,
     began: float,
+    roles: SecureRoles | None = None,
 ) -> RunOutcome:
-    """Start the children, show them until the end, stop them; what happened."""
+    """Start the children, show them until the end, stop them; what happened. ``roles``: on
+    the secure stack, each child runs with its role's Kafka settings and the run with admin's
+    (secure_roles.py); ``config`` and the children's file keep the configuration's own."""
     folder = run_dir(config)
     with one_run_at_a_time(folder):
         clock = folder / "plant-clock.txt"
@@ -91,7 +95,9 @@ def run_pipeline(
         plant = plant_entry(size.devices, size.rate, folder / "simulate-ground-truth.csv", start)
         config_file = folder / "config.yaml"
         run_config = write_run_config(config, config_file, plant)
-        specs = pipeline_children(run_config, config_file, stream_workers=stream_workers)
+        specs = pipeline_children(
+            run_config, config_file, stream_workers=stream_workers, roles=roles
+        )
         described = (
             f"{size.devices} devices x {size.rate:g}/s, plant clock x{TIME_ACCELERATION:g} "
             f"from {start:%Y-%m-%d %H:%M} UTC"
@@ -104,7 +110,8 @@ def run_pipeline(
         options = RunOptions(duration_s=size.duration_s, headless=headless, plant=described)
         running_since = time.monotonic()
         try:
-            return Orchestrator(run_config, specs, folder, options, out, began).run()
+            ours_config = as_admin(run_config, roles)
+            return Orchestrator(ours_config, specs, folder, options, out, began).run()
         finally:
             if ours:
                 write_clock(clock, plant_end(start, time.monotonic() - running_since))

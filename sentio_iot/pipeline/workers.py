@@ -10,6 +10,7 @@ import importlib.util
 import shutil
 import socket
 import sys
+from dataclasses import replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -17,6 +18,7 @@ import click
 
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.processes import ChildSpec
+from sentio_iot.pipeline.secure_roles import SecureRoles, role_of
 
 SINKS = ("victoriametrics", "loki", "tempo", "alertmanager")
 # Ports fixed by the worker contract, used when the configuration has no field for them.
@@ -116,9 +118,14 @@ def sink_port(config: SentioConfig, backend: str) -> int:
 
 
 def pipeline_children(
-    config: SentioConfig, config_file: Path, *, stream_workers: int = 1
+    config: SentioConfig,
+    config_file: Path,
+    *,
+    stream_workers: int = 1,
+    roles: SecureRoles | None = None,
 ) -> list[ChildSpec]:
-    """The producer (first: it is stopped first), the stream workers, the sinks, the API."""
+    """The producer (first: it is stopped first), the stream workers, the sinks, the API;
+    with ``roles`` (the secure stack), each with its role's Kafka settings in its environment."""
     sentio = sentio_argv()
     with_config = ("-c", str(config_file))
     specs = [
@@ -159,4 +166,9 @@ def pipeline_children(
             tls_cert=str(config.api.tls.cert_file) if config.api.tls.cert_file else None,
         )
     )
-    return specs
+    if roles is None:
+        return specs
+    return [
+        replace(spec, env=(*spec.env, *roles.env(role_of(spec.name), config.kafka)))
+        for spec in specs
+    ]
