@@ -170,6 +170,22 @@ def test_a_role_the_acls_refuse_is_one_line_and_an_exit_within_seconds(
     assert secure.files.password(role) not in done.stdout + done.stderr
 
 
+def test_a_sink_refused_its_group_while_consuming_is_one_line_and_an_exit(
+    secure: SecureHome,
+) -> None:
+    """The sink's own role and topics, but a group its ACLs do not grant."""
+    done, took = secure.sentio(
+        secure.role_env("sink"), "sink", "victoriametrics", "--group-id", "someone-elses"
+    )
+    assert done.returncode == 1, done.stderr
+    assert took < 15, took
+    line = one_line_error(done)
+    assert line.startswith(
+        f"error: Kafka at {secure.bootstrap} refused 'sink' access to group someone-elses: "
+        "GROUP_AUTHORIZATION_FAILED (fix: give this worker its own role's credentials"
+    ), line
+
+
 def test_an_unreachable_broker_still_means_buffering_not_an_exit(secure: SecureHome) -> None:
     """The producer's credentials, but nothing listens: it keeps running and buffers."""
     down = f"127.0.0.1:{free_port()}"
