@@ -55,6 +55,9 @@ class ReadingBatch:
     out: list[Output] = field(default_factory=list)
     readings: list[tuple[Event, Record]] = field(default_factory=list)
     """The items that are readings, in order (what most steps iterate)."""
+    replayed: bool = False
+    """Readings read again after a restart to rebuild a step's state (snapshots.py): their
+    outputs were sent before and are dropped, and a step counts nothing for them."""
 
     def add(self, event: Event, reading: Record | None) -> None:
         self.items.append((event, reading))

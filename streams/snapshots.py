@@ -229,7 +229,7 @@ class Snapshots:
                 continue  # dead-lettered when it was first read
             decoded.append((cast(Event, ReplayEvent(message)), reading))
         for step, start in starts:
-            batch = ReadingBatch()
+            batch = ReadingBatch(replayed=True)
             for event, reading in decoded:
                 if event.message.offset >= start:
                     batch.add(event, reading)

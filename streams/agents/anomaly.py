@@ -63,4 +63,5 @@ class AnomalyStep:
                 )
                 if anomaly is not None:
                     batch.emit(AGENT, "anomalies", anomaly.device_id, anomaly.to_record(), event)
-                    counter.inc(anomaly.detector)
+                    if not batch.replayed:  # sent once, counted once
+                        counter.inc(anomaly.detector)
