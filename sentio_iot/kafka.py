@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -163,6 +164,18 @@ def access_refused(bootstrap: str, user: str | None, what: str, error: KafkaErro
         f"workers: streams, sinks: sink, the API: api) and the matching topics.prefix; "
         f"{CREDENTIALS_FIX}",
     )
+
+
+# The CLI's line for either refusal (`error: ` + the ConnectError above): `sentio run` reads it
+# in a child's log and does not restart the child, as for a configuration error.
+_REFUSAL = re.compile(
+    r"^error: (cannot reach Kafka at \S+: it refused the login of |Kafka at \S+ refused '.*' access to )"
+)
+
+
+def is_refusal_line(line: str) -> bool:
+    """Whether ``line`` is the CLI's error line for a refused Kafka login or ACL."""
+    return _REFUSAL.match(line) is not None
 
 
 def probe_access(

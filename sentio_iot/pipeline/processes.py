@@ -4,7 +4,9 @@ Each child leads its own process group (so a Ctrl-C in the terminal reaches only
 orchestrator, which then stops the children in order) and writes stdout and stderr to its
 own log file. A child that exits is started again after a backoff (1 s doubling to 30 s,
 back to 1 s after a minute of running), except one that exits with status 2, a
-configuration error, which no restart can fix: it is marked failed with its last log line.
+configuration error, or whose last line says Kafka refused its login or its topics
+(sentio_iot.kafka.is_refusal_line), which no restart can fix: it is marked failed with its
+last log line.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentio_iot.kafka import is_refusal_line
 from sentio_iot.stack.process import (
     ProcessRecord,
     log_tail,
@@ -115,7 +118,9 @@ class Child:
             return None
         tail = log_tail(self.log_path, lines=1, max_chars=200)
         self.last_error = f"exited with status {code}: {tail}"
-        if code == CONFIG_ERROR_EXIT:
+        # Kafka refused its login or its topics: configuration too, which no restart mends.
+        refused = is_refusal_line(log_tail(self.log_path, lines=1, max_chars=4000))
+        if code == CONFIG_ERROR_EXIT or refused:
             self.state = "failed"
             return f"{self.spec.name}: {self.last_error} (not restarted: fix the configuration)"
         if now - self.started_at >= HEALTHY_RUN_S:
