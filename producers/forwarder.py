@@ -36,7 +36,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
-from sentio_iot.kafka import LoginRefusals, probe_access
+from sentio_iot.errors import ConnectError
+from sentio_iot.kafka import ACCESS_REFUSED, LoginRefusals, access_refused, probe_access
 from sentio_iot.producers.buffer import (
     AppendResult,
     BufferedMessage,
@@ -93,7 +94,14 @@ class ForwarderStatus:
 
 
 def is_transient(error: KafkaError) -> bool:
-    return error.code() in TRANSIENT_ERRORS or bool(error.retriable())
+    """Kafka cannot take it now: the message is kept in the buffer. An ACL refusal too: the
+    forwarder then says so (``refusal``) and the producer stops; the next start, with the
+    right credentials, sends it."""
+    return (
+        error.code() in TRANSIENT_ERRORS
+        or error.code() in ACCESS_REFUSED
+        or bool(error.retriable())
+    )
 
 
 def device_of(key: bytes | None) -> str:
@@ -142,6 +150,7 @@ class Forwarder:
         self._login = LoginRefusals(producer_config, then=self._on_error)
         self._config = {**producer_config, "error_cb": self._login, "logger": self._client_log()}
         self._starting = True
+        self.refusal: ConnectError | None = None  # the ACLs refused a topic: stop the producer
         self._on_rejected = on_rejected
         self.max_message_bytes = int(
             producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
@@ -290,7 +299,13 @@ class Forwarder:
 
     # -- delivery reports (poll thread) ------------------------------------------------------
 
+    def _refused(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None and error.code() in ACCESS_REFUSED and self.refusal is None:
+            topic = f"topic {message.topic()}"
+            self.refusal = access_refused(self._login.bootstrap, self._login.user, topic, error)
+
     def _delivered(self, seq: int, error: KafkaError | None, message: Message) -> None:
+        self._refused(error, message)
         if error is None or not is_transient(error):
             self._settled(error, message)
             return
@@ -311,6 +326,7 @@ class Forwarder:
             self._count_append(self.buffer.append(stored, force=True), stored)
 
     def _replayed(self, row_id: int, error: KafkaError | None, message: Message) -> None:
+        self._refused(error, message)
         if error is None or not is_transient(error):
             with self._lock:
                 self._acked.append(row_id)

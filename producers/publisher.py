@@ -149,6 +149,11 @@ class Publisher:
     def started(self) -> bool:
         return self._forwarder is not None
 
+    @property
+    def refusal(self) -> SentioError | None:
+        """Kafka's ACLs refused a topic to these credentials (the messages stay buffered)."""
+        return None if self._forwarder is None else self._forwarder.refusal
+
     def status(self) -> ForwarderStatus:
         """Mode, Kafka connected, buffer size; before ``start()``: buffering, nothing buffered."""
         if self._forwarder is None:

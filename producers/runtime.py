@@ -29,7 +29,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from sentio_iot.config import SentioConfig
-from sentio_iot.errors import ConfigError, TransientError
+from sentio_iot.errors import ConfigError, SentioError, TransientError
 from sentio_iot.plugins import load_connector_plugin
 from sentio_iot.producers.connector import Connector, ConnectorContext
 from sentio_iot.producers.forwarder import Mode
@@ -43,6 +43,7 @@ BACKOFF_MAX_S = 60.0
 HEALTHY_RUN_S = 60.0  # a run this long resets the backoff
 CLOSE_TIMEOUT_S = 10.0
 FLUSH_TIMEOUT_S = 10.0
+REFUSAL_CHECK_S = 0.2
 
 
 @dataclass
@@ -84,7 +85,7 @@ class ProducerRuntime:
         self.health: HealthServer | None = None
         self._stop = asyncio.Event()
         self._stopping = False
-        self._fatal: ConfigError | None = None
+        self._fatal: SentioError | None = None  # raised once stopped
         self._signal: str | None = None
 
     def _build_connectors(self) -> list[Supervised]:
@@ -120,7 +121,9 @@ class ProducerRuntime:
             if duration_s is not None:
                 loop.call_later(duration_s, self._stop.set)
             done = asyncio.create_task(self._all_finished(tasks))
+            watch = asyncio.create_task(self._watch_refusal(), name="refusal")
             await self._stop.wait()
+            watch.cancel()
             log.info(
                 "stopping (%s): closing %d connector(s)", self._signal or "requested", len(tasks)
             )
@@ -227,6 +230,14 @@ class ProducerRuntime:
             await asyncio.wait_for(supervised.connector.close(), CLOSE_TIMEOUT_S)
         except Exception:
             log.exception("%s: close failed", supervised.label)
+
+    async def _watch_refusal(self) -> None:
+        """Stop when Kafka's ACLs refuse a topic: bad configuration, no outage (the message
+        stays in the buffer for a start with the right credentials)."""
+        while self.publisher.refusal is None:
+            await asyncio.sleep(REFUSAL_CHECK_S)
+        self._fatal = self.publisher.refusal
+        self._stop.set()
 
     async def _all_finished(self, tasks: list[asyncio.Task[None]]) -> None:
         await asyncio.gather(*tasks, return_exceptions=True)

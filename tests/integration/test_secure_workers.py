@@ -170,6 +170,26 @@ def test_a_role_the_acls_refuse_is_one_line_and_an_exit_within_seconds(
     assert secure.files.password(role) not in done.stdout + done.stderr
 
 
+def test_a_producer_the_acls_refuse_to_write_stops_and_keeps_its_messages(
+    secure: SecureHome,
+) -> None:
+    """The sink role may describe (read) every topic, so the start passes; its first writes
+    are refused: the producer stops with one line and the refused messages stay buffered."""
+    buffer = secure.home / "refused-buffer"
+    env = secure.role_env("sink", SENTIO_PRODUCER__BUFFER_DIR=str(buffer))
+    done, took = secure.sentio(env, "produce", "simulate")
+    assert done.returncode == 1, done.stderr
+    assert took < 15, took
+    line = one_line_error(done)
+    assert re.match(
+        rf"error: Kafka at {secure.bootstrap} refused 'sink' access to topic "
+        r"sentio\.(readings|device-events): TOPIC_AUTHORIZATION_FAILED \(fix: give this worker",
+        line,
+    ), line
+    kept = re.search(r"(\d+) message\(s\), \d+ bytes wait in .*refused-buffer", done.stderr)
+    assert kept is not None and int(kept.group(1)) > 0, done.stderr
+
+
 def test_a_sink_refused_its_group_while_consuming_is_one_line_and_an_exit(
     secure: SecureHome,
 ) -> None:
