@@ -21,6 +21,8 @@ from sentio_iot.registry import SchemaRegistry
 from sentio_iot.serde import AvroSerde
 from sentio_iot.topic_admin import high_watermark
 
+TOPIC_APPEAR_S = 5.0  # how long a topic that is not in the metadata yet is waited for
+
 
 @dataclass(frozen=True)
 class RoundTripReport:
@@ -168,16 +170,26 @@ def _produce(
             producer.poll(0.05)  # local queue full: let deliveries drain, then retry
 
 
-def _end_offsets(consumer: Consumer, topic: str) -> list[TopicPartition]:
-    try:
-        metadata = consumer.list_topics(topic, timeout=15)
-    except KafkaException as exc:
-        raise ConnectError(
-            f"cannot reach Kafka: {exc}", fix="is it running? sentio stack up"
-        ) from exc
-    partitions = metadata.topics[topic].partitions if topic in metadata.topics else {}
-    if not partitions or metadata.topics[topic].error is not None:
-        raise SentioError(f"topic {topic} does not exist", fix="run: sentio topics apply")
+def _end_offsets(
+    consumer: Consumer, topic: str, appear_s: float = TOPIC_APPEAR_S
+) -> list[TopicPartition]:
+    deadline = time.monotonic() + appear_s
+    while True:
+        try:
+            metadata = consumer.list_topics(topic, timeout=15)
+        except KafkaException as exc:
+            raise ConnectError(
+                f"cannot reach Kafka: {exc}", fix="is it running? sentio stack up"
+            ) from exc
+        found = metadata.topics.get(topic)
+        partitions = found.partitions if found is not None else {}
+        if partitions and found is not None and found.error is None:
+            break
+        # A topic created a moment ago (topics apply, a test) may not be in the metadata the
+        # broker answers with yet: seen under load. Ask again for a few seconds.
+        if time.monotonic() >= deadline:
+            raise SentioError(f"topic {topic} does not exist", fix="run: sentio topics apply")
+        time.sleep(0.2)
     offsets = []
     for partition in sorted(partitions):
         high = high_watermark(consumer, TopicPartition(topic, partition))  # waits for a leader

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import NewTopic
 
 from sentio_iot.config import SentioConfig
-from sentio_iot.errors import DeserializationError
+from sentio_iot.errors import DeserializationError, SentioError
 from sentio_iot.kafka import admin_client, consumer_config, producer_config
 from sentio_iot.registry import SchemaRegistry
 from sentio_iot.serde import AvroSerde
-from sentio_iot.smoke import round_trip
+from sentio_iot.smoke import _end_offsets, round_trip
 
 
 def create_topic(config: SentioConfig, name: str, partitions: int = 3) -> None:
@@ -53,3 +55,21 @@ def test_corrupt_message_raises_typed_error_with_bytes(
         registry.close()
     assert caught.value.raw == garbage
     assert caught.value.topic == unique_name
+
+
+def test_a_topic_created_a_moment_later_is_waited_for(
+    sentio_config: SentioConfig, unique_name: str
+) -> None:
+    """The round trip asks for the topic's metadata; a topic that appears in it a moment
+    later (created just before, on a busy broker) is waited for, a missing one is an error."""
+    consumer = Consumer(consumer_config(sentio_config.kafka, group_id=unique_name))
+    try:
+        with pytest.raises(SentioError, match=f"topic {unique_name}-never does not exist"):
+            _end_offsets(consumer, f"{unique_name}-never", appear_s=0.5)
+        creating = threading.Timer(1.0, create_topic, (sentio_config, unique_name, 2))
+        creating.start()
+        offsets = _end_offsets(consumer, unique_name, appear_s=20)
+        creating.join()
+    finally:
+        consumer.close()
+    assert [(tp.partition, tp.offset) for tp in offsets] == [(0, 0), (1, 0)]
