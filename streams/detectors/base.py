@@ -64,6 +64,34 @@ class Score:
 COLD = Score(0.0)  # what a detector answers before it has seen enough readings
 
 
+class LastScore:
+    """The last warm score of a detector whose per-point path keeps only its numbers
+    (``_last_fields``): the ``Score`` is built when asked, and exported without one."""
+
+    _last_score: Score
+    _last_fields: tuple[float, float | None, float | None, float | None] | None
+
+    @property
+    def _last(self) -> Score:
+        fields = self._last_fields
+        if fields is not None:
+            score, expected, lower, upper = fields
+            self._last_score = Score(score, expected=expected, lower=lower, upper=upper, warm=True)
+            self._last_fields = None
+        return self._last_score
+
+    @_last.setter
+    def _last(self, score: Score) -> None:
+        self._last_score, self._last_fields = score, None
+
+    def _last_dict(self) -> dict[str, Any]:
+        fields = self._last_fields
+        if fields is None:
+            return self._last_score.to_dict()
+        score, expected, lower, upper = fields
+        return {"score": score, "expected": expected, "lower": lower, "upper": upper, "warm": True}
+
+
 class DetectorParams(BaseModel):
     """Base of every detector's parameters: unknown fields are errors, values never change."""
 

@@ -64,7 +64,14 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import Field
 
-from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
+from sentio_iot.streams.detectors.base import (
+    COLD,
+    Detector,
+    DetectorParams,
+    LastScore,
+    Score,
+    is_reading,
+)
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.onset import OnsetGate, damp_field, fire_field, quiet_field
 from sentio_iot.streams.detectors.surprise import SurpriseDetector, SurpriseParams
@@ -404,7 +411,7 @@ def new_memory(
     return CategoryMemory(agg, points, vigilance, metric, learn_rate, capacity)
 
 
-class NoveltyDetector(Detector[NoveltyParams]):
+class NoveltyDetector(LastScore, Detector[NoveltyParams]):
     """Distance of the recent windows to the nearest remembered ones, reported at the onset."""
 
     name = "novelty"
@@ -429,8 +436,8 @@ class NoveltyDetector(Detector[NoveltyParams]):
         self._rarity = [RankCalibrator(p.history) for _ in self._memories]
         self._surprise = SurpriseDetector(INNER_SURPRISE) if p.surprise_weight > 0 else None
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
-        self._last_score: Score = COLD
-        self._last_fields: tuple[float, float | None, float | None, float | None] | None = None
+        self._last_score = COLD
+        self._last_fields = None
         self._learn_us = p.learn_s * 1e6
         self._plain_mean = not p.rarity_power and p.combine == "mean"
         self._square_threshold = p.threshold * p.threshold
@@ -440,20 +447,6 @@ class NoveltyDetector(Detector[NoveltyParams]):
 
     def latest(self) -> Score:
         return self._last
-
-    @property
-    def _last(self) -> Score:
-        """The last warm score (built when asked: ``observe`` keeps only its numbers)."""
-        fields = self._last_fields
-        if fields is not None:
-            score, expected, lower, upper = fields
-            self._last_score = Score(score, expected=expected, lower=lower, upper=upper, warm=True)
-            self._last_fields = None
-        return self._last_score
-
-    @_last.setter
-    def _last(self, score: Score) -> None:
-        self._last_score, self._last_fields = score, None
 
     def observe(self, ts_us: int, value: float) -> float:
         """The stream's per-point path: ``update`` without a ``Score`` (-1.0: not warm)."""
@@ -536,13 +529,6 @@ class NoveltyDetector(Detector[NoveltyParams]):
             "gate": self._gate.to_list(),
             "last": self._last_dict(),
         }
-
-    def _last_dict(self) -> dict[str, Any]:
-        fields = self._last_fields
-        if fields is None:
-            return self._last_score.to_dict()
-        score, expected, lower, upper = fields
-        return {"score": score, "expected": expected, "lower": lower, "upper": upper, "warm": True}
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params

@@ -50,7 +50,14 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from sentio_iot.streams.detectors.base import COLD, Detector, DetectorParams, Score, is_reading
+from sentio_iot.streams.detectors.base import (
+    COLD,
+    Detector,
+    DetectorParams,
+    LastScore,
+    Score,
+    is_reading,
+)
 from sentio_iot.streams.detectors.calibration import RankCalibrator
 from sentio_iot.streams.detectors.context import ContextMemory
 from sentio_iot.streams.detectors.moments import MAX_Z, EwMoments, alpha_for
@@ -145,7 +152,7 @@ class SurpriseParams(DetectorParams):
     )
 
 
-class SurpriseDetector(Detector[SurpriseParams]):
+class SurpriseDetector(LastScore, Detector[SurpriseParams]):
     """The largest of several z-scores, each against its habit in this series, at the onset."""
 
     name = "surprise"
@@ -175,8 +182,8 @@ class SurpriseDetector(Detector[SurpriseParams]):
             name: EwMoments(size_alpha, weight=p.scale_prior, mean=prior) for name in p.features
         }
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
-        self._last_score: Score = COLD
-        self._last_fields: tuple[float, float, float, float] | None = None
+        self._last_score = COLD
+        self._last_fields = None
         # the params the per-point path reads, as plain attributes
         self._feature_codes = tuple(FEATURE_CODES[name] for name in p.features)
         self._with_context = "context" in p.features
@@ -197,20 +204,6 @@ class SurpriseDetector(Detector[SurpriseParams]):
         if fields is None:
             return COLD
         return self._last
-
-    @property
-    def _last(self) -> Score:
-        """The last warm score (built when asked: ``advance`` keeps only its numbers)."""
-        fields = self._last_fields
-        if fields is not None:
-            score, expected, lower, upper = fields
-            self._last_score = Score(score, expected=expected, lower=lower, upper=upper, warm=True)
-            self._last_fields = None
-        return self._last_score
-
-    @_last.setter
-    def _last(self, score: Score) -> None:
-        self._last_score, self._last_fields = score, None
 
     def advance(self, ts_us: int, value: float) -> tuple[float, float, float, float] | None:
         """``update`` for a finite ``value`` without building a ``Score``: its score,
@@ -352,13 +345,6 @@ class SurpriseDetector(Detector[SurpriseParams]):
             "gate": self._gate.to_list(),
             "last": self._last_dict(),
         }
-
-    def _last_dict(self) -> dict[str, Any]:
-        fields = self._last_fields
-        if fields is None:
-            return self._last_score.to_dict()
-        score, expected, lower, upper = fields
-        return {"score": score, "expected": expected, "lower": lower, "upper": upper, "warm": True}
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params
