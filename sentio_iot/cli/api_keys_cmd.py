@@ -7,13 +7,12 @@ A key's secret is shown once, when it is created; the store keeps only its SHA-2
 from __future__ import annotations
 
 import getpass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 
-from sentio_iot.cli.options import config_option, load
+from sentio_iot.cli.options import access_options, config_option, load, when
 
 if TYPE_CHECKING:
     from sentio_iot.api.api_keys import ApiKeys
@@ -26,10 +25,6 @@ def _keys(config_path: Path | None) -> ApiKeys:
     return ApiKeys(AuthStore(load(config_path).api.resolved_state_dir()))
 
 
-def _when(ts: int | None) -> str:
-    return "-" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
-
-
 @click.group("api-keys")
 def api_keys_group() -> None:
     """API keys for machines: create (the secret is shown once), list, revoke."""
@@ -38,18 +33,7 @@ def api_keys_group() -> None:
 @api_keys_group.command("create")
 @config_option
 @click.argument("name")
-@click.option(
-    "--role",
-    type=click.Choice(["viewer", "operator", "admin"]),
-    default="viewer",
-    show_default=True,
-    help="viewer reads; operator also acknowledges and clears alerts; admin also manages users.",
-)
-@click.option(
-    "--tenants",
-    default=None,
-    help="Comma-separated tenants the key sees; * for all. Default: the deployment's tenant.",
-)
+@access_options("key")
 def create(config_path: Path | None, name: str, role: str, tenants: str | None) -> None:
     """Create an API key called NAME and show its secret once."""
     from sentio_iot.api.roles import Role, parse_tenants
@@ -83,9 +67,9 @@ def list_keys(config_path: Path | None, show_all: bool) -> None:
                 k.name,
                 k.role.value,
                 ",".join(k.tenants),
-                _when(k.created_ts),
+                when(k.created_ts),
                 k.created_by,
-                _when(k.revoked_ts),
+                when(k.revoked_ts),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]

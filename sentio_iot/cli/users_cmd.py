@@ -7,14 +7,13 @@ once; they never appear in a command line, a log or the store (only argon2id has
 from __future__ import annotations
 
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
 from pydantic import SecretStr
 
-from sentio_iot.cli.options import config_option, load
+from sentio_iot.cli.options import access_options, config_option, load, when
 
 if TYPE_CHECKING:
     from sentio_iot.api.users import UserStore
@@ -52,18 +51,7 @@ def users_group() -> None:
 @users_group.command("add")
 @config_option
 @click.argument("name")
-@click.option(
-    "--role",
-    type=click.Choice(["viewer", "operator", "admin"]),
-    default="viewer",
-    show_default=True,
-    help="viewer reads; operator also acknowledges and clears alerts; admin also manages users.",
-)
-@click.option(
-    "--tenants",
-    default=None,
-    help="Comma-separated tenants the user sees; * for all. Default: the deployment's tenant.",
-)
+@access_options("user")
 @password_options[0]
 @password_options[1]
 def add(
@@ -97,7 +85,7 @@ def list_users(config_path: Path | None) -> None:
     users = _users(config_path)
     rows = [("NAME", "ROLE", "TENANTS", "CREATED")]
     for user in users.list():
-        created = datetime.fromtimestamp(user.created_ts, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        created = when(user.created_ts)
         rows.append((user.name, user.role.value, ",".join(user.tenants), created))
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
     for row in rows:
