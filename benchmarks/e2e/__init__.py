@@ -19,4 +19,16 @@ with the wall clock) at each rate for ``--step-s`` seconds. Per step it prints:
 
 Then the ceiling: bare confluent-kafka consuming the same readings and producing the same
 bytes again. The table goes to stdout and, with ``--plot PATH`` (needs matplotlib), a PNG.
+
+``--quix``: the same rollups + z-score anomaly stage written with Quix Streams
+(``benchmarks/e2e/quix_stage.py``, exactly once) runs beside ours on the same readings in its
+own consumer group, measured the same way (its rows are ``quix`` and ``quix-stage``); it
+shares the machine's CPU with the pipeline, as every stage does.
+
+``--restart-after S --down D``: after the rising steps, one more step (at ``--restart-rate``,
+default the first rate) in which the first stream worker is SIGKILLed S seconds in and
+started again D seconds later; the worker group's lag (``ConsumerLag``, every 0.5 s) is
+followed until it is back to the highest lag seen before the kill. Printed: the peak lag,
+the seconds from the restart (and from the kill) to that level, and the catch-up rate
+(offered + lag worked off per second from the peak), also as a multiple of the offered rate.
 """

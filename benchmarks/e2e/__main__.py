@@ -25,14 +25,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="stream workers")
     parser.add_argument("--plot", type=Path, help="write a PNG of the table here")
     parser.add_argument("--smoke", action="store_true", help="one small step: that it runs")
+    parser.add_argument(
+        "--quix",
+        action="store_true",
+        help="also run the rollups + z-score stage written with Quix Streams on the same readings",
+    )
+    parser.add_argument(
+        "--restart-after",
+        type=float,
+        metavar="S",
+        help="add a step (at --restart-rate) that SIGKILLs the first stream worker S seconds in",
+    )
+    parser.add_argument(
+        "--down", type=float, default=15.0, metavar="S", help="seconds before it is started again"
+    )
+    parser.add_argument(
+        "--restart-rate", type=int, help="readings/s of the restart step (default: the first rate)"
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rates, args.step_s, args.devices = SMOKE["rates"], SMOKE["step_s"], SMOKE["devices"]
     rates = [int(r) for r in args.rates.split(",")]
+    if args.restart_after is not None and args.restart_after + args.down >= args.step_s:
+        parser.error("--restart-after + --down must leave time in --step-s to catch up")
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     config, path = config_for(name, work)
-    pipeline = Pipeline(config, path, work, args.workers)
+    pipeline = Pipeline(config, path, work, args.workers, quix=args.quix)
     producer = PacedProducer(config, name, args.devices)
     latency = CommitLatency(config, producer.sent, pipeline.groups())
     probe = VmProbe(producer.probe_device, producer.probe_metric)
@@ -48,6 +67,16 @@ def main() -> None:
             print(f"== {rate:,} readings/s for {args.step_s:.0f} s", flush=True)
             steps.append(pipeline.step(rate, args.step_s, producer, latency, probe))
             print(steps[-1].line(), flush=True)
+        if args.restart_after is not None:
+            rate = args.restart_rate or rates[0]
+            print(
+                f"== {rate:,} readings/s for {args.step_s:.0f} s, the stream worker SIGKILLed "
+                f"{args.restart_after:.0f} s in and started {args.down:.0f} s later",
+                flush=True,
+            )
+            restart = (args.restart_after, args.down)
+            steps.append(pipeline.step(rate, args.step_s, producer, latency, probe, restart))
+            print(steps[-1].line(), flush=True)
         sent = producer.total
         print("== ceiling: bare confluent-kafka consuming and producing the same bytes", flush=True)
         top = ceiling(config, sent)
@@ -59,21 +88,34 @@ def main() -> None:
     print()
     print(Step.header())
     for step in steps:
+        if step.restart is not None:
+            print("-- the restart step: the stream worker SIGKILLed and started again mid-step")
         print(step.row())
     print(
         f"\nceiling (bare confluent-kafka, consume + produce the same bytes): {top:,.0f} readings/s"
     )
-    kept = [s.offered for s in steps if s.kept_up()]
+    for step in steps:
+        if step.restart is not None:
+            print(step.restart.line())
+    rising = [s for s in steps if s.restart is None]
+    kept = [s.offered for s in rising if s.kept_up()]
     print(
         f"highest rate every stage kept up with: {max(kept):,.0f} readings/s"
         if kept
         else "no step was kept up with"
     )
+    if args.quix:
+        quix = [s.offered for s in rising if s.kept_up("quix")]
+        print(
+            f"highest rate the Quix Streams stage kept up with: {max(quix):,.0f} readings/s"
+            if quix
+            else "the Quix Streams stage kept up with no step"
+        )
     print(f"stopping: {stopped}")
     if args.plot:
         from benchmarks.e2e.plot import plot
 
-        plot(steps, top, args.plot)
+        plot(rising, top, args.plot)  # the restart step is not on the rising axis
         print(f"plot: {args.plot}")
     shutil.rmtree(work, ignore_errors=True)
     sys.exit(0 if steps else 1)

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,9 +91,14 @@ class Step:
     seconds: float
     phases: dict[str, float] = field(default_factory=dict)  # stream workers' seconds, summed
     labels: list[str] = field(default_factory=list)
+    restart: Restart | None = None
 
-    def kept_up(self) -> bool:
-        return all(lag <= KEPT_UP_S * self.offered for lag in self.lag_end.values())
+    def kept_up(self, label: str | None = None) -> bool:
+        """Every stage of the pipeline (not the Quix stage beside it), or ``label`` alone."""
+        if label is not None:
+            return label in self.lag_end and self.lag_end[label] <= KEPT_UP_S * self.offered
+        ours = [lag for k, lag in self.lag_end.items() if k != "quix"]
+        return all(lag <= KEPT_UP_S * self.offered for lag in ours)
 
     @staticmethod
     def header() -> str:
@@ -132,18 +138,129 @@ def _n(value: float | None) -> str:
     return "-" if value is None else f"{value:,.0f}"
 
 
+RESTART_POLL_S = 0.5
+
+
+class Restart(threading.Thread):
+    """SIGKILL the first stream worker mid-step, start it again after a pause, and follow its
+    group's lag (``ConsumerLag``, every 0.5 s) until it is back to the level before the kill.
+
+    steady: the highest lag seen between the step's start and the kill (the lag a worker that
+    keeps up shows between commits). Caught up: the first sample after the restart at or below
+    it. Catch-up rate: readings/s the worker took from the peak of the lag to that sample
+    (offered + the lag it worked off per second).
+    """
+
+    SIGNAL = signal.SIGKILL
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        rate: float,
+        after: float,
+        down: float,
+        *,
+        cpu_before: dict[str, float],
+    ) -> None:
+        super().__init__(daemon=True)
+        self.pipeline, self.rate, self.after, self.down = pipeline, rate, after, down
+        self.cpu_before = cpu_before
+        self.label = "streams-1"
+        self.steady = 0
+        self.peak, self.peak_at = 0, 0.0
+        self.killed_at = self.restarted_at = self.caught_at = 0.0
+        self.caught_lag = 0
+        self.samples: list[tuple[float, int]] = []  # (seconds since the step began, lag)
+        self._done = threading.Event()
+
+    def lag(self) -> int | None:
+        group = self.pipeline.groups()["streams"]
+        try:
+            return self.pipeline.lag.measure(idle=True).get(group)
+        except Exception:  # the group is rebalancing or gone for the moment
+            return None
+
+    def run(self) -> None:
+        t0 = time.monotonic()
+        self.steady = int(self.rate)  # at least one second of input
+        while time.monotonic() - t0 < self.after:
+            lag = self.lag()
+            if lag is not None:
+                self.samples.append((time.monotonic() - t0, lag))
+                self.steady = max(self.steady, lag)
+            time.sleep(RESTART_POLL_S)
+        proc = next(p for p in self.pipeline.procs if p.label == self.label)
+        cpu = proc.cpu_s()
+        proc.process.send_signal(self.SIGNAL)
+        proc.process.wait(10)
+        self.killed_at = time.monotonic() - t0
+        self.cpu_before[self.label] -= cpu  # the restarted process counts from zero
+        time.sleep(self.down)
+        self.pipeline._start(self.label, self.pipeline.commands[self.label])
+        self.restarted_at = time.monotonic() - t0
+        while not self._done.is_set():
+            lag = self.lag()
+            now = time.monotonic() - t0
+            if lag is not None:
+                self.samples.append((now, lag))
+                if lag > self.peak:
+                    self.peak, self.peak_at = lag, now
+                elif lag <= self.steady and now > self.restarted_at:
+                    self.caught_at, self.caught_lag = now, lag
+                    return
+            self._done.wait(RESTART_POLL_S)
+
+    def finish(self) -> None:
+        self._done.set()
+        self.join(15)
+
+    def caught_up(self) -> bool:
+        return self.caught_at > 0
+
+    def catch_up_rate(self) -> float | None:
+        if not self.caught_up() or self.caught_at <= self.peak_at:
+            return None
+        return self.rate + (self.peak - self.caught_lag) / (self.caught_at - self.peak_at)
+
+    def line(self) -> str:
+        head = (
+            f"restart: {self.label} {self.SIGNAL.name} {self.killed_at:.0f} s into the "
+            f"{self.rate:,.0f}/s step, started again {self.down:.0f} s later; lag before the "
+            f"kill at most {self.steady:,}, peak {self.peak:,}"
+        )
+        rate = self.catch_up_rate()
+        if rate is None:
+            return f"{head}; NOT back to that level within the step"
+        return (
+            f"{head}; back to <= {self.steady:,} {self.caught_at - self.restarted_at:.1f} s "
+            f"after the restart ({self.caught_at - self.killed_at:.1f} s after the kill); "
+            f"catch-up rate {rate:,.0f} readings/s ({rate / self.rate:.1f}x offered)"
+        )
+
+
 class Pipeline:
     """The stream workers and sinks as ``sentio`` processes on the benchmark's configuration."""
 
-    def __init__(self, config: SentioConfig, path: Path, work: Path, workers: int) -> None:
+    def __init__(
+        self, config: SentioConfig, path: Path, work: Path, workers: int, *, quix: bool = False
+    ) -> None:
         self.config, self.path, self.work, self.workers = config, path, work, workers
+        self.quix = quix
         self.procs: list[Proc] = []
+        self.commands: dict[str, list[str]] = {}
         self.lag = ConsumerLag(config)
         self.worker_ports: list[int] = []
 
     def groups(self) -> dict[str, str]:
         name = self.config.streams.app_id
-        return {"streams": name, "sink-victoriametrics": f"{name}-vm", "sink-loki": f"{name}-loki"}
+        groups = {
+            "streams": name,
+            "sink-victoriametrics": f"{name}-vm",
+            "sink-loki": f"{name}-loki",
+        }
+        if self.quix:  # benchmarks.e2e.quix_stage: rollups + z-score in Quix Streams
+            groups["quix"] = f"{name}-quix"
+        return groups
 
     def start(self) -> None:
         groups = self.groups()
@@ -155,6 +272,9 @@ class Pipeline:
             ["sink", "victoriametrics", "--group-id", groups["sink-victoriametrics"]],
         )
         self._spawn("sink-loki", ["sink", "loki", "--group-id", groups["sink-loki"]])
+        if self.quix:
+            quix = [sys.executable, "-m", "benchmarks.e2e.quix_stage", str(self.path)]
+            self._start("quix-stage", quix)
         sinks = self.config.sinks
         ports = [*self.worker_ports, sinks.victoriametrics.health_port, sinks.loki.health_port]
         deadline = time.monotonic() + 120  # TensorFlow, group joins, table recovery
@@ -164,11 +284,14 @@ class Pipeline:
             time.sleep(0.5)
 
     def _spawn(self, label: str, args: list[str]) -> None:
-        command = [SENTIO, *args[:2], "-c", str(self.path), *args[2:]]
-        log = (self.work / f"{label}.log").open("wb")
-        self.procs.append(
-            Proc(label, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-        )
+        self._start(label, [SENTIO, *args[:2], "-c", str(self.path), *args[2:]])
+
+    def _start(self, label: str, command: list[str]) -> Proc:
+        self.commands[label] = command
+        log = (self.work / f"{label}.log").open("ab")
+        proc = Proc(label, subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
+        self.procs = [p for p in self.procs if p.label != label] + [proc]
+        return proc
 
     def step(
         self,
@@ -177,7 +300,10 @@ class Pipeline:
         producer: PacedProducer,
         latency: CommitLatency,
         probe: VmProbe,
+        restart: tuple[float, float] | None = None,
     ) -> Step:
+        """One step of ``rate`` for ``seconds``; ``restart`` (after, down): SIGKILL the first
+        stream worker ``after`` seconds in and start it again ``down`` seconds later."""
         for proc in self.procs:
             if proc.process.poll() is not None:
                 raise SystemExit(
@@ -188,11 +314,19 @@ class Pipeline:
         phases_before = self.phases()
         lag_before = self._lags(groups)
         began, t0 = time.time(), time.monotonic()
+        killer = None
+        if restart is not None:
+            killer = Restart(self, rate, *restart, cpu_before=cpu_before)
+            killer.start()
         sent = producer.run(rate, seconds)
         elapsed = time.monotonic() - t0
         time.sleep(1.0)  # the last commits and probes of this step
+        if killer is not None:
+            killer.finish()
         lag_after = self._lags(groups)
         phases = {k: v - phases_before.get(k, 0.0) for k, v in self.phases().items()}
+        if killer is not None:  # the restarted worker's counters began at zero
+            phases = {}
         offered = sent / elapsed
         taken = {  # the Loki sink reads derived topics only: no readings/s of its own
             k: offered - (lag_after.get(k, 0) - lag_before.get(k, 0)) / elapsed
@@ -209,6 +343,7 @@ class Pipeline:
         p50["queryable in VM"], p99["queryable in VM"] = percentile(vm, 0.5), percentile(vm, 0.99)
         return Step(
             offered=offered,
+            restart=killer,
             taken=taken,
             lag_end=lag_after,
             p50=p50,
@@ -220,7 +355,7 @@ class Pipeline:
             labels=[
                 *groups,
                 "queryable in VM",
-                *(p.label for p in self.procs if p.label.startswith("streams-")),
+                *(p.label for p in self.procs if p.label.startswith(("streams-", "quix-"))),
             ],
         )
 

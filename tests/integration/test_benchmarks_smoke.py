@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +27,16 @@ def run(module: str, *args: str) -> str:
 
 @pytest.mark.timeout(300)
 def test_the_end_to_end_benchmark_runs_and_prints_its_table(tmp_path: Path) -> None:
-    out = run("benchmarks.e2e", "--smoke", "--plot", str(tmp_path / "e2e.png"))
+    out = run(
+        "benchmarks.e2e",
+        *("--smoke", "--quix", "--restart-after", "3", "--down", "1"),
+        *("--plot", str(tmp_path / "e2e.png")),
+    )
     assert "offered/s stage" in out and "sink-victoriametrics" in out
     assert "ceiling (bare confluent-kafka" in out
+    # the Quix Streams stage beside ours, measured by its group's lag like the others
+    assert re.search(r"^\s+200 quix\s+\d", out, re.M), out
+    assert "the Quix Streams stage kept up with" in out
+    # the restart step: killed, started again, its lag followed (caught up or said not)
+    assert "restart: streams-1 SIGKILL 3 s into the 200/s step, started again 1 s later" in out
     assert (tmp_path / "e2e.png").stat().st_size > 10_000
