@@ -8,6 +8,7 @@ human sentence.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,12 +45,12 @@ def _event(line: dict[str, Any]) -> dict[str, Any]:
 
 
 async def device_events(
-    client: httpx.AsyncClient, base_url: str, query: str
+    client: httpx.AsyncClient, base_url: str, query: str, headers: Mapping[str, str] | None = None
 ) -> list[dict[str, Any]]:
-    """The events the query finds, newest first."""
+    """The events the query finds, newest first (``headers``: its auth)."""
     url = f"{base_url.rstrip('/')}/select/logsql/query"
     try:
-        response = await client.post(url, data={"query": query})
+        response = await client.post(url, data={"query": query}, headers=headers)
     except httpx.HTTPError as exc:
         raise ConnectError(f"VictoriaLogs at {base_url} cannot be reached: {exc}") from exc
     if response.status_code != 200:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -72,10 +73,15 @@ def plan(
 
 
 async def query_range(
-    client: httpx.AsyncClient, base_url: str, chosen: Plan, start_s: float, end_s: float
+    client: httpx.AsyncClient,
+    base_url: str,
+    chosen: Plan,
+    start_s: float,
+    end_s: float,
+    headers: Mapping[str, str] | None = None,
 ) -> tuple[list[tuple[int, float]], str | None]:
     """(ts in µs, value) points of the first series the query returns, and its ``unit`` label
-    where the series carries one (sentio_rul does: cycles or hours)."""
+    where the series carries one (sentio_rul does: cycles or hours); ``headers``: its auth."""
     params = {
         "query": chosen.query,
         "start": f"{start_s:.3f}",
@@ -83,7 +89,9 @@ async def query_range(
         "step": f"{chosen.step_s:g}s",
     }
     try:
-        response = await client.get(f"{base_url.rstrip('/')}/api/v1/query_range", params=params)
+        response = await client.get(
+            f"{base_url.rstrip('/')}/api/v1/query_range", params=params, headers=headers
+        )
     except httpx.HTTPError as exc:
         raise ConnectError(f"VictoriaMetrics at {base_url} cannot be reached: {exc}") from exc
     if response.status_code != 200:

@@ -150,7 +150,9 @@ async def series(
         raise HTTPException(422, str(exc)) from None
     try:
         assert svc.http is not None
-        points, unit = await query_range(svc.http, svc.history_url, chosen, start_s, end_s)
+        points, unit = await query_range(
+            svc.http, svc.history_url, chosen, start_s, end_s, svc.history_headers
+        )
     except (ConnectError, httpx.HTTPError, ValueError) as exc:
         raise HTTPException(502, f"history not available: {exc}") from None
     return Series(
@@ -190,7 +192,7 @@ async def events(
     query = logsql(device_id, state.tenant, start_s, end_s, limit)
     try:
         assert svc.http is not None
-        found = await device_events(svc.http, svc.logs_url, query)
+        found = await device_events(svc.http, svc.logs_url, query, svc.logs_headers)
     except (ConnectError, httpx.HTTPError, ValueError, KeyError) as exc:
         raise HTTPException(502, f"events not available: {exc}") from None
     return [LoggedEvent.model_validate(e) for e in found]

@@ -20,6 +20,7 @@ from sentio_iot.api.users import UserStore
 from sentio_iot.api.views import Views
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.probes import Poller
+from sentio_iot.sinks.http_endpoint import auth_headers
 
 
 @dataclass
@@ -71,3 +72,17 @@ class Services:
     @property
     def history_url(self) -> str:
         return self.config.api.history.url or self.config.sinks.victoriametrics.url
+
+    @property
+    def history_headers(self) -> dict[str, str]:
+        """The auth of the history reads: api.history.auth, else (same backend, ``url``
+        null) the VictoriaMetrics sink's."""
+        history = self.config.api.history
+        own = auth_headers(history.auth)
+        if own or history.url is not None:
+            return own
+        return auth_headers(self.config.sinks.victoriametrics.auth)
+
+    @property
+    def logs_headers(self) -> dict[str, str]:
+        return auth_headers(self.config.api.history.logs_auth)

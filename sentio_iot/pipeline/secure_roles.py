@@ -13,7 +13,9 @@ them, instead of the configuration's one ``kafka`` section, when
 Then the children get the role's settings as ``SENTIO_KAFKA__*`` environment variables (the
 environment wins over their configuration file), never on a command line and never in the
 output: producer -> ``producer``, ``streams-N`` -> ``streams``, ``sink-*`` -> ``sink``,
-``api`` -> ``api``; ``sentio run`` itself (topics, schemas, round trip, backlog, the live
+``api`` -> ``api``; with VictoriaMetrics / VictoriaLogs secured too, every child also gets
+their basic-auth settings (``clients/victoriametrics.env``, ``clients/victorialogs.env``);
+``sentio run`` itself (topics, schemas, round trip, backlog, the live
 view's reads and consumer lag) -> ``admin``.
 """
 
@@ -31,6 +33,7 @@ from sentio_iot.config import KafkaSettings, SentioConfig
 from sentio_iot.errors import ConfigError
 from sentio_iot.secret_values import reveal
 from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.victoria_secure import client_settings
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +58,8 @@ class SecureRoles:
 
     clients: Path
     fields: dict[str, dict[str, Any]]
+    # SENTIO_* credentials of VictoriaMetrics / VictoriaLogs when they run with --secure.
+    http: tuple[tuple[str, str], ...] = ()
 
     @property
     def bootstrap(self) -> str:
@@ -77,7 +82,7 @@ class SecureRoles:
         pairs = [(f"SENTIO_KAFKA__{n.upper()}", str(fields[n])) for n in names]
         pairs.append(("SENTIO_KAFKA__SASL_PASSWORD", str(fields["sasl_password"])))
         pairs.append(("SENTIO_KAFKA__EXTRA", json.dumps(fields["extra"])))
-        return tuple(pairs)
+        return (*pairs, *self.http)
 
 
 def as_admin(config: SentioConfig, roles: SecureRoles | None) -> SentioConfig:
@@ -101,7 +106,11 @@ def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
         )
     if not found:
         return None
-    roles = SecureRoles(clients, {role: _read(clients / f"{role}.yaml") for role in ROLES})
+    roles = SecureRoles(
+        clients,
+        {role: _read(clients / f"{role}.yaml") for role in ROLES},
+        client_settings(paths),
+    )
     if secure:
         return roles
     detected = (

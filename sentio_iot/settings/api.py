@@ -9,6 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 
 from sentio_iot.settings import Section
+from sentio_iot.settings.http_auth import HttpAuth
 
 
 def default_state_dir() -> Path:
@@ -155,6 +156,14 @@ class HistorySettings(Section):
         None,
         description="VictoriaLogs base URL for device events; null: the local stack's (stack.victorialogs_port).",
         pattern=r"^https?://",
+    )
+    auth: HttpAuth = Field(
+        default_factory=HttpAuth,
+        description="Credentials of `url`; none set and `url` null: sinks.victoriametrics.auth.",
+    )
+    logs_auth: HttpAuth = Field(
+        default_factory=HttpAuth,
+        description="Credentials of `logs_url` (`sentio stack up --secure` writes them).",
     )
     raw_max_range_s: float = Field(
         6 * 3600.0,

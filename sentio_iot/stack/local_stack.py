@@ -35,6 +35,8 @@ from sentio_iot.stack.process import (
 )
 from sentio_iot.stack.service import Progress, Service
 from sentio_iot.stack.services import build_services
+from sentio_iot.stack.victorialogs import VictoriaLogsService
+from sentio_iot.stack.victoriametrics import VictoriaMetricsService
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +75,8 @@ class Stack:
     ) -> None:
         """``secure``: Kafka with SASL/SCRAM over TLS and ACLs per role for ``access``
         (kafka_secure.py), Mosquitto with users and ACLs (mosquitto_secure.py), Alertmanager
-        with basic auth (alertmanager_secure.py); ``only``: the names of the services to drive (default: all)."""
+        with basic auth (alertmanager_secure.py), VictoriaMetrics and VictoriaLogs with basic
+        auth (victoria_secure.py); ``only``: the names of the services to drive (default: all)."""
         self.settings = settings
         self.paths = StackPaths(settings.home)
         self.services: list[Service] = [
@@ -85,7 +88,13 @@ class Stack:
             if isinstance(service, KafkaService):
                 service.secure = secure
                 service.access = access or KafkaAccess()
-            elif isinstance(service, MosquittoService | AlertmanagerService):
+            elif isinstance(
+                service,
+                MosquittoService
+                | AlertmanagerService
+                | VictoriaMetricsService
+                | VictoriaLogsService,
+            ):
                 service.secure = secure
 
     def up(self, progress: Progress | None = None) -> list[ServiceStatus]:
@@ -209,7 +218,13 @@ class Stack:
         service.install(say)
         service.prepare(say)
         rotate_log(service.log_path)
-        record = spawn(service.command(), log_path=service.log_path, cwd=service.data_dir)
+        extra = service.environment()
+        record = spawn(
+            service.command(),
+            log_path=service.log_path,
+            cwd=service.data_dir,
+            env={**os.environ, **extra} if extra else None,
+        )
         write_record(self.paths.pid(service.name), record)
         since = time.monotonic()
         try:

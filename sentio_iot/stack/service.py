@@ -57,6 +57,10 @@ class Service(ABC):
     def check(self) -> Health:
         """Whether it really answers now."""
 
+    def environment(self) -> dict[str, str]:
+        """Variables added to its environment (secrets a command line would show in ``ps``)."""
+        return {}
+
     def after_start(self, progress: Progress) -> None:
         """Set up what needs the running service (users, ACLs); called after each ``up``."""
         del progress  # nothing by default

@@ -5,15 +5,21 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from sentio_iot.config import StackSettings
+from sentio_iot.errors import StackError
 from sentio_iot.stack.install import go_install
+from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_program, missing
 from sentio_iot.stack.probes import HOST, Health, http_ok
 from sentio_iot.stack.service import Progress, Service
+from sentio_iot.stack.victoria_secure import SecureVictoriaFiles
 
 PACKAGE = "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics"
 BINARY = "victoria-metrics"
 # Replayed data sets (NAB, C-MAPSS) carry timestamps years old; the default month drops them.
 RETENTION = "100y"
+# What the secure probe reads (a cheap query): /health answers without the password.
+AUTH_PROBE_PATH = "/api/v1/labels"
 SCRAPE_INTERVAL_S = 10
 # The workers' /metrics (ports fixed by the worker contract): the pipeline-health dashboard
 # reads their counters from VictoriaMetrics, so the stack scrapes them while they run.
@@ -37,6 +43,11 @@ def render_scrape_config(
 
 class VictoriaMetricsService(Service):
     name = "victoriametrics"
+
+    def __init__(self, settings: StackSettings, paths: StackPaths) -> None:
+        super().__init__(settings, paths)
+        self.secure = False  # `sentio stack up --secure`: basic auth (set by Stack)
+        self.secure_files = SecureVictoriaFiles(paths, self.name)
 
     @property
     def address(self) -> str:
@@ -67,6 +78,10 @@ class VictoriaMetricsService(Service):
 
     def prepare(self, progress: Progress) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.secure:
+            self.secure_files.ensure()
+        else:
+            self.secure_files.marker.unlink(missing_ok=True)
         self.scrape_config_path.parent.mkdir(parents=True, exist_ok=True)
         self.scrape_config_path.write_text(render_scrape_config(), encoding="utf-8")
 
@@ -78,6 +93,7 @@ class VictoriaMetricsService(Service):
             f"-httpListenAddr={HOST}:{self.settings.victoriametrics_port}",
             f"-storageDataPath={self.data_dir}",
             f"-retentionPeriod={RETENTION}",
+            *(self.secure_files.flags() if self.secure else []),
             # Sinks write at least once: a replayed sample (same series, same millisecond)
             # must not count twice. 1ms keeps exactly one sample per millisecond.
             "-dedup.minScrapeInterval=1ms",
@@ -89,8 +105,32 @@ class VictoriaMetricsService(Service):
             "-search.latencyOffset=5s",
         ]
 
+    def environment(self) -> dict[str, str]:
+        return self.secure_files.environment() if self.secure else {}
+
     def check(self) -> Health:
-        return http_ok(self.settings.victoriametrics_port, "/health")
+        if not self._running_secure():
+            return http_ok(self.settings.victoriametrics_port, "/health")
+        # /health answers anyone on some versions: probe a path that needs the password.
+        headers = {"Authorization": self.secure_files.authorization()}
+        health = http_ok(self.settings.victoriametrics_port, AUTH_PROBE_PATH, headers=headers)
+        return Health(health.healthy, f"basic auth; {health.detail}")
+
+    def after_start(self, progress: Progress) -> None:
+        if self.secure and not self._running_secure():
+            raise StackError(
+                f"{self.name} is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
+            )
+        if self.secure:
+            progress(
+                f"{self.name}: basic auth, user sentio; its clients' settings in "
+                f"{self.secure_files.client_env} (mode 0600)"
+            )
+
+    def _running_secure(self) -> bool:
+        """The marker exists only while the last start was a secure one."""
+        return self.secure_files.marker.is_file()
 
     def _binary(self) -> Path | None:
         """A binary built into <home>/bin wins over the one on PATH (Debian's is 1.79.5)."""
