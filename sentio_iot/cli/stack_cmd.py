@@ -23,7 +23,7 @@ def stack_group() -> None:
     "--secure",
     is_flag=True,
     help="Kafka with SASL/SCRAM over TLS and ACLs per worker role, Mosquitto with users and "
-    "ACLs, Alertmanager with basic auth; credentials and client settings are generated under "
+    "ACLs, Alertmanager, VictoriaMetrics and VictoriaLogs with basic auth; credentials and client settings are generated under "
     "the stack home (docs/security.md).",
 )
 def up(config_path: Path | None, secure: bool) -> None:
