@@ -14,7 +14,8 @@ Then the children get the role's settings as ``SENTIO_KAFKA__*`` environment var
 environment wins over their configuration file), never on a command line and never in the
 output: producer -> ``producer``, ``streams-N`` -> ``streams``, ``sink-*`` -> ``sink``,
 ``api`` -> ``api``; with VictoriaMetrics / VictoriaLogs secured too, every child also gets
-their basic-auth settings (``clients/victoriametrics.env``, ``clients/victorialogs.env``);
+their basic-auth settings (``clients/victoriametrics.env``, ``clients/victorialogs.env``), and
+with Alertmanager secured, the Alertmanager sink's (``clients/alertmanager.env``);
 ``sentio run`` itself (topics, schemas, round trip, backlog, the live
 view's reads and consumer lag) -> ``admin``.
 """
@@ -32,8 +33,9 @@ import yaml
 from sentio_iot.config import KafkaSettings, SentioConfig
 from sentio_iot.errors import ConfigError
 from sentio_iot.secret_values import reveal
+from sentio_iot.stack.alertmanager_secure import SecureAlertmanagerFiles
 from sentio_iot.stack.paths import StackPaths
-from sentio_iot.stack.victoria_secure import client_settings
+from sentio_iot.stack.victoria_secure import client_settings, env_pairs
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +111,7 @@ def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
     roles = SecureRoles(
         clients,
         {role: _read(clients / f"{role}.yaml") for role in ROLES},
-        client_settings(paths),
+        (*client_settings(paths), *alertmanager_settings(paths)),
     )
     if secure:
         return roles
@@ -121,6 +123,15 @@ def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
     if detected:
         log.info("kafka.bootstrap_servers is the secure stack's listener: roles' credentials")
     return roles if detected else None
+
+
+def alertmanager_settings(paths: StackPaths) -> list[tuple[str, str]]:
+    """The Alertmanager sink's basic auth when the stack's Alertmanager last started with
+    --secure (its web configuration exists only then)."""
+    files = SecureAlertmanagerFiles(paths)
+    if files.web_config.is_file() and files.client_env.is_file():
+        return env_pairs(files.client_env)
+    return []
 
 
 def _read(path: Path) -> dict[str, Any]:

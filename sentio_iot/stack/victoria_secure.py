@@ -22,6 +22,7 @@ from __future__ import annotations
 import base64
 import secrets
 import shlex
+from pathlib import Path
 
 from sentio_iot.stack.kafka_secure import write_private
 from sentio_iot.stack.paths import StackPaths
@@ -90,10 +91,16 @@ def client_settings(paths: StackPaths) -> tuple[tuple[str, str], ...]:
     pairs: list[tuple[str, str]] = []
     for service in CLIENT_SETTINGS:
         files = SecureVictoriaFiles(paths, service)
-        if not (files.marker.is_file() and files.client_env.is_file()):
-            continue
-        for line in files.client_env.read_text(encoding="utf-8").splitlines():
-            name, sep, value = line.partition("=")
-            if sep and name.startswith("SENTIO_"):
-                pairs.append((name, shlex.split(value)[0]))
+        if files.marker.is_file() and files.client_env.is_file():
+            pairs += env_pairs(files.client_env)
     return tuple(pairs)
+
+
+def env_pairs(path: Path) -> list[tuple[str, str]]:
+    """The ``SENTIO_*`` variables of a client env file the secure stack wrote (shell-quoted)."""
+    pairs = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        name, sep, value = line.partition("=")
+        if sep and name.startswith("SENTIO_"):
+            pairs.append((name, shlex.split(value)[0]))
+    return pairs

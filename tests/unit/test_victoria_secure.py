@@ -15,6 +15,7 @@ import pytest
 from sentio_iot.api.services import Services
 from sentio_iot.config import load_config
 from sentio_iot.pipeline.secure_roles import secure_roles
+from sentio_iot.stack.alertmanager_secure import SecureAlertmanagerFiles
 from sentio_iot.stack.kafka_secure import SecureKafkaFiles
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.victoria_secure import PASSWORD_ENV, SecureVictoriaFiles, client_settings
@@ -106,3 +107,29 @@ def test_the_api_reads_history_with_its_own_credentials_else_the_sinks() -> None
     assert headers(own_url) == ({}, {})  # another backend: not the sink's credentials
     logs = {"api": {"history": {"logs_auth": {"bearer_token": "t0k"}}}}
     assert headers(logs) == ({}, {"Authorization": "Bearer t0k"})
+
+
+def test_with_alertmanager_secured_the_children_get_its_credentials_too(
+    secure_home: Path,
+) -> None:
+    config = load_config(data={"stack": {"home": str(secure_home)}})
+    paths = StackPaths(secure_home)
+    alertmanager = SecureAlertmanagerFiles(paths)
+    roles = secure_roles(config, secure=True)
+    assert roles is not None
+    assert "SENTIO_SINKS__ALERTMANAGER__AUTH__BASIC_AUTH" not in dict(
+        roles.env("sink", config.kafka)
+    )
+    alertmanager.ensure()  # what a secure start of Alertmanager writes
+    roles = secure_roles(config, secure=True)
+    assert roles is not None
+    env = dict(roles.env("sink", config.kafka))
+    assert (
+        env["SENTIO_SINKS__ALERTMANAGER__AUTH__BASIC_AUTH"] == f"sentio:{alertmanager.password()}"
+    )
+    alertmanager.web_config.unlink()  # a plain start removes it: no credentials handed out
+    roles = secure_roles(config, secure=True)
+    assert roles is not None
+    assert "SENTIO_SINKS__ALERTMANAGER__AUTH__BASIC_AUTH" not in dict(
+        roles.env("sink", config.kafka)
+    )
