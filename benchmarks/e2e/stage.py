@@ -230,7 +230,15 @@ class Restart(threading.Thread):
         )
         rate = self.catch_up_rate()
         if rate is None:
-            return f"{head}; NOT back to that level within the step"
+            last_at, last = self.samples[-1] if self.samples else (0.0, 0)
+            if last_at <= self.peak_at or last >= self.peak:
+                return f"{head}; NOT back to that level within the step"
+            taken = self.rate + (self.peak - last) / (last_at - self.peak_at)
+            return (
+                f"{head}; NOT back to that level within the step: lag {last:,} "
+                f"{last_at - self.restarted_at:.1f} s after the restart, taken from the peak at "
+                f"{taken:,.0f} readings/s ({taken / self.rate:.1f}x offered)"
+            )
         return (
             f"{head}; back to <= {self.steady:,} {self.caught_at - self.restarted_at:.1f} s "
             f"after the restart ({self.caught_at - self.killed_at:.1f} s after the kill); "
