@@ -19,7 +19,7 @@ state and seconds to every stop (closing its files), and its files could hold wr
 aborted transactions after a kill. The changelogs are compacted eagerly
 (:data:`CHANGELOG_CONFIG`), so a start reads about one record per key, not the whole history.
 The rollups and anomaly tables (:data:`REPLAYED_TABLES`) are written only every
-:data:`SNAPSHOT_EVERY_COMMITS` commits; after a restart the readings since are replayed
+``streams.snapshot_every_commits`` commits; after a restart the readings since are replayed
 (``snapshots.py``).
 
 Exactly once: ``processing_guarantee="exactly_once"`` gives one Kafka transaction per source
@@ -83,12 +83,11 @@ CHANGELOG_CONFIG = {
 }
 PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER_S = 0.005
-# Tables written only at snapshots, every SNAPSHOT_EVERY_COMMITS commits per partition, the
+# Tables written only at snapshots, every streams.snapshot_every_commits per partition, the
 # readings since replayed after a restart (snapshots.py). Their steps must be deterministic
 # functions of the readings and their state: rollups and anomaly are; device_state reads
 # ticks and RUL calls a model, so theirs are written at every commit.
 REPLAYED_TABLES = ("rollups", "anomaly_devices")
-SNAPSHOT_EVERY_COMMITS = 10
 Event = faust.EventT[Any]
 
 
@@ -166,7 +165,7 @@ class StreamApp:
         self._claimed = 0  # live states already owned by an added reading step
         self._ended = False  # a commit ended the transactions (the stop)
         self.snapshots = Snapshots(
-            SNAPSHOT_EVERY_COMMITS,
+            settings.snapshot_every_commits,
             self.topic_name("readings"),
             kafka_range_reader(config.kafka, f"{settings.app_id}-replay"),
             lambda raw: self.serde("readings").decode(raw),

@@ -97,6 +97,12 @@ class StreamSettings(Section):
         le=60,
         description="How often (s) a transaction commits offsets, table changes and output together.",
     )
+    snapshot_every_commits: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        description="Write the rollup and anomaly states every this many commits per partition (and at every revoke and stop); higher: fewer state bytes per commit, but more readings replayed after a restart (up to this many commit intervals).",
+    )
     session_timeout_s: float = Field(
         10.0,
         ge=6,

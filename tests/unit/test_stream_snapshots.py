@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 from test_stream_steps import DictTable, Event, Message, build, reading
 
+from sentio_iot.settings.streams import StreamSettings
 from sentio_iot.streams.app import StreamApp
 from sentio_iot.streams.readings import ReadingBatch
 from sentio_iot.streams.snapshots import ReplayMessage, marker_key
@@ -55,11 +57,10 @@ def batches() -> list[list[tuple[Event, dict[str, Any]]]]:
 def worker(
     tmp_path: Path, every: int = 3, anomaly: dict[str, Any] | None = ANOMALY
 ) -> tuple[StreamApp, list[Any]]:
-    settings: dict[str, Any] = {"rollups": {"windows_s": [60]}}
+    settings: dict[str, Any] = {"rollups": {"windows_s": [60]}, "snapshot_every_commits": every}
     if anomaly is not None:
         settings["anomaly"] = anomaly
     app, steps = build(tmp_path, ["rollups", "anomaly"], **settings)
-    app.snapshots.every = every
     app.snapshots.decode = json.loads
     return app, [steps["rollups"], steps["anomaly"]]
 
@@ -189,3 +190,40 @@ async def test_a_table_written_by_an_older_worker_has_no_marker_and_is_not_repla
     app.snapshots.read = reader([], asked)
     await run(app, steps, batches()[3])  # starts mid-topic, no marker: nothing to replay
     assert asked == [] and app.snapshots.replayed == 0
+
+
+@pytest.mark.parametrize(
+    ("every", "records", "replayed"),
+    [
+        # Every commit a snapshot: 8 commits x (4 devices x 2 tables + 2 markers x 2 tables);
+        # the kill after commit 8 leaves nothing to replay.
+        (1, 8 * 12, 0),
+        # Commits 1 and 11 would be snapshots: only commit 1 ran (markers at offset 20), so
+        # 160 - 20 readings of each partition are read again.
+        (10, 1 * 12, 2 * 140),
+    ],
+)
+async def test_snapshot_every_commits_sets_the_state_written_and_the_replay_after_a_kill(
+    tmp_path: Path, every: int, records: int, replayed: int
+) -> None:
+    everything = batches()
+    killed, steps = worker(tmp_path / "killed", every=every)
+    assert killed.snapshots.every == every  # from streams.snapshot_every_commits
+    written = 0
+    for items in everything[:8]:
+        await run(killed, steps, items)
+        written += killed.snapshots.flush()  # a commit after each batch, then SIGKILL
+    assert written == records
+
+    again, again_steps = worker(tmp_path / "again", every=every)
+    for before, after in zip(killed.snapshots.tables, again.snapshots.tables, strict=True):
+        after.table.data.update(before.table.data)  # type: ignore[attr-defined]
+    again.snapshots.read = reader([i for items in everything for i in items], [])
+    await run(again, again_steps, everything[8])
+    assert again.snapshots.replayed == replayed
+
+
+@pytest.mark.parametrize("every", [0, 1001])
+def test_snapshot_every_commits_out_of_range_is_refused_naming_the_field(every: int) -> None:
+    with pytest.raises(ValidationError, match="snapshot_every_commits"):
+        StreamSettings.model_validate({"snapshot_every_commits": every})
