@@ -23,9 +23,13 @@ import base64
 import secrets
 import shlex
 from pathlib import Path
+from typing import ClassVar
 
+from sentio_iot.errors import StackError
 from sentio_iot.stack.kafka_secure import write_private
 from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.probes import Health, http_ok
+from sentio_iot.stack.service import Progress
 
 USER = "sentio"
 # The environment variable prefix the binaries read flags from (``-envflag.prefix``).
@@ -104,3 +108,46 @@ def env_pairs(path: Path) -> list[tuple[str, str]]:
         if sep and name.startswith("SENTIO_"):
             pairs.append((name, shlex.split(value)[0]))
     return pairs
+
+
+class BasicAuthSecured:
+    """The secure half of a Victoria service: environment, health probe, start check.
+
+    Mixed into a :class:`~sentio_iot.stack.service.Service` that sets ``secure`` and
+    ``secure_files`` and names its HTTP port and a path that needs the password.
+    """
+
+    name: ClassVar[str]
+    secure: bool
+    secure_files: SecureVictoriaFiles
+    # /health answers anyone on some versions: the probe asks for a path that needs the password.
+    auth_probe_path: ClassVar[str]
+
+    def http_port(self) -> int:
+        raise NotImplementedError
+
+    def environment(self) -> dict[str, str]:
+        return self.secure_files.environment() if self.secure else {}
+
+    def check(self) -> Health:
+        if not self._running_secure():
+            return http_ok(self.http_port(), "/health")
+        headers = {"Authorization": self.secure_files.authorization()}
+        health = http_ok(self.http_port(), self.auth_probe_path, headers=headers)
+        return Health(health.healthy, f"basic auth; {health.detail}")
+
+    def after_start(self, progress: Progress) -> None:
+        if self.secure and not self._running_secure():
+            raise StackError(
+                f"{self.name} is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
+            )
+        if self.secure:
+            progress(
+                f"{self.name}: basic auth, user sentio; its clients' settings in "
+                f"{self.secure_files.client_env} (mode 0600)"
+            )
+
+    def _running_secure(self) -> bool:
+        """The marker exists only while the last start was a secure one."""
+        return self.secure_files.marker.is_file()

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 
 from sentio_iot.config import StackSettings
-from sentio_iot.errors import StackError
 from sentio_iot.stack.install import go_binary, go_install
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_program, missing
-from sentio_iot.stack.probes import HOST, Health, http_ok
+from sentio_iot.stack.probes import HOST
 from sentio_iot.stack.service import Progress, Service
-from sentio_iot.stack.victoria_secure import SecureVictoriaFiles
+from sentio_iot.stack.victoria_secure import BasicAuthSecured, SecureVictoriaFiles
 
 PACKAGE = "github.com/VictoriaMetrics/VictoriaLogs/app/victoria-logs"
 BINARY = "victoria-logs"
@@ -21,7 +20,8 @@ RETENTION = "100y"
 AUTH_PROBE_PATH = "/flags"
 
 
-class VictoriaLogsService(Service):
+class VictoriaLogsService(BasicAuthSecured, Service):
+    auth_probe_path = AUTH_PROBE_PATH
     name = "victorialogs"
 
     def __init__(self, settings: StackSettings, paths: StackPaths) -> None:
@@ -68,32 +68,8 @@ class VictoriaLogsService(Service):
             *(self.secure_files.flags() if self.secure else []),
         ]
 
-    def environment(self) -> dict[str, str]:
-        return self.secure_files.environment() if self.secure else {}
-
-    def check(self) -> Health:
-        if not self._running_secure():
-            return http_ok(self.settings.victorialogs_port, "/health")
-        # /health answers anyone on some versions: probe a path that needs the password.
-        headers = {"Authorization": self.secure_files.authorization()}
-        health = http_ok(self.settings.victorialogs_port, AUTH_PROBE_PATH, headers=headers)
-        return Health(health.healthy, f"basic auth; {health.detail}")
-
-    def after_start(self, progress: Progress) -> None:
-        if self.secure and not self._running_secure():
-            raise StackError(
-                f"{self.name} is running without --secure",
-                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
-            )
-        if self.secure:
-            progress(
-                f"{self.name}: basic auth, user sentio; its clients' settings in "
-                f"{self.secure_files.client_env} (mode 0600)"
-            )
-
-    def _running_secure(self) -> bool:
-        """The marker exists only while the last start was a secure one."""
-        return self.secure_files.marker.is_file()
+    def http_port(self) -> int:
+        return self.settings.victorialogs_port
 
     def _built(self) -> bool:
         return go_binary(self.paths.bin, BINARY, self.settings.victorialogs_version) is not None

@@ -6,13 +6,12 @@ import time
 from pathlib import Path
 
 from sentio_iot.config import StackSettings
-from sentio_iot.errors import StackError
 from sentio_iot.stack.install import go_install
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_program, missing
-from sentio_iot.stack.probes import HOST, Health, http_ok
+from sentio_iot.stack.probes import HOST
 from sentio_iot.stack.service import Progress, Service
-from sentio_iot.stack.victoria_secure import SecureVictoriaFiles
+from sentio_iot.stack.victoria_secure import BasicAuthSecured, SecureVictoriaFiles
 
 PACKAGE = "github.com/VictoriaMetrics/VictoriaMetrics/app/victoria-metrics"
 BINARY = "victoria-metrics"
@@ -41,7 +40,8 @@ def render_scrape_config(
     return "\n".join(lines) + "\n"
 
 
-class VictoriaMetricsService(Service):
+class VictoriaMetricsService(BasicAuthSecured, Service):
+    auth_probe_path = AUTH_PROBE_PATH
     name = "victoriametrics"
 
     def __init__(self, settings: StackSettings, paths: StackPaths) -> None:
@@ -105,32 +105,8 @@ class VictoriaMetricsService(Service):
             "-search.latencyOffset=5s",
         ]
 
-    def environment(self) -> dict[str, str]:
-        return self.secure_files.environment() if self.secure else {}
-
-    def check(self) -> Health:
-        if not self._running_secure():
-            return http_ok(self.settings.victoriametrics_port, "/health")
-        # /health answers anyone on some versions: probe a path that needs the password.
-        headers = {"Authorization": self.secure_files.authorization()}
-        health = http_ok(self.settings.victoriametrics_port, AUTH_PROBE_PATH, headers=headers)
-        return Health(health.healthy, f"basic auth; {health.detail}")
-
-    def after_start(self, progress: Progress) -> None:
-        if self.secure and not self._running_secure():
-            raise StackError(
-                f"{self.name} is running without --secure",
-                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
-            )
-        if self.secure:
-            progress(
-                f"{self.name}: basic auth, user sentio; its clients' settings in "
-                f"{self.secure_files.client_env} (mode 0600)"
-            )
-
-    def _running_secure(self) -> bool:
-        """The marker exists only while the last start was a secure one."""
-        return self.secure_files.marker.is_file()
+    def http_port(self) -> int:
+        return self.settings.victoriametrics_port
 
     def _binary(self) -> Path | None:
         """A binary built into <home>/bin wins over the one on PATH (Debian's is 1.79.5)."""
