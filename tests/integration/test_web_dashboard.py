@@ -408,10 +408,11 @@ def test_a_device_chart_has_data_for_15_minutes_and_for_an_hour(
                 expect(info).to_contain_text(f"from raw, step {step}s", timeout=15_000)
                 count = int(info.inner_text().split()[0])
                 points[metric, label] = count
-                name = f"{metric} chart ({unit}), {count} points"
-                marks = 1 if metric == "pressure" else 0  # the anomaly on its metric's chart only
+                name = f"{metric} chart ({unit}), {count} point{'' if count == 1 else 's'}"
+                # the anomaly on its metric's chart only
+                marks = "1 anomaly" if metric == "pressure" else "0 anomalies"
                 chart = figure.get_by_role("img", name=name)
-                expect(chart).to_have_attribute("aria-label", f"{name}, {marks} anomalies")
+                expect(chart).to_have_attribute("aria-label", f"{name}, {marks}")
                 expect(chart.locator("canvas")).to_be_visible()
             # the RUL trend's unit is the model's (the sentio_rul series' unit label)
             rul_chart = page.get_by_role("img", name="RUL chart (hours)")

@@ -11,3 +11,8 @@ export function formatTime(us: number | null | undefined): string {
   if (!us) return "–";
   return new Date(us / 1000).toLocaleString();
 }
+
+/** "1 anomaly", "2 anomalies": a count with its noun in the right number. */
+export function counted(n: number, one: string, many: string): string {
+  return `${n} ${n === 1 ? one : many}`;
+}

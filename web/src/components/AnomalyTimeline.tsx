@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { counted } from "../format";
 import { useTheme } from "../lib/theme";
 import { buildTimeline, nearestMarker, rowTicks, SEVERITIES, type Severity } from "../lib/timeline";
 import type { Anomaly } from "../lib/types";
@@ -95,7 +96,7 @@ export function AnomalyTimeline({ anomalies, onOpen }: { anomalies: Anomaly[]; o
       ref={host}
       className="anomaly-timeline"
       role="img"
-      aria-label={`Anomaly timeline: ${timeline.anomalies.length} anomalies on ${timeline.devices.length} devices`}
+      aria-label={`Anomaly timeline: ${counted(timeline.anomalies.length, "anomaly", "anomalies")} on ${counted(timeline.devices.length, "device", "devices")}`}
     />
   );
 }

@@ -1,6 +1,7 @@
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
+import { counted } from "../format";
 import { markerSeries } from "../lib/markers";
 import { useTheme } from "../lib/theme";
 import type { Point } from "../lib/types";
@@ -57,7 +58,7 @@ export function Chart({
       ref={host}
       className="chart"
       role="img"
-      aria-label={`${label} chart${unit ? ` (${unit})` : ""}, ${points.length} points, ${markers.length} anomalies`}
+      aria-label={`${label} chart${unit ? ` (${unit})` : ""}, ${counted(points.length, "point", "points")}, ${counted(markers.length, "anomaly", "anomalies")}`}
     />
   );
 }

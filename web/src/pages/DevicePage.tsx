@@ -5,7 +5,7 @@ import type { ApiClient } from "../lib/api";
 import { RANGES, rulQuery, seriesQuery } from "../lib/range";
 import { anomaliesByMetric, deviceMetrics, shouldLoad } from "../lib/smallMultiples";
 import type { Anomaly, LoggedEvent, Page, Series } from "../lib/types";
-import { formatTime, formatValue } from "../format";
+import { counted, formatTime, formatValue } from "../format";
 
 const NO_MARKS: Anomaly[] = [];
 
@@ -142,7 +142,7 @@ export function DevicePage({ deviceId }: { deviceId: string }) {
           ))}
         </div>
         <span className="muted">
-          {metrics.length} metrics, {marks.length} anomalies in range
+          {counted(metrics.length, "metric", "metrics")}, {counted(marks.length, "anomaly", "anomalies")} in range
         </span>
       </div>
       <h2>Metrics</h2>

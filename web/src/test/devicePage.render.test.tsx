@@ -63,7 +63,7 @@ describe("device page", () => {
     }
     const charts = screen.getAllByRole("img");
     expect(charts.map((c) => c.getAttribute("aria-label"))).toEqual([
-      "pressure chart (bar), 2 points, 1 anomalies",
+      "pressure chart (bar), 2 points, 1 anomaly",
       "temperature chart (°C), 2 points, 0 anomalies",
       "vibration chart (mm/s), 2 points, 0 anomalies",
     ]);
