@@ -10,8 +10,10 @@ Consumes ``alerts`` and ``alert-commands``. What each alert becomes is
   client (it resolves an alert whose ``endsAt`` passed).
 - ACKNOWLEDGED creates a silence of that occurrence (``alert_id``), created by the user of
   the ACK command (``alert-commands``); RESOLVED (also by ``sentio alerts clear``) expires it.
-- A silence made in Alertmanager over a FIRING alert acknowledges it in Sentio: an ACK
-  command by the silence's author (``import_silences``).
+- A silence made in Alertmanager over a FIRING alert acknowledges it in Sentio: the API
+  relays it (``sentio_iot.api.silence_relay``: only the API may write ``alert-commands``).
+  When that alert turns ACKNOWLEDGED, the sink finds it silenced already and makes no
+  silence of its own (``foreign``: left alone when the alert resolves).
 - Start: the latest state of every alert is read from the compacted topic; the open ones
   are posted, alerts Alertmanager holds that Sentio has not open (this pipeline's, label
   ``sentio``) are resolved, acknowledged alerts get their missing silences. So after a
@@ -45,8 +47,7 @@ from sentio_iot.sinks.alertmanager_alerts import (
     resolved,
 )
 from sentio_iot.sinks.alertmanager_api import AlertmanagerApi
-from sentio_iot.sinks.alertmanager_book import FIRING, SILENCE_COMMENT, AlertBook
-from sentio_iot.sinks.alertmanager_commands import AckSender
+from sentio_iot.sinks.alertmanager_book import SILENCE_COMMENT, AlertBook
 from sentio_iot.sinks.halving import refused_records
 from sentio_iot.sinks.writer import BackendUnavailable, RejectedRecords, SinkRecord, Writer
 
@@ -71,12 +72,11 @@ class AlertmanagerWriter(Writer):
         )
         self.book = AlertBook(linking)
         self.api = AlertmanagerApi(self.settings, config.sinks.startup_timeout_s)
-        self.ack_sender = AckSender(config)
         self.ends: dict[int, int] = {}  # the start's read of the alerts topic stopped here
         self.reconciled = False
         self.counts = Family(
             "sentio_sink_alertmanager_total",
-            "What the Alertmanager sink did: alerts posted, silences created and expired, acks imported.",
+            "What the Alertmanager sink did: alerts posted, silences created, adopted and expired.",
             "counter",
             ("what",),
         )
@@ -180,6 +180,8 @@ class AlertmanagerWriter(Writer):
 
     async def _sync_silences(self) -> None:
         """Silence newly acknowledged alerts; expire the silences of resolved ones."""
+        if self.book.to_silence:
+            await self._adopt_silences()
         for alert_id, record in list(self.book.to_silence.items()):
             now = now_us()
             until = now + int(self.settings.silence_days * DAY_US)
@@ -207,8 +209,6 @@ class AlertmanagerWriter(Writer):
                         continue
                     await self._resend()
                     await self._sync_silences()
-                    if self.settings.import_silences:
-                        await self._import_silences()
                 await self._count_notifications()
             except BackendUnavailable as exc:
                 log.warning(
@@ -265,29 +265,20 @@ class AlertmanagerWriter(Writer):
         await self._sync_silences()
         self.reconciled = True
 
-    async def _import_silences(self) -> None:
-        """ACK in Sentio the firing alerts that a silence made in Alertmanager covers."""
+    async def _adopt_silences(self) -> None:
+        """An alert acknowledged because someone silenced it in Alertmanager (the API relayed
+        the silence) keeps that silence: the sink makes none of its own."""
         ours = set(self.book.silences.values())
-        authors: dict[str, Mapping[str, Any]] | None = None
         for held in await self.api.alerts(self.book.linking.pipeline):
             alert_id = str(held.get("labels", {}).get("alert_id", ""))
-            record = self.book.by_alert_id(alert_id)
-            if record is None or str(record["status"]) != FIRING or alert_id in self.book.foreign:
-                continue
             theirs = [s for s in held.get("status", {}).get("silencedBy") or [] if s not in ours]
-            if not theirs:
-                continue
-            if authors is None:
-                authors = await self.api.silences_by_id()
-            silence = authors.get(theirs[0], {})
-            user = str(silence.get("createdBy") or "alertmanager")
-            comment = (
-                f"silenced in Alertmanager (silence {theirs[0]}): {silence.get('comment', '')}"
-            )
-            await self.ack_sender.ack(record, user, comment.strip().rstrip(":"))
-            self.book.foreign[alert_id] = theirs[0]
-            self.counts.inc("acks_imported")
-            log.info("alert %s silenced in Alertmanager by %s: acknowledged", key_of(record), user)
+            if alert_id in self.book.to_silence and theirs:
+                del self.book.to_silence[alert_id]
+                self.book.foreign[alert_id] = theirs[0]
+                self.counts.inc("silences_adopted")
+                log.info(
+                    "alert %s acknowledged by silence %s made in Alertmanager", alert_id, theirs[0]
+                )
 
 
 PLUGIN = SinkPlugin(

@@ -1,5 +1,6 @@
 """The FastAPI application: routes, refusals as JSON, and the lifespan that starts the
-views' Kafka feed, the pipeline-health poller and the VictoriaMetrics client."""
+views' Kafka feed, the pipeline-health poller, the VictoriaMetrics client and the relay of
+Alertmanager's silences (:mod:`sentio_iot.api.silence_relay`)."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ from sentio_iot.api.feed import Batch, KafkaFeed
 from sentio_iot.api.metrics import render_metrics
 from sentio_iot.api.pipeline_health import PipelineHealthMeter, pipeline_report
 from sentio_iot.api.services import Services
+from sentio_iot.api.silence_relay import SilenceRelay
 from sentio_iot.api.views import COMMANDS
 from sentio_iot.config import SentioConfig
 from sentio_iot.pipeline.probes import Poller
@@ -71,12 +73,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         svc.health.start()
     watcher = asyncio.create_task(_watch_ready(svc, feed))
     pusher = asyncio.create_task(_push_pipeline(svc))
+    tasks = [watcher, pusher]
+    relay: SilenceRelay | None = None
+    if feed is not None and svc.config.sinks.alertmanager.import_silences:
+        # only the API may write alert-commands: it relays Alertmanager's silences as ACKs
+        relay = app.state.silence_relay = SilenceRelay(svc.config, svc.views, svc.commands)
+        tasks.append(asyncio.create_task(relay.run(lambda: svc.feed_ready), name="silences"))
     try:
         yield
     finally:
-        watcher.cancel()
-        pusher.cancel()
-        await asyncio.gather(watcher, pusher, return_exceptions=True)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if relay is not None:
+            await relay.close()
         if feed is not None:
             await asyncio.to_thread(feed.stop)
         if svc.health is not None:

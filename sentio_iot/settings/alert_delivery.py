@@ -45,7 +45,7 @@ class AlertmanagerSinkSettings(Section):
     )
     import_silences: bool = Field(
         default=True,
-        description="A silence made in Alertmanager over a firing Sentio alert acknowledges it in Sentio (an ACK on alert-commands, by the silence's author).",
+        description="A silence made in Alertmanager over a firing Sentio alert acknowledges it in Sentio (an ACK on alert-commands, by the silence's author). The API (`sentio api`, the only worker that may write alert-commands) relays it: it looks every resend_interval_s, with this section's url and auth.",
     )
     grafana_url: str = Field(
         default="http://127.0.0.1:3000",

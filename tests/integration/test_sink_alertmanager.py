@@ -24,6 +24,8 @@ from alert_delivery import Receiver, Request, alert, create_topics, pipeline_con
 from click.testing import CliRunner
 from stream_worker import StreamTestbed, free_port, stream_testbed_fixture  # noqa: F401
 
+from sentio_iot.api.app import create_app
+from sentio_iot.api.server import serving
 from sentio_iot.cli.main import cli
 from sentio_iot.config import SentioConfig
 from sentio_iot.records import now_us
@@ -256,10 +258,18 @@ async def test_ack_creates_a_silence_that_suppresses_notifications_and_clear_exp
 async def test_a_silence_made_in_alertmanager_acknowledges_the_alert_in_sentio(
     stream_testbed: StreamTestbed, notifications: Receiver, sentio_config: SentioConfig
 ) -> None:
+    """The API relays the silence (only it may write alert-commands); the sink then leaves
+    the silence alone and makes none of its own."""
     bed = stream_testbed.configure(partitions=1, streams={"alerts": {"check_interval_s": 1}})
     site = bed.name
     worker = bed.start_worker(agents="alerts")
-    sink = RunningSink(sink_config(bed, sentio_config), bed.name)
+    config = sink_config(bed, sentio_config)
+    sink = RunningSink(config, bed.name)
+    api_config = config.model_copy(
+        update={"api": config.api.model_copy(update={"state_dir": bed.tmp_path / "api"})}
+    )
+    relay = serving(create_app(api_config))
+    relay.__enter__()
     api = httpx.AsyncClient(base_url=am_url(sentio_config), timeout=10)
     try:
         device = f"{site}-d"
@@ -298,7 +308,9 @@ async def test_a_silence_made_in_alertmanager_acknowledges_the_alert_in_sentio(
         ours = (await api.get("/api/v2/silences", params={"filter": f'sentio="{bed.name}"'})).json()
         assert ours == []
         assert len(await asyncio.to_thread(bed.read, "alert-commands", 1, 10.0, 1.0)) == 1
+        assert '{what="silences_adopted"} 1' in sink.runtime.writer.metrics_text()
     finally:
+        await asyncio.to_thread(relay.__exit__, None, None, None)
         await api.aclose()
         await sink.stop()
         assert worker.stop() == 0
