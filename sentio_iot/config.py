@@ -206,7 +206,10 @@ class SentioConfig(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The environment wins over the file; the file is passed in as init values.
-        return env_settings, init_settings
+        # SENTIO_<SECRET>__FILE=/path reads a secret from a file (config_env_files.py).
+        from sentio_iot.config_env_files import PlainEnvSource, SecretFileEnvSource
+
+        return PlainEnvSource(settings_cls), SecretFileEnvSource(settings_cls), init_settings
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

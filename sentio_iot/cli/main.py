@@ -12,6 +12,7 @@ from sentio_iot import __version__
 from sentio_iot.cli.alerts_cmd import alerts_group
 from sentio_iot.cli.api_cmd import api
 from sentio_iot.cli.api_keys_cmd import api_keys_group
+from sentio_iot.cli.compose_cmd import compose_group
 from sentio_iot.cli.config_cmd import config_group
 from sentio_iot.cli.deadletter_cmd import deadletter_group
 from sentio_iot.cli.models_cmd import models_group
@@ -65,6 +66,7 @@ cli.add_command(api)
 cli.add_command(users_group)
 cli.add_command(api_keys_group)
 cli.add_command(deadletter_group)
+cli.add_command(compose_group)
 
 
 def main() -> None:

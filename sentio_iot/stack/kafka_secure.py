@@ -130,8 +130,24 @@ def role_grants(access: KafkaAccess) -> list[Grant]:
 class SecureKafkaFiles:
     """The certificate authority, the broker's certificate, the passwords and client files."""
 
+    # The broker's certificate names what clients dial (host name verification).
+    broker_names: tuple[str, ...] = ("localhost", "127.0.0.1")
+    ca_name = "sentio local stack CA"
+
     def __init__(self, paths: StackPaths) -> None:
-        self.root = paths.state / "secure"
+        self._use(paths.state / "secure")
+
+    @classmethod
+    def in_folder(cls, root: Path, broker_names: tuple[str, ...], ca_name: str) -> SecureKafkaFiles:
+        """The same files under ``root`` (Compose's secrets volume: compose_secrets.py), the
+        broker's certificate for ``broker_names`` (DNS names or IP addresses)."""
+        files = cls.__new__(cls)
+        files._use(root)
+        files.broker_names, files.ca_name = broker_names, ca_name
+        return files
+
+    def _use(self, root: Path) -> None:
+        self.root = root
         self.tls = self.root / "tls"
         self.credentials = self.root / "credentials"
         self.clients = self.root / "clients"
@@ -233,7 +249,7 @@ class SecureKafkaFiles:
         ca_key_path = self.tls / "ca.key"
         if not (self.ca_file.is_file() and ca_key_path.is_file()):
             key = ec.generate_private_key(ec.SECP256R1())
-            name = _name("sentio local stack CA")
+            name = _name(self.ca_name)
             ca = _builder(name, name, key.public_key(), CA_DAYS).add_extension(
                 x509.BasicConstraints(ca=True, path_length=0), critical=True
             )
@@ -248,7 +264,7 @@ class SecureKafkaFiles:
         assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
         ca_cert = x509.load_pem_x509_certificate(self.ca_file.read_bytes())
         key = ec.generate_private_key(ec.SECP256R1())
-        names = [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+        names = [_general_name(name) for name in self.broker_names]
         usages = [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
         certificate = (
             _builder(_name(BROKER_USER), ca_cert.subject, key.public_key(), BROKER_DAYS)
@@ -329,6 +345,14 @@ def _expires_soon(certificate_file: Path) -> bool:
     certificate = x509.load_pem_x509_certificate(certificate_file.read_bytes())
     left = certificate.not_valid_after_utc - datetime.datetime.now(datetime.UTC)
     return left < datetime.timedelta(days=RENEW_DAYS)
+
+
+def _general_name(name: str) -> x509.GeneralName:
+    """A subject alternative name: an IP address, else a DNS name."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
 
 
 def _name(common_name: str) -> x509.Name:

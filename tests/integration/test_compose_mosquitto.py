@@ -1,13 +1,16 @@
 """Mosquitto as docker-compose.yml runs it: deploy/mosquitto/mosquitto.conf and acl, with the
-password file deploy/init/init.sh generates, served by a real mosquitto on its own port.
+password file `init` generates (`sentio compose secrets`, hashed in Python without
+mosquitto_passwd), served by a real mosquitto on its own port.
 
-No Docker here: the init script runs with its folders moved under a temporary one (and no
-chown), the configuration with its paths and port moved; every other line is the deployed one.
+No Docker here: `sentio compose secrets` writes the volume into a temporary folder (no chown
+when not root), the configuration runs with its paths and port moved; every other line is the
+deployed one.
 """
 
 from __future__ import annotations
 
 import getpass
+import os
 import shutil
 import socket
 import subprocess
@@ -33,19 +36,20 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+SENTIO = Path(os.environ.get("VIRTUAL_ENV", ROOT / ".venv")) / "bin" / "sentio"
+
+
 def run_init(root: Path) -> None:
-    """deploy/init/init.sh with /secrets and /volumes under ``root`` and chown a no-op."""
+    """What deploy/init/init.sh runs, with the secrets volume at ``root``/secrets."""
     script = (DEPLOY / "init" / "init.sh").read_text()
-    script = script.replace("/secrets", f"{root}/secrets").replace("/volumes", f"{root}/volumes")
-    for folder in ("secrets", "volumes/registry", "volumes/tempo"):
-        (root / folder).mkdir(parents=True, exist_ok=True)
-    (root / "init.sh").write_text(script)
-    subprocess.run(
-        ["sh", "-c", 'chown() { :; }; . "$0"', str(root / "init.sh")],
-        check=True,
+    assert "\nsentio compose secrets /secrets\n" in script
+    result = subprocess.run(
+        [str(SENTIO), "compose", "secrets", str(root / "secrets")],
         capture_output=True,
-        timeout=30,
+        text=True,
+        timeout=60,
     )
+    assert result.returncode == 0, result.stderr
 
 
 @dataclass
@@ -54,7 +58,7 @@ class Broker:
     secrets: Path
 
     def password(self, user: str) -> str:
-        return (self.secrets / "mosquitto" / f"{user}-password").read_text()
+        return (self.secrets / "passwords" / f"mqtt-{user}.password").read_text()
 
 
 @pytest.fixture
@@ -63,7 +67,8 @@ def broker(tmp_path: Path) -> Iterator[Broker]:
     port = free_port()
     conf = (DEPLOY / "mosquitto" / "mosquitto.conf").read_text()
     conf = conf.replace("listener 1883 0.0.0.0", f"listener {port} 127.0.0.1")
-    conf = conf.replace("/run/secrets/sentio", str(tmp_path / "secrets"))
+    # docker-compose.yml mounts the volume's mosquitto/ folder at /run/secrets/sentio.
+    conf = conf.replace("/run/secrets/sentio", str(tmp_path / "secrets" / "mosquitto"))
     conf = conf.replace("/mosquitto/config/acl", str(DEPLOY / "mosquitto" / "acl"))
     conf = conf.replace("/mosquitto/data/", f"{tmp_path}/data/")
     (tmp_path / "data").mkdir()
@@ -167,14 +172,27 @@ def test_the_generated_passwords_work_and_the_acls_hold(broker: Broker) -> None:
 
 def test_a_second_start_keeps_the_passwords(tmp_path: Path) -> None:
     run_init(tmp_path)
-    first = {p.name: p.read_text() for p in (tmp_path / "secrets").rglob("*-password")}
+    kept = tmp_path / "secrets" / "passwords"
+    first = {p.name: p.read_text() for p in kept.iterdir()}
+    passwd = tmp_path / "secrets" / "mosquitto" / "passwd"
+    hashes = passwd.read_text()
     run_init(tmp_path)
-    second = {p.name: p.read_text() for p in (tmp_path / "secrets").rglob("*-password")}
-    assert set(first) == {"admin-password", "devices-password", "sentio-password"}
+    second = {p.name: p.read_text() for p in kept.iterdir()}
+    assert set(first) == {
+        f"{name}.password"
+        for name in (
+            "grafana-admin",
+            "victoriametrics",
+            "alertmanager",
+            "mqtt-devices",
+            "mqtt-sentio",
+        )
+    }
     assert first == second
-    assert all(len(value) == 32 and value.isalnum() for value in first.values())
-    assert len(set(first.values())) == 3
-    passwd = (tmp_path / "secrets" / "mosquitto" / "passwd").read_text().splitlines()
-    assert [line.split(":")[0] for line in passwd] == ["devices", "sentio"]
-    assert all(first["devices-password"] not in line for line in passwd)  # hashed
-    assert (tmp_path / "secrets" / "mosquitto" / "passwd").stat().st_mode & 0o077 == 0
+    assert all(len(value) == 32 for value in first.values())  # token_urlsafe(24)
+    assert len(set(first.values())) == 5
+    lines = passwd.read_text().splitlines()
+    assert [line.split(":")[0] for line in lines] == ["devices", "sentio"]
+    assert all(first["mqtt-devices.password"] not in line for line in lines)  # hashed
+    assert passwd.read_text() != hashes  # a new salt at each start, the same passwords
+    assert passwd.stat().st_mode & 0o077 == 0

@@ -78,11 +78,36 @@ def render(
 
 
 def volume_targets(service: Mapping[str, Any]) -> dict[str, str]:
-    """source (named volume or ./path) -> target of a service's short-syntax volumes."""
-    found: dict[str, str] = {}
+    """source (named volume or ./path) -> target of a service's volumes, short syntax
+    (``source:target[:ro]``) or long (a mapping: ``source``, ``target``)."""
+    return {mount.source: mount.target for mount in mounts(service)}
+
+
+@dataclass(frozen=True)
+class Mount:
+    """One entry of a service's ``volumes``, either syntax."""
+
+    source: str
+    target: str
+    read_only: bool
+    subpath: str | None = None  # long syntax: ``volume: {subpath: ...}``
+
+
+def mounts(service: Mapping[str, Any]) -> list[Mount]:
+    found: list[Mount] = []
     for volume in service.get("volumes", []):
-        source, target = str(volume).split(":")[:2]
-        found[source] = target
+        if isinstance(volume, Mapping):
+            found.append(
+                Mount(
+                    str(volume["source"]),
+                    str(volume["target"]),
+                    bool(volume.get("read_only", False)),
+                    (volume.get("volume") or {}).get("subpath"),
+                )
+            )
+            continue
+        source, target, *options = str(volume).split(":")
+        found.append(Mount(source, target, "ro" in options))
     return found
 
 

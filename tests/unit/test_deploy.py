@@ -18,11 +18,21 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 from click.testing import CliRunner
-from compose_render import MissingVariableError, Rendering, published, render, volume_targets
+from compose_render import (
+    MissingVariableError,
+    Mount,
+    Rendering,
+    mounts,
+    published,
+    render,
+    volume_targets,
+)
+from pydantic import SecretStr
 
 from sentio_iot.cli.main import cli
 from sentio_iot.config import SentioConfig, load_config
 from sentio_iot.plugins import connector_names, load_connector_plugin, load_sink_plugin
+from sentio_iot.secret_values import secret_value
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
@@ -76,7 +86,12 @@ def services() -> dict[str, Any]:
 
 
 def sentio_services() -> dict[str, Any]:
-    return {name: s for name, s in services().items() if s.get("image") == SENTIO_IMAGE}
+    """The services that run a ``sentio`` command (init runs its script in the same image)."""
+    return {
+        name: s
+        for name, s in services().items()
+        if s.get("image") == SENTIO_IMAGE and name != "init"
+    }
 
 
 def deploy_config() -> SentioConfig:
@@ -127,6 +142,8 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "grafana",
         "alertmanager",
         "mosquitto",
+        "init",
+        "kafka-access",
         "topics",
         "producer-simulate",
         "streams",
@@ -137,6 +154,7 @@ def test_compose_parses_with_every_part_of_the_stack() -> None:
         "api",
     } <= set(services())
     assert set(sentio_services()) == {
+        "kafka-access",
         "topics",
         "producer-simulate",
         "streams",
@@ -173,7 +191,8 @@ def test_every_sentio_service_mounts_the_deployment_config(name: str) -> None:
 
 
 def test_long_running_workers_restart_and_report_health() -> None:
-    workers = {n: s for n, s in sentio_services().items() if n != "topics"}
+    one_shots = {"kafka-access", "topics"}
+    workers = {n: s for n, s in sentio_services().items() if n not in one_shots}
     assert len(workers) == 7
     for name, service in workers.items():
         assert service["restart"] == "unless-stopped", name
@@ -181,7 +200,11 @@ def test_long_running_workers_restart_and_report_health() -> None:
             name
         )
         assert "healthcheck" in service, name
-    assert sentio_services()["topics"]["restart"] == "no"
+    for name in one_shots:
+        assert sentio_services()[name]["restart"] == "no"
+    assert sentio_services()["topics"]["depends_on"]["kafka-access"] == {
+        "condition": "service_completed_successfully"
+    }
 
 
 def test_health_checks_use_the_ports_of_the_contract_and_the_config() -> None:
@@ -218,8 +241,7 @@ def test_the_deployment_config_is_valid() -> None:
 
 
 def test_kafka_address_matches_the_broker_listener() -> None:
-    kafka = services()["kafka"]["environment"]
-    assert kafka["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"
+    assert kafka_properties()["advertised.listeners"] == "SASL_SSL://kafka:9092"
     assert deploy_config().kafka.bootstrap_servers == "kafka:9092"
 
 
@@ -274,16 +296,15 @@ def test_victoriametrics_scrapes_every_worker() -> None:
 
 def test_every_mounted_file_exists_and_every_named_volume_is_declared() -> None:
     declared = set(compose()["volumes"])
-    mounts = 0
+    found = 0
     for name, service in services().items():
-        for volume in service.get("volumes", []):
-            source = volume.split(":")[0]
-            if source.startswith("./"):
-                assert (ROOT / source).exists(), f"{name}: {source} does not exist"
-                mounts += 1
+        for mount in mounts(service):
+            if mount.source.startswith("./"):
+                assert (ROOT / mount.source).exists(), f"{name}: {mount.source} does not exist"
+                found += 1
             else:
-                assert source in declared, f"{name}: volume {source} is not declared"
-    assert mounts >= 14
+                assert mount.source in declared, f"{name}: volume {mount.source} is not declared"
+    assert found >= 15
 
 
 # -- compose: rendering, doors and locks (issue 17) ------------------------------------------
@@ -292,15 +313,44 @@ INIT_SCRIPT = DEPLOY / "init" / "init.sh"
 MOSQUITTO_CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
 
 
-def in_volume(service: dict[str, Any], volume: str, path: str) -> str:
-    """``path`` inside a named volume, as ``service`` sees it (mount target + path)."""
-    return f"{volume_targets(service)[volume]}/{path}"
+KAFKA_PROPERTIES = DEPLOY / "kafka" / "server.properties"
+KAFKA_START = DEPLOY / "kafka" / "start.sh"
+SECRETS_TARGET = "/run/secrets/sentio"
 
 
-def init_script_writes(path_in_init: str) -> bool:
-    """Whether deploy/init/init.sh generates the file at ``path_in_init``."""
-    text = INIT_SCRIPT.read_text()
-    return re.search(rf"^secret {re.escape(path_in_init)}$", text, re.MULTILINE) is not None
+def kafka_properties() -> dict[str, str]:
+    """deploy/kafka/server.properties as Kafka reads it (key=value, # comments)."""
+    pairs = [
+        line.split("=", 1)
+        for line in KAFKA_PROPERTIES.read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    keys = [key for key, _ in pairs]
+    assert len(keys) == len(set(keys)), "a key twice"
+    return dict(pairs)
+
+
+def secrets_mount(service: dict[str, Any]) -> Mount:
+    """The service's one mount of the secrets volume."""
+    [mount] = [m for m in mounts(service) if m.source == "secrets"]
+    return mount
+
+
+def secret_file(service: dict[str, Any], path: str) -> str:
+    """The file ``path`` (in the container) as ``<folder of the volume>/<name>``, checking it
+    lies in the service's own folder of the secrets volume."""
+    mount = secrets_mount(service)
+    assert path.startswith(f"{mount.target}/"), path
+    return f"{mount.subpath}/{path[len(mount.target) + 1 :]}"
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The secrets volume as `init` fills it (`sentio compose secrets`), in a tmp folder."""
+    root = tmp_path_factory.mktemp("compose-secrets") / "secrets"
+    result = CliRunner().invoke(cli, ["compose", "secrets", str(root)])
+    assert result.exit_code == 0, result.output
+    return root
 
 
 def mosquitto_conf() -> dict[str, str]:
@@ -324,7 +374,8 @@ def test_interpolation_follows_compose() -> None:
 def test_compose_renders_with_its_defaults_and_every_variable_has_one() -> None:
     rendered, unset = render()
     assert unset == set()
-    assert "$" not in json.dumps(rendered["services"]).replace("$$", "")
+    # What is left is a shell's command substitution ($$( in the file) in a health check.
+    assert not re.search(r"\$(?!\()", json.dumps(rendered["services"]))
     moved, _ = render({"GRAFANA_PORT": "3300", "SENTIO_API_PORT": "18000"})
     assert published(moved["services"]["grafana"]) == {3300: 3000}
     assert published(moved["services"]["api"]) == {18000: 8000}
@@ -354,7 +405,7 @@ def test_only_grafana_and_the_api_are_published_on_the_host() -> None:
 
 def test_kafka_keeps_its_data_on_its_volume() -> None:
     kafka = services()["kafka"]
-    assert kafka["environment"]["KAFKA_LOG_DIRS"] == volume_targets(kafka)["kafka-data"]
+    assert kafka_properties()["log.dirs"] == volume_targets(kafka)["kafka-data"]
     assert "kafka-data" in compose()["volumes"]
 
 
@@ -376,7 +427,9 @@ def test_registry_keeps_schemas_in_an_h2_file_on_its_volume_like_the_local_stack
     assert registry["depends_on"]["init"] == {"condition": "service_completed_successfully"}
 
 
-def test_mosquitto_listens_on_the_network_with_passwords_and_acls() -> None:
+def test_mosquitto_listens_on_the_network_with_passwords_and_acls(generated: Path) -> None:
+    from sentio_iot.stack.compose_secrets import MQTT_USERS
+
     conf = mosquitto_conf()
     assert conf["listener"] == "1883 0.0.0.0"
     assert conf["allow_anonymous"] == "false"
@@ -384,14 +437,13 @@ def test_mosquitto_listens_on_the_network_with_passwords_and_acls() -> None:
     targets = volume_targets(mosquitto)
     assert targets["./deploy/mosquitto/mosquitto.conf"] == "/mosquitto/config/mosquitto.conf"
     assert targets["./deploy/mosquitto/acl"] == conf["acl_file"]
-    # The password file is the one init generates, seen through the secrets volume.
-    assert conf["password_file"] == in_volume(mosquitto, "secrets", "mosquitto/passwd")
-    assert volume_targets(services()["init"])["secrets"] == "/secrets"
-    text = INIT_SCRIPT.read_text()
-    assert "mv /secrets/mosquitto/passwd.new /secrets/mosquitto/passwd" in text
+    # The password file is the one init generates, in Mosquitto's folder of the volume.
+    assert secret_file(mosquitto, conf["password_file"]) == "mosquitto/passwd"
+    passwd = (generated / "mosquitto" / "passwd").read_text().splitlines()
+    assert [line.split(":")[0] for line in passwd] == list(MQTT_USERS)
+    assert all(line.split(":", 1)[1].startswith("$7$") for line in passwd)  # hashes only
     acl_users = re.findall(r"^user (\S+)$", (DEPLOY / "mosquitto" / "acl").read_text(), re.M)
-    [init_users] = re.findall(r"^for user in ([\w ]+); do$", text, re.MULTILINE)
-    assert acl_users == init_users.split() == ["devices", "sentio"]
+    assert acl_users == list(MQTT_USERS) == ["devices", "sentio"]
     assert mosquitto["depends_on"]["init"] == {"condition": "service_completed_successfully"}
 
 
@@ -410,37 +462,279 @@ def test_no_password_has_a_default() -> None:
     for name, service in services().items():
         for key, value in (service.get("environment") or {}).items():
             if key.endswith("__FILE"):
+                assert str(value).startswith(f"{SECRETS_TARGET}/"), (name, key, value)
                 continue
             assert not (is_secret_key(key.lower()) or "PASSWORD" in key), (name, key, value)
         assert "admin/admin" not in json.dumps(service), name
     grafana = services()["grafana"]
     env = grafana["environment"]
     assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "false"
-    assert env["GF_SECURITY_ADMIN_PASSWORD__FILE"] == in_volume(
-        grafana, "secrets", "grafana/admin-password"
-    )
-    assert volume_targets(grafana)["secrets"].startswith("/run/secrets/")
-    assert init_script_writes("/secrets/grafana/admin-password")
-    assert 'secret "/secrets/mosquitto/$user-password"' in INIT_SCRIPT.read_text()
-    # Every service that reads a generated secret waits for init; the deployment config holds none.
-    for name in ("grafana", "mosquitto"):
+    assert secret_file(grafana, env["GF_SECURITY_ADMIN_PASSWORD__FILE"]) == "grafana/admin-password"
+    # Every service that reads a generated secret waits for init (the workers through
+    # kafka -> kafka-access -> topics); the deployment config holds none.
+    for name in ("grafana", "mosquitto", "kafka", "victoriametrics", "alertmanager"):
         assert services()[name]["depends_on"]["init"]["condition"] == (
             "service_completed_successfully"
         )
-    assert not re.search(r"password|token|secret", (DEPLOY / "sentio.yaml").read_text(), re.I)
+    config = deploy_config()
+    assert config.kafka.sasl_username is None and config.kafka.sasl_password is None
+    assert config.sinks.victoriametrics.auth.basic_auth is None
+    assert config.sinks.alertmanager.auth.basic_auth is None
+    settings = [
+        line for line in (DEPLOY / "sentio.yaml").read_text().splitlines() if "#" not in line
+    ]
+    assert not re.search(r"password|token|auth", "\n".join(settings), re.I)
+
+
+def test_no_password_literal_anywhere_in_the_deployment(generated: Path) -> None:
+    """The generated passwords are in the secrets volume only: no deployment file names one,
+    and every flag or setting that takes a password takes a file."""
+    passwords = {
+        path.read_text().strip()
+        for path in generated.rglob("*")
+        if path.is_file() and (path.name.endswith("password") or path.parent.name == "passwords")
+    }
+    assert len(passwords) >= 8
+    texts = [(ROOT / "docker-compose.yml").read_text()]
+    texts += [path.read_text() for path in DEPLOY.rglob("*") if path.is_file()]
+    for text in texts:
+        assert not any(password in text for password in passwords)
+    words = json.dumps(services())
+    for match in re.finditer(r"(?i)[\w.-]*password[\w.-]*[=:] ?([^\s\",]*)", words):
+        value = match.group(1)
+        assert value == "" or value.startswith(("file:///run/secrets/", "/run/secrets/")), match[0]
+    assert (
+        "$__file{"
+        in (DEPLOY / "grafana" / "provisioning" / "datasources" / "sentio.yaml").read_text()
+    )
 
 
 def test_the_init_script_runs_as_root_without_network_and_is_mounted() -> None:
     init = services()["init"]
     assert init["user"] == "0:0" and init["restart"] == "no"
+    assert init["image"] == SENTIO_IMAGE and init["build"] == "."
     assert init["entrypoint"] == ["/bin/sh", "/init.sh"]
     assert volume_targets(init)["./deploy/init/init.sh"] == "/init.sh"
-    assert INIT_SCRIPT.read_text().startswith("#!/bin/sh\n")
-    assert "set -eu" in INIT_SCRIPT.read_text() and "umask 077" in INIT_SCRIPT.read_text()
+    assert volume_targets(init)["secrets"] == "/secrets"
+    text = INIT_SCRIPT.read_text()
+    assert text.startswith("#!/bin/sh\n")
+    assert "set -eu" in text and "umask 077" in text
+    assert re.search(r"^sentio compose secrets /secrets$", text, re.MULTILINE)
+    result = CliRunner().invoke(cli, ["compose", "secrets", "--help"])
+    assert result.exit_code == 0, result.output
+
+
+# -- compose: Kafka, the backends and the workers behind credentials (issue 17) ----------------
+
+
+def test_kafka_is_locked_as_the_local_secure_stack_locks_its_own() -> None:
+    """deploy/kafka/server.properties holds what `sentio stack up --secure` sets, addresses
+    and file locations aside; start.sh adds the broker's login from the secrets volume."""
+    from sentio_iot.stack.kafka_secure import BROKER_USER, MECHANISM, SecureKafkaFiles
+    from sentio_iot.stack.paths import StackPaths
+
+    properties = kafka_properties()
+    files = SecureKafkaFiles(StackPaths(Path("/unused")))
+    files.password = lambda user: "unused"  # type: ignore[method-assign]
+    local = files.server_properties(9092, 9093)
+    jaas = "listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config"
+    moved = {"listeners", "advertised.listeners", jaas}
+    moved |= {"ssl.keystore.location", "ssl.truststore.location"}
+    assert {k: v for k, v in local.items() if k not in moved} == {
+        k: properties[k] for k in local if k not in moved
+    }
+    # Clients reach SASL_SSL only; the controller listener speaks TLS to the broker alone.
+    assert properties["listeners"] == "SASL_SSL://:9092,CONTROLLER://:9093"
+    assert properties["advertised.listeners"] == "SASL_SSL://kafka:9092"
+    assert properties["listener.security.protocol.map"] == "CONTROLLER:SSL,SASL_SSL:SASL_SSL"
+    assert "PLAINTEXT" not in KAFKA_PROPERTIES.read_text()
+    assert properties["sasl.enabled.mechanisms"] == MECHANISM == "SCRAM-SHA-512"
+    assert properties["listener.name.controller.ssl.client.auth"] == "required"
+    assert properties["authorizer.class.name"].endswith("StandardAuthorizer")
+    assert properties["allow.everyone.if.no.acl.found"] == "false"
+    assert properties["super.users"] == f"User:{BROKER_USER}"
+    assert properties["controller.quorum.voters"] == "1@kafka:9093"
+    # The key, certificate and CA are in Kafka's folder of the secrets volume.
+    kafka = services()["kafka"]
+    assert secret_file(kafka, properties["ssl.keystore.location"]) == "kafka/broker-keystore.pem"
+    assert secret_file(kafka, properties["ssl.truststore.location"]) == "kafka/ca.pem"
+    assert kafka["entrypoint"] == ["/bin/bash", "/etc/sentio/kafka/start.sh"]
+    assert volume_targets(kafka)["./deploy/kafka"] == "/etc/sentio/kafka"
+    assert "ports" not in kafka and "kafka" not in published(kafka)
+    start = KAFKA_START.read_text()
+    assert f'username=\\"{BROKER_USER}\\" password=\\"$password\\"' in start
+    assert "--add-scram" in start and f"{MECHANISM}=[name={BROKER_USER}" in start
+    assert '"@$work/format.args"' in start  # the password never on a command line
+    assert "--ignore-formatted" in start and 'rm -f "$work/format.args"' in start
+    assert f"{SECRETS_TARGET}" in start and "broker.password" in start and "cluster-id" in start
+    assert "client.properties" in " ".join(kafka["healthcheck"]["test"])
+
+
+def test_every_service_mounts_only_its_own_folder_of_the_secrets_volume(generated: Path) -> None:
+    from sentio_iot.stack.compose_secrets import ComposeSecrets
+
+    folders = set(ComposeSecrets(generated).service_files())
+    readers = {}
+    for name, service in services().items():
+        found = [m for m in mounts(service) if m.source == "secrets"]
+        if name == "init":
+            assert found == [Mount("secrets", "/secrets", False)]
+            continue
+        if not found:
+            continue
+        [mount] = found
+        assert (mount.subpath, mount.target, mount.read_only) == (name, SECRETS_TARGET, True)
+        readers[name] = mount.subpath
+    assert set(readers.values()) == folders
+    assert {p.name for p in generated.iterdir() if p.is_dir()} == folders | {"pki", "passwords"}
+
+
+def test_each_worker_logs_in_to_kafka_as_its_own_role(
+    generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentio_iot.stack.compose_secrets import (
+        KAFKA_CA,
+        KAFKA_PASSWORD,
+        WORKERS,
+        basic_auth_file,
+    )
+
+    assert set(WORKERS) == set(sentio_services()) - {"kafka-access"}
+    config = deploy_config()
+    assert (config.kafka.security_protocol, config.kafka.sasl_mechanism) == (
+        "SASL_SSL",
+        "SCRAM-SHA-512",
+    )
+    ca = config.kafka.extra["ssl.ca.location"]
+    assert secret_value(ca if isinstance(ca, str | SecretStr) else None) == (
+        f"{SECRETS_TARGET}/{KAFKA_CA}"
+    )
+    settings = {
+        "victoriametrics": {
+            "SINKS__VICTORIAMETRICS__AUTH__BASIC_AUTH",
+            "API__HISTORY__AUTH__BASIC_AUTH",
+        },
+        "alertmanager": {"SINKS__ALERTMANAGER__AUTH__BASIC_AUTH"},
+    }
+    roles = set()
+    for name, worker in WORKERS.items():
+        service = services()[name]
+        env = service["environment"]
+        assert env["SENTIO_KAFKA__SASL_USERNAME"] == worker.role, name
+        password_file = env["SENTIO_KAFKA__SASL_PASSWORD__FILE"]
+        assert secret_file(service, password_file) == f"{name}/{KAFKA_PASSWORD}"
+        roles.add(worker.role)
+        http = {
+            key
+            for key in env
+            if key not in {"SENTIO_KAFKA__SASL_USERNAME", "SENTIO_KAFKA__SASL_PASSWORD__FILE"}
+        }
+        expected = set()
+        for backend in worker.http:
+            keys = {
+                k
+                for k in http
+                if k.removeprefix("SENTIO_").removesuffix("__FILE") in settings[backend]
+            }
+            assert keys, (name, backend)
+            for key in keys:
+                assert secret_file(service, env[key]) == f"{name}/{basic_auth_file(backend)}"
+            expected |= keys
+        assert http == expected, name
+        # The worker's configuration, with its environment pointed at the generated folder.
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value).replace(SECRETS_TARGET, str(generated / name)))
+        loaded = deploy_config()
+        kafka_password = (generated / name / KAFKA_PASSWORD).read_text()
+        role_password = (generated / "pki" / "credentials" / f"{worker.role}.password").read_text()
+        assert loaded.kafka.sasl_username == worker.role
+        assert loaded.kafka.sasl_password is not None
+        assert loaded.kafka.sasl_password.get_secret_value() == kafka_password == role_password
+        if "victoriametrics" in worker.http:
+            vm = (generated / "passwords" / "victoriametrics.password").read_text()
+            auth = loaded.api.history.auth if name == "api" else loaded.sinks.victoriametrics.auth
+            assert auth.basic_auth is not None
+            assert auth.basic_auth.get_secret_value() == f"sentio:{vm}"
+        for key in env:
+            monkeypatch.delenv(key)
+    assert roles == {"admin", "producer", "streams", "sink", "api"}
+    assert services()["api"]["environment"]["SENTIO_KAFKA__SASL_USERNAME"] == "api"
+
+
+def test_kafka_access_runs_as_the_broker_user_with_the_roles_passwords(generated: Path) -> None:
+    from sentio_iot.stack.compose_secrets import ACCESS_SERVICE
+    from sentio_iot.stack.kafka_secure import BROKER_USER, ROLES
+
+    access = services()[ACCESS_SERVICE]
+    argv = access["command"]
+    assert argv[:2] == ["compose", "kafka-access"]
+    assert argv[argv.index("--secrets") + 1] == secrets_mount(access).target == SECRETS_TARGET
+    folder = generated / ACCESS_SERVICE
+    names = {p.name for p in (folder / "credentials").iterdir()}
+    assert names == {f"{user}.password" for user in (BROKER_USER, *ROLES)}
+    assert (folder / "tls" / "ca.pem").read_text() == (generated / "pki/tls/ca.pem").read_text()
+    assert not (folder / "tls" / "ca.key").exists()
+    assert access["depends_on"]["kafka"] == {"condition": "service_healthy"}
+
+
+def test_victoriametrics_asks_for_basic_auth_and_its_clients_have_it(generated: Path) -> None:
+    vm = services()["victoriametrics"]
+    flags = dict(arg.split("=", 1) for arg in vm["command"] if "=" in arg)
+    assert flags["-httpAuth.username"] == "sentio"
+    file = flags["-httpAuth.password"].removeprefix("file://")
+    assert flags["-httpAuth.password"].startswith("file:///")
+    assert secret_file(vm, file) == "victoriametrics/httpauth-password"
+    password = (generated / "passwords" / "victoriametrics.password").read_text()
+    assert (generated / "victoriametrics" / "httpauth-password").read_text() == password
+    for name in ("sink-victoriametrics", "api"):
+        basic = (generated / name / "victoriametrics-basic-auth").read_text()
+        assert basic == f"sentio:{password}"
+    # Grafana's data source logs in with its copy; /health (the health check) answers anyone.
+    by_type = {ds["type"]: ds for ds in datasources()}
+    grafana = services()["grafana"]
+    for kind, backend in (("prometheus", "victoriametrics"), ("alertmanager", "alertmanager")):
+        source = by_type[kind]
+        assert (source["basicAuth"], source["basicAuthUser"]) == (True, "sentio")
+        match = re.fullmatch(r"\$__file\{(.+)\}", source["secureJsonData"]["basicAuthPassword"])
+        assert match, source
+        assert secret_file(grafana, match.group(1)) == f"grafana/{backend}-password"
+        stored = (generated / "passwords" / f"{backend}.password").read_text()
+        assert (generated / "grafana" / f"{backend}-password").read_text() == stored
+    assert "/health" in " ".join(vm["healthcheck"]["test"])
+
+
+def test_alertmanager_asks_for_basic_auth_everywhere_and_its_clients_have_it(
+    generated: Path,
+) -> None:
+    import bcrypt
+
+    am = services()["alertmanager"]
+    [flag] = [arg for arg in am["command"] if arg.startswith("--web.config.file=")]
+    assert secret_file(am, flag.split("=", 1)[1]) == "alertmanager/web.yml"
+    web = yaml.safe_load((generated / "alertmanager" / "web.yml").read_text())
+    [(user, hashed)] = web["basic_auth_users"].items()
+    password = (generated / "passwords" / "alertmanager.password").read_text()
+    assert user == "sentio" and bcrypt.checkpw(password.encode(), hashed.encode())
+    assert password not in (generated / "alertmanager" / "web.yml").read_text()
+    check = " ".join(am["healthcheck"]["test"])
+    assert "$(cat /run/secrets/sentio/password)" in check and "/-/ready" in check
+    assert (generated / "alertmanager" / "password").read_text() == password
+    for name in ("sink-alertmanager", "api"):
+        assert (generated / name / "alertmanager-basic-auth").read_text() == f"sentio:{password}"
+    # VictoriaMetrics scrapes Alertmanager's /metrics with the password of its own folder.
+    scrape = yaml.safe_load((DEPLOY / "victoriametrics" / "scrape.yml").read_text())
+    [job] = [j for j in scrape["scrape_configs"] if j["job_name"] == "alertmanager"]
+    assert job["basic_auth"]["username"] == "sentio"
+    vm = services()["victoriametrics"]
+    assert (
+        secret_file(vm, job["basic_auth"]["password_file"])
+        == "victoriametrics/alertmanager-password"
+    )
+    assert (generated / "victoriametrics" / "alertmanager-password").read_text() == password
 
 
 def test_grafana_mounts_the_provisioning_and_the_dashboards() -> None:
-    mounts = dict(v.split(":")[:2] for v in services()["grafana"]["volumes"])
+    mounts = volume_targets(services()["grafana"])
     assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
     providers = yaml.safe_load(
         (DEPLOY / "grafana" / "provisioning" / "dashboards" / "sentio.yaml").read_text()
