@@ -5,6 +5,8 @@
     ├── PrerequisiteError            a tool the local stack needs (java, mvn, go, ...) is missing
     ├── TransientError               retry with backoff; ``retryable`` is True
     │   ├── ConnectError             a broker, registry, device or sink cannot be reached
+    │   │   └── AccessRefused        Kafka refused the login or its ACLs refuse a topic or
+    │   │                            group: bad credentials, not retried (exit status 77)
     │   └── OperationTimeout         an operation did not finish in time
     ├── StackError                   a local service failed to start or stop
     ├── RegistryError                the schema registry refused a request (status, error code)
@@ -13,6 +15,9 @@
         └── DeserializationError     bytes that cannot be decoded; carries the raw bytes
 
 Raise with ``raise ... from exc`` so the cause is kept for ``--debug``.
+
+The CLI's exit status says which (``exit_status``), so a supervisor (``sentio run``, systemd,
+Compose) tells a worker to fix from one to restart without reading its output.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ class ConnectError(TransientError):
     """A broker, schema registry, device or sink cannot be reached."""
 
 
+class AccessRefused(ConnectError):
+    """Kafka refused the login (wrong user or password, revoked) or its ACLs refuse a topic or
+    group, at start or while running: the credentials are wrong, which no retry mends."""
+
+    retryable = False
+
+
 class OperationTimeout(TransientError):
     """An operation did not finish in time."""
 
@@ -97,3 +109,17 @@ class DeserializationError(DataError):
         super().__init__(message)
         self.raw = raw
         self.topic = topic
+
+
+EXIT_ERROR = 1  # any other SentioError
+EXIT_CONFIG = 2  # ConfigError: the configuration is invalid
+EXIT_ACCESS_REFUSED = 77  # AccessRefused: sysexits.h EX_NOPERM
+
+
+def exit_status(error: SentioError) -> int:
+    """The CLI's exit status for ``error``."""
+    if isinstance(error, ConfigError):
+        return EXIT_CONFIG
+    if isinstance(error, AccessRefused):
+        return EXIT_ACCESS_REFUSED
+    return EXIT_ERROR

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -13,7 +12,7 @@ from confluent_kafka.admin import AdminClient
 from pydantic import SecretStr
 
 from sentio_iot.config import KafkaSettings
-from sentio_iot.errors import ConnectError
+from sentio_iot.errors import AccessRefused
 from sentio_iot.secret_values import secret_value
 
 LIBRDKAFKA_LOG = logging.getLogger("sentio_iot.librdkafka")
@@ -122,24 +121,18 @@ class LoginRefusals:
         if error.code() in (KafkaError._TRANSPORT, KafkaError._ALL_BROKERS_DOWN):
             self.unreachable = True  # after a refused login too: that says it first
         if error.code() == KafkaError._AUTHENTICATION:
-            if not self.quiet and self.refused != error.str():  # refused later: say so once
-                log.error(
-                    "Kafka at %s refused the login of %r: %s",
-                    self.bootstrap,
-                    self.user,
-                    error.str(),
-                )
+            # the worker stops with ``refusal()``'s line (AccessRefused), at start or later
             self.refused = error.str()
         if self._then is not None:
             self._then(error)
 
-    def error(self, kafka: KafkaSettings) -> ConnectError:
+    def error(self, kafka: KafkaSettings) -> AccessRefused:
         user = kafka.sasl_username or kafka.extra.get("sasl.username")
         return self.refusal(kafka.bootstrap_servers, None if user is None else str(user))
 
-    def refusal(self, bootstrap: str, user: str | None) -> ConnectError:
+    def refusal(self, bootstrap: str, user: str | None) -> AccessRefused:
         reason = (self.refused or "").split("SASL authentication error: ", 1)[-1]
-        return ConnectError(
+        return AccessRefused(
             f"cannot reach Kafka at {bootstrap}: it refused the login of "
             f"{user!r}: {reason.split(' (after ', 1)[0]}",
             fix="check kafka.sasl_username and kafka.sasl_password, and do "
@@ -156,26 +149,14 @@ class LoginRefusals:
             LIBRDKAFKA_LOG.log(level, message, *args)
 
 
-def access_refused(bootstrap: str, user: str | None, what: str, error: KafkaError) -> ConnectError:
+def access_refused(bootstrap: str, user: str | None, what: str, error: KafkaError) -> AccessRefused:
     """Kafka took the login but its ACLs refuse ``user`` ``what`` (a topic, a group)."""
-    return ConnectError(
+    return AccessRefused(
         f"Kafka at {bootstrap} refused {user!r} access to {what}: {error.name()}",
         fix="give this worker its own role's credentials (producers: producer, stream "
         f"workers: streams, sinks: sink, the API: api) and the matching topics.prefix; "
         f"{CREDENTIALS_FIX}",
     )
-
-
-# The CLI's line for either refusal (`error: ` + the ConnectError above): `sentio run` reads it
-# in a child's log and does not restart the child, as for a configuration error.
-_REFUSAL = re.compile(
-    r"^error: (cannot reach Kafka at \S+: it refused the login of |Kafka at \S+ refused '.*' access to )"
-)
-
-
-def is_refusal_line(line: str) -> bool:
-    """Whether ``line`` is the CLI's error line for a refused Kafka login or ACL."""
-    return _REFUSAL.match(line) is not None
 
 
 def probe_access(
@@ -187,7 +168,7 @@ def probe_access(
 ) -> list[str] | None:
     """Ask for each topic's metadata as a worker starts: the topics that do not exist yet
     (empty: all there), or None when no broker answered within ``timeout_s`` (an outage: the
-    worker buffers or retries). A refused login or a topic the ACLs hide raises ConnectError
+    worker buffers or retries). A refused login or a topic the ACLs hide raises AccessRefused
     at once: bad configuration, which no retry mends. While librdkafka has not said that the
     broker is unreachable (a TLS and SASL handshake under way), it waits up to ``handshake_s``
     for the verdict.

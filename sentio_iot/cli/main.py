@@ -24,12 +24,13 @@ from sentio_iot.cli.stream_cmd import stream_group
 from sentio_iot.cli.topics_cmd import topics_group
 from sentio_iot.cli.train_cmd import train_group
 from sentio_iot.cli.users_cmd import users_group
-from sentio_iot.errors import ConfigError, SentioError
+from sentio_iot.errors import SentioError, exit_status
 from sentio_iot.telemetry import configure_logging
 
 
 class SentioGroup(click.Group):
-    """Turns SentioError into one line on stderr and an exit code; ``--debug`` keeps tracebacks."""
+    """Turns SentioError into one line on stderr and its exit status (``errors.exit_status``:
+    2 configuration, 77 Kafka access refused, else 1); ``--debug`` keeps tracebacks."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -38,7 +39,7 @@ class SentioGroup(click.Group):
             if ctx.obj and ctx.obj.get("debug"):
                 raise
             click.echo(f"error: {exc}", err=True)
-            sys.exit(2 if isinstance(exc, ConfigError) else 1)
+            sys.exit(exit_status(exc))
 
 
 @click.group(cls=SentioGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -4,9 +4,10 @@ Each child leads its own process group (so a Ctrl-C in the terminal reaches only
 orchestrator, which then stops the children in order) and writes stdout and stderr to its
 own log file. A child that exits is started again after a backoff (1 s doubling to 30 s,
 back to 1 s after a minute of running), except one that exits with status 2, a
-configuration error, or whose last line says Kafka refused its login or its topics
-(sentio_iot.kafka.is_refusal_line), which no restart can fix: it is marked failed with its
-last log line.
+configuration error, or 3, Kafka refused its credentials or its ACLs refuse a topic or group
+(``sentio_iot.errors.exit_status``), which no restart can fix: it is marked failed with its
+last log line (for a refusal, the child's whole error line: it names the role, the topic or
+group and the fix).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sentio_iot.kafka import is_refusal_line
+from sentio_iot.errors import EXIT_ACCESS_REFUSED, EXIT_CONFIG
 from sentio_iot.stack.process import (
     ProcessRecord,
     log_tail,
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 BACKOFF_FIRST_S = 1.0
 BACKOFF_MAX_S = 30.0
 HEALTHY_RUN_S = 60.0
-CONFIG_ERROR_EXIT = 2  # what the sentio CLI exits with on a ConfigError
 STOP_GRACE_S = 15.0
 
 
@@ -116,11 +116,16 @@ class Child:
         code = self.process.poll()
         if code is None:
             return None
-        tail = log_tail(self.log_path, lines=1, max_chars=200)
+        refused = code == EXIT_ACCESS_REFUSED  # its credentials: no restart mends them
+        tail = log_tail(self.log_path, lines=1, max_chars=4000 if refused else 200)
         self.last_error = f"exited with status {code}: {tail}"
-        # Kafka refused its login or its topics: configuration too, which no restart mends.
-        refused = is_refusal_line(log_tail(self.log_path, lines=1, max_chars=4000))
-        if code == CONFIG_ERROR_EXIT or refused:
+        if refused:
+            self.state = "failed"
+            return (
+                f"{self.spec.name}: Kafka refused its access (exit status {code}): {tail} "
+                "(not restarted: fix its credentials)"
+            )
+        if code == EXIT_CONFIG:
             self.state = "failed"
             return f"{self.spec.name}: {self.last_error} (not restarted: fix the configuration)"
         if now - self.started_at >= HEALTHY_RUN_S:

@@ -27,6 +27,7 @@ import yaml
 from stream_worker import SENTIO, free_port
 
 from sentio_iot.config import SentioConfig, load_config
+from sentio_iot.errors import EXIT_ACCESS_REFUSED
 from sentio_iot.pipeline.plant import plant_entry
 from sentio_iot.pipeline.secure_roles import role_of, secure_roles
 from sentio_iot.pipeline.workers import pipeline_children
@@ -138,7 +139,7 @@ def test_a_wrong_password_is_one_line_and_an_exit_within_seconds(
     role = "producer" if command[0] == "produce" else "sink"
     env = secure.role_env(role, SENTIO_KAFKA__SASL_PASSWORD=WRONG)
     done, took = secure.sentio(env, *command)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_ACCESS_REFUSED, done.stderr
     assert took < 10, took
     line = one_line_error(done)
     assert line.startswith(
@@ -160,7 +161,7 @@ def test_a_role_the_acls_refuse_is_one_line_and_an_exit_within_seconds(
     secure: SecureHome, command: tuple[str, ...], role: str, topic: str
 ) -> None:
     done, took = secure.sentio(secure.role_env(role), *command)
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_ACCESS_REFUSED, done.stderr
     assert took < 10, took
     line = one_line_error(done)
     assert line.startswith(
@@ -178,7 +179,7 @@ def test_a_producer_the_acls_refuse_to_write_stops_and_keeps_its_messages(
     buffer = secure.home / "refused-buffer"
     env = secure.role_env("sink", SENTIO_PRODUCER__BUFFER_DIR=str(buffer))
     done, took = secure.sentio(env, "produce", "simulate")
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_ACCESS_REFUSED, done.stderr
     assert took < 15, took
     line = one_line_error(done)
     assert re.match(
@@ -197,7 +198,7 @@ def test_a_sink_refused_its_group_while_consuming_is_one_line_and_an_exit(
     done, took = secure.sentio(
         secure.role_env("sink"), "sink", "victoriametrics", "--group-id", "someone-elses"
     )
-    assert done.returncode == 1, done.stderr
+    assert done.returncode == EXIT_ACCESS_REFUSED, done.stderr
     assert took < 15, took
     line = one_line_error(done)
     assert line.startswith(

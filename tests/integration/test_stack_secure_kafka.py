@@ -36,6 +36,7 @@ from confluent_kafka.admin import AdminClient
 from stream_worker import SENTIO, WorkerProcess, free_port
 
 from sentio_iot.config import KafkaSettings, SentioConfig, load_config
+from sentio_iot.errors import EXIT_ACCESS_REFUSED
 from sentio_iot.kafka import consumer_config, producer_config
 from sentio_iot.records import Metric, Reading, now_us
 from sentio_iot.registry import SchemaRegistry
@@ -339,7 +340,7 @@ def test_the_cli_runs_with_a_role_env_file_and_a_wrong_password_is_one_line(
     )
     wrong = "Not-the-Password-42"
     refused = kafka.sentio("admin", "topics", "list", SENTIO_KAFKA__SASL_PASSWORD=wrong)
-    assert refused.returncode == 1
+    assert refused.returncode == EXIT_ACCESS_REFUSED  # 77
     lines = refused.stderr.strip().splitlines()
     assert len(lines) == 1, refused.stderr
     assert lines[0].startswith(

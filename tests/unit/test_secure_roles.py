@@ -8,10 +8,18 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka import KafkaError
 
 from sentio_iot.config import SentioConfig, load_config
-from sentio_iot.errors import ConfigError
-from sentio_iot.kafka import extra_properties, is_refusal_line
+from sentio_iot.errors import (
+    EXIT_ACCESS_REFUSED,
+    AccessRefused,
+    ConfigError,
+    ConnectError,
+    OperationTimeout,
+    exit_status,
+)
+from sentio_iot.kafka import access_refused, extra_properties
 from sentio_iot.pipeline.processes import ChildSpec, Supervisor
 from sentio_iot.pipeline.secure_roles import as_admin, role_of, secure_roles
 from sentio_iot.pipeline.workers import pipeline_children
@@ -110,30 +118,52 @@ def test_children_get_their_role_and_the_run_admin(secure_home: Path) -> None:
     assert "SecretStr" in repr(run.kafka.sasl_password)  # still a secret in the run's config
 
 
-def test_a_child_kafka_refused_is_failed_not_restarted(tmp_path: Path) -> None:
-    line = (
-        "error: cannot reach Kafka at 127.0.0.1:9092: it refused the login of 'producer': "
-        "Authentication failed during authentication due to invalid credentials with SASL "
-        "mechanism SCRAM-SHA-512 (fix: check kafka.sasl_username and kafka.sasl_password, "
-        + "x" * 300
-        + ")"
-    )
-    code = f"import sys; print('starting'); print({line!r}); sys.exit(1)"
+REFUSAL = (
+    "error: cannot reach Kafka at 127.0.0.1:9092: it refused the login of 'producer': "
+    "Authentication failed during authentication due to invalid credentials with SASL "
+    "mechanism SCRAM-SHA-512 (fix: check kafka.sasl_username and kafka.sasl_password, "
+    + "x" * 300
+    + ")"
+)
+
+
+def exiting_child(tmp_path: Path, status: int) -> Supervisor:
+    code = f"import sys; print('starting'); print({REFUSAL!r}); sys.exit({status})"
     supervisor = Supervisor([ChildSpec("producer", (sys.executable, "-c", code))], tmp_path)
     supervisor.start(now=0.0)
     child = supervisor.children[0]
     assert child.process is not None
     child.process.wait(10)
-    assert supervisor.check(now=1.0)[0].endswith("(not restarted: fix the configuration)")
-    assert child.state == "failed"
+    return supervisor
+
+
+def test_a_child_kafka_refused_is_failed_not_restarted_with_its_whole_line(
+    tmp_path: Path,
+) -> None:
+    supervisor = exiting_child(tmp_path, EXIT_ACCESS_REFUSED)
+    assert supervisor.check(now=1.0) == [
+        f"producer: Kafka refused its access (exit status 77): {REFUSAL} "
+        "(not restarted: fix its credentials)"
+    ]
+    assert supervisor.children[0].state == "failed"
     assert supervisor.check(now=100.0) == []
 
 
-def test_the_refusal_lines_are_told_from_an_outage() -> None:
-    assert is_refusal_line(
-        "error: Kafka at 127.0.0.1:9092 refused 'api' access to topic sentio.deadletter: "
-        "TOPIC_AUTHORIZATION_FAILED (fix: ...)"
-    )
-    assert not is_refusal_line(
-        "error: cannot reach Kafka at 127.0.0.1:9092: KafkaError{code=_TRANSPORT} (fix: ...)"
-    )
+def test_the_exit_status_not_the_text_says_refused(tmp_path: Path) -> None:
+    """The same line with status 1 (any other error) is restarted with backoff."""
+    supervisor = exiting_child(tmp_path, 1)
+    [line] = supervisor.check(now=1.0)
+    assert line.startswith("producer: exited with status 1: ") and "restarting in 1 s" in line
+    assert supervisor.children[0].state == "restarting"
+    supervisor.stop()
+
+
+def test_each_error_has_its_exit_status() -> None:
+    bootstrap, user = "127.0.0.1:9092", "sink"
+    error = KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED)
+    refused = access_refused(bootstrap, user, "topic sentio.readings", error)
+    assert isinstance(refused, AccessRefused) and not refused.retryable
+    assert exit_status(refused) == EXIT_ACCESS_REFUSED == 77
+    assert exit_status(ConfigError("x")) == 2
+    assert exit_status(ConnectError("cannot reach Kafka")) == 1
+    assert exit_status(OperationTimeout("slow")) == 1
