@@ -150,7 +150,8 @@ class Forwarder:
         self._login = LoginRefusals(producer_config, then=self._on_error)
         self._config = {**producer_config, "error_cb": self._login, "logger": self._client_log()}
         self._starting = True
-        self.refusal: ConnectError | None = None  # the ACLs refused a topic: stop the producer
+        # Kafka refused the login or the ACLs a topic, while running: stop the producer
+        self.refusal: ConnectError | None = None
         self._on_rejected = on_rejected
         self.max_message_bytes = int(
             producer_config.get("message.max.bytes", DEFAULT_MESSAGE_MAX_BYTES)
@@ -375,7 +376,10 @@ class Forwarder:
     def _on_error(self, error: KafkaError) -> None:
         if self._starting:
             return  # start()'s probe decides: a refused login, an outage, or ready
-        if error.code() == KafkaError._ALL_BROKERS_DOWN:
+        if error.code() == KafkaError._AUTHENTICATION and self.refusal is None:
+            # the password changed or the user was removed while running: stop, as at start
+            self.refusal = self._login.refusal(self._login.bootstrap, self._login.user)
+        elif error.code() == KafkaError._ALL_BROKERS_DOWN:
             with self._lock:
                 self._enter_buffering(error.str())
         elif error.fatal():

@@ -104,6 +104,8 @@ class SinkConsumer:
         """Up to ``max_records`` messages, decoded; with ``pause`` consumption is paused first."""
         self._set_paused(pause)
         messages = self._consumer.consume(max(1, max_records), timeout_s)
+        if self._login.refused is not None:  # the password changed or the user was removed
+            raise self._login.refusal(self._login.bootstrap, self._login.user)
         polled = Polled()
         for message in messages:
             self._take(message, polled)
@@ -205,7 +207,12 @@ class SinkConsumer:
         error = message.error()
         if error is not None:
             if error.code() in ACCESS_REFUSED:  # the ACLs: no retry mends that
-                what = f"group {self.group_id}" if "GROUP" in error.name() else "its topics"
+                topic = message.topic()
+                what = (
+                    f"group {self.group_id}"
+                    if "GROUP" in error.name()
+                    else (f"topic {topic}" if topic else "its topics")
+                )
                 raise access_refused(self._login.bootstrap, self._login.user, what, error)
             if error.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", error)
