@@ -114,6 +114,15 @@ class StackSettings(Section):
     kafka_version: str = Field("4.1.2", description="org.apache.kafka:kafka_2.13 version.")
     log4j_version: str = Field("2.24.3", description="log4j2 version for the broker's logging.")
     apicurio_version: str = Field("3.0.9", description="io.apicurio:apicurio-registry-app version.")
+    keycloak_port: int = Field(
+        8180,
+        ge=1,
+        le=65535,
+        description="Keycloak HTTP port (only with `sentio stack up --secure`: the registry's OIDC server).",
+    )
+    keycloak_version: str = Field(
+        "26.5.6", description="org.keycloak:keycloak-quarkus-dist version (needs Java 21+)."
+    )
     victorialogs_version: str = Field("v1.52.1", description="VictoriaLogs version built by go.")
     victoriametrics_version: str = Field(
         "v1.151.0", description="VictoriaMetrics version built by go when no binary is installed."

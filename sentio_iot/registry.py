@@ -9,6 +9,10 @@
 A registry that cannot be reached, or answers 5xx, raises ConnectError (retry later). A 4xx
 answer raises RegistryError with the registry's status and Confluent error code, e.g. 409
 for an incompatible schema, 422 for an invalid one, 404 with 40403 for an unknown schema id.
+
+A registry that asks for credentials (``sentio stack up --secure``: Apicurio with OIDC) takes
+``schema_registry.basic_auth`` ('client-id:secret', a SecretStr) as HTTP basic auth; a 401 or
+403 is a RegistryError that names the client id and the setting, never the secret.
 """
 
 from __future__ import annotations
@@ -47,9 +51,11 @@ class SchemaRegistry:
     def __init__(self, settings: SchemaRegistrySettings) -> None:
         self.url = settings.url.rstrip("/")
         auth = None
+        self._user: str | None = None
         if settings.basic_auth:
             user, _, password = settings.basic_auth.get_secret_value().partition(":")
             auth = httpx.BasicAuth(user, password)
+            self._user = user
         self._http = httpx.Client(
             base_url=self.url,
             auth=auth,
@@ -135,6 +141,11 @@ class SchemaRegistry:
                 f"schema registry at {self.url} failed: {method} {path} answered {response.status_code} {_message(response)}",
                 fix="is the registry running? sentio stack up",
             )
+        if response.status_code in (401, 403):
+            raise RegistryError(
+                self._refusal(method, path, response.status_code),
+                status_code=response.status_code,
+            )
         if response.status_code >= 400:
             raise RegistryError(
                 f"schema registry at {self.url}: {method} {path} answered {response.status_code}: {_message(response)}",
@@ -148,6 +159,21 @@ class SchemaRegistry:
                 f"schema registry at {self.url}: {method} {path} answered with invalid JSON",
                 fix="is the registry URL right? Apicurio: http://HOST:PORT/apis/ccompat/v7",
             ) from exc
+
+    def _refusal(self, method: str, path: str, status: int) -> str:
+        """One line for a 401 or 403: who was refused and what to set (never the secret)."""
+        where = f"schema registry at {self.url}: {method} {path} answered {status}"
+        if status == 401 and self._user is None:
+            why, fix = "it asks for credentials and none are set", "set"
+        elif status == 401:
+            why, fix = f"it refused the credentials of {self._user!r}", "check"
+        else:
+            why = f"{self._user!r} may not do this (its role is read-only or lacks the right)"
+            fix = "give this worker its own role's"
+        return (
+            f"{where}: {why} (fix: {fix} schema_registry.basic_auth, 'client-id:secret'; on the "
+            "secure stack: <stack.home>/state/secure/clients/registry-<role>.env)"
+        )
 
 
 def _schema_body(schema: dict[str, Any]) -> dict[str, Any]:

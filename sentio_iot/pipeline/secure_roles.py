@@ -15,7 +15,10 @@ environment wins over their configuration file), never on a command line and nev
 output: producer -> ``producer``, ``streams-N`` -> ``streams``, ``sink-*`` -> ``sink``,
 ``api`` -> ``api``; with VictoriaMetrics / VictoriaLogs secured too, every child also gets
 their basic-auth settings (``clients/victoriametrics.env``, ``clients/victorialogs.env``), and
-with Alertmanager secured, the Alertmanager sink's (``clients/alertmanager.env``);
+with Alertmanager secured, the Alertmanager sink's (``clients/alertmanager.env``); with the
+registry secured (its last start a secure one) and ``schema_registry.url`` the stack's registry
+with no ``basic_auth`` of its own, each child its role's registry client
+(``clients/registry-<role>.env``: ``SENTIO_SCHEMA_REGISTRY__BASIC_AUTH``);
 ``sentio run`` itself (topics, schemas, round trip, backlog, the live
 view's reads and consumer lag) -> ``admin``.
 """
@@ -24,17 +27,21 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
+from pydantic import SecretStr
 
 from sentio_iot.config import KafkaSettings, SentioConfig
 from sentio_iot.errors import ConfigError
 from sentio_iot.secret_values import reveal
 from sentio_iot.stack.alertmanager_secure import SecureAlertmanagerFiles
 from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.registry_secure import SETTING as REGISTRY_SETTING
+from sentio_iot.stack.registry_secure import role_settings
 from sentio_iot.stack.victoria_secure import client_settings, env_pairs
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,9 @@ class SecureRoles:
     fields: dict[str, dict[str, Any]]
     # SENTIO_* credentials of VictoriaMetrics / VictoriaLogs when they run with --secure.
     http: tuple[tuple[str, str], ...] = ()
+    # Each role's schema_registry.basic_auth ('client-id:secret') when the stack's registry
+    # runs with --secure and the configuration uses it without credentials of its own.
+    registry: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -84,6 +94,8 @@ class SecureRoles:
         pairs = [(f"SENTIO_KAFKA__{n.upper()}", str(fields[n])) for n in names]
         pairs.append(("SENTIO_KAFKA__SASL_PASSWORD", str(fields["sasl_password"])))
         pairs.append(("SENTIO_KAFKA__EXTRA", json.dumps(fields["extra"])))
+        if role in self.registry:
+            pairs.append((REGISTRY_SETTING, self.registry[role]))
         return (*pairs, *self.http)
 
 
@@ -92,7 +104,12 @@ def as_admin(config: SentioConfig, roles: SecureRoles | None) -> SentioConfig:
     on the secure stack."""
     if roles is None:
         return config
-    return config.model_copy(update={"kafka": roles.settings("admin", config.kafka)})
+    update: dict[str, Any] = {"kafka": roles.settings("admin", config.kafka)}
+    if "admin" in roles.registry:
+        update["schema_registry"] = config.schema_registry.model_copy(
+            update={"basic_auth": SecretStr(roles.registry["admin"])}
+        )
+    return config.model_copy(update=update)
 
 
 def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
@@ -112,6 +129,7 @@ def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
         clients,
         {role: _read(clients / f"{role}.yaml") for role in ROLES},
         (*client_settings(paths), *alertmanager_settings(paths)),
+        registry_settings(config, paths),
     )
     if secure:
         return roles
@@ -123,6 +141,21 @@ def secure_roles(config: SentioConfig, *, secure: bool) -> SecureRoles | None:
     if detected:
         log.info("kafka.bootstrap_servers is the secure stack's listener: roles' credentials")
     return roles if detected else None
+
+
+def registry_settings(config: SentioConfig, paths: StackPaths) -> dict[str, str]:
+    """Each role's registry credentials, when the stack's registry last started with --secure,
+    ``schema_registry.url`` names it (127.0.0.1 or localhost, ``stack.registry_port``: never
+    sent to another server) and the configuration has no ``basic_auth`` of its own."""
+    url = urlsplit(config.schema_registry.url)
+    try:
+        port = url.port
+    except ValueError:  # not a number: not the stack's registry
+        return {}
+    ours = url.hostname in ("127.0.0.1", "localhost") and port == config.stack.registry_port
+    if not ours or config.schema_registry.basic_auth is not None:
+        return {}
+    return role_settings(paths)
 
 
 def alertmanager_settings(paths: StackPaths) -> list[tuple[str, str]]:

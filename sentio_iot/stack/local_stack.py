@@ -33,6 +33,7 @@ from sentio_iot.stack.process import (
     stop,
     write_record,
 )
+from sentio_iot.stack.registry import RegistryService
 from sentio_iot.stack.service import Progress, Service
 from sentio_iot.stack.services import build_services
 from sentio_iot.stack.victorialogs import VictoriaLogsService
@@ -76,12 +77,14 @@ class Stack:
         """``secure``: Kafka with SASL/SCRAM over TLS and ACLs per role for ``access``
         (kafka_secure.py), Mosquitto with users and ACLs (mosquitto_secure.py), Alertmanager
         with basic auth (alertmanager_secure.py), VictoriaMetrics and VictoriaLogs with basic
-        auth (victoria_secure.py); ``only``: the names of the services to drive (default: all)."""
+        auth (victoria_secure.py), the registry with OIDC through Keycloak, started too
+        (registry_secure.py, keycloak.py); ``only``: the names of the services to drive
+        (default: all)."""
         self.settings = settings
         self.paths = StackPaths(settings.home)
         self.services: list[Service] = [
             service
-            for service in build_services(settings, self.paths)
+            for service in build_services(settings, self.paths, secure=secure)
             if only is None or service.name in only
         ]
         for service in self.services:
@@ -93,7 +96,8 @@ class Stack:
                 MosquittoService
                 | AlertmanagerService
                 | VictoriaMetricsService
-                | VictoriaLogsService,
+                | VictoriaLogsService
+                | RegistryService,
             ):
                 service.secure = secure
 

@@ -8,6 +8,10 @@ registry killed right after handing out an id still knows it when it comes back 
 default delay it did not). Apicurio's default ``apicurio.app.name``, shown in its system
 info, says "In Memory" whatever the storage; ours says "H2 file".
 tests/integration/test_registry_durability.py restarts, kills and backs it up.
+
+With ``sentio stack up --secure`` it asks every caller for credentials (registry_secure.py):
+OIDC through the stack's Keycloak (keycloak.py), HTTP basic with a client's id and secret,
+role-based authorization by the token's realm roles, no anonymous reads.
 """
 
 from __future__ import annotations
@@ -16,14 +20,19 @@ import time
 from pathlib import Path
 
 from sentio_iot.config import StackSettings
+from sentio_iot.errors import StackError
 from sentio_iot.stack.install import fill_once, maven_copy_artifact, unzip
+from sentio_iot.stack.keycloak import realm_url
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_java, find_program, java_problem, missing
-from sentio_iot.stack.probes import HOST, Health, http_all_ok
+from sentio_iot.stack.probes import HOST, Health, http_all_ok, http_ok
+from sentio_iot.stack.registry_secure import REALM, SecureRegistryFiles
 from sentio_iot.stack.service import Progress, Service
 
 APP_NAME = "Apicurio Registry (H2 file)"
 DATABASE = "registry"  # H2 adds .mv.db
+SUBJECTS = "/apis/ccompat/v7/subjects"
+KEYCLOAK_WAIT_POLL_S = 1.0
 
 
 class RegistryService(Service):
@@ -38,6 +47,8 @@ class RegistryService(Service):
         self.dist = paths.home / f"apicurio-{version}"
         self.runner = self.dist / f"apicurio-registry-app-{version}-runner.jar"
         self._data_dir = data_dir
+        self.secure = False  # `sentio stack up --secure`: OIDC through Keycloak (set by Stack)
+        self.secure_files = SecureRegistryFiles(paths)
 
     @property
     def data_dir(self) -> Path:
@@ -85,8 +96,31 @@ class RegistryService(Service):
         fill_once(self.dist, download)
 
     def prepare(self, progress: Progress) -> None:
-        """Nothing to write: every setting goes on the command line."""
+        """Every setting goes on the command line; with --secure, the credentials exist and
+        Keycloak is starting."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not self.secure:
+            self.secure_files.marker.unlink(missing_ok=True)
+            return
+        self.secure_files.ensure()
+        self.secure_files.marker.parent.mkdir(parents=True, exist_ok=True)
+        self.secure_files.marker.touch()
+        self._wait_for_keycloak(progress)
+
+    def _wait_for_keycloak(self, progress: Progress) -> None:
+        """Wait while Keycloak installs (a download and a build, the first time), so that
+        both JVMs start together: Apicurio asks Keycloak only at the first call, and the
+        health check (with credentials) waits for both."""
+        pid_file = self.paths.pid("keycloak")
+        path = f"/realms/{REALM}/.well-known/openid-configuration"
+        if pid_file.is_file() or http_ok(self.settings.keycloak_port, path).healthy:
+            return
+        progress(f"registry: waiting for keycloak at {realm_url(self.settings)} to start")
+        deadline = time.monotonic() + 3 * self.settings.start_timeout_s
+        while not pid_file.is_file() and not http_ok(self.settings.keycloak_port, path).healthy:
+            if time.monotonic() >= deadline:
+                return  # started anyway: check() says what is missing
+            time.sleep(KEYCLOAK_WAIT_POLL_S)
 
     def command(self) -> list[str]:
         java = find_java()
@@ -98,11 +132,49 @@ class RegistryService(Service):
             f"-Dquarkus.http.port={self.settings.registry_port}",
             f"-Dapicurio.datasource.url={self.jdbc_url}",
             f"-Dapicurio.app.name={APP_NAME}",
+            *(self._secure_flags() if self.secure else []),
             "-jar",
             str(self.runner),
         ]
 
+    def _secure_flags(self) -> list[str]:
+        """OIDC on, basic auth as client credentials, roles from the token, nothing anonymous.
+        No secret among them: Apicurio checks tokens with Keycloak's public keys."""
+        realm = realm_url(self.settings)
+        return [
+            "-Dquarkus.oidc.tenant-enabled=true",  # what Apicurio 3.0 calls apicurio.authn.enabled
+            f"-Dquarkus.oidc.auth-server-url={realm}",
+            # Where basic credentials are exchanged for a token (default: Apicurio's own server).
+            f"-Dquarkus.oidc.token-path={realm}/protocol/openid-connect/token",
+            "-Dapicurio.authn.basic-client-credentials.enabled=true",
+            "-Dapicurio.auth.role-based-authorization=true",
+            "-Dapicurio.auth.role-source=token",
+            "-Dapicurio.auth.anonymous-read-access.enabled=false",
+            "-Dapicurio.auth.authenticated-read-access.enabled=false",
+        ]
+
     def check(self) -> Health:
-        return http_all_ok(
-            self.settings.registry_port, ["/health/ready", "/apis/ccompat/v7/subjects"]
-        )
+        if not self._running_secure():
+            return http_all_ok(self.settings.registry_port, ["/health/ready", SUBJECTS])
+        ready = http_ok(self.settings.registry_port, "/health/ready")
+        if not ready.healthy:
+            return ready
+        headers = {"Authorization": self.secure_files.authorization("admin")}
+        health = http_ok(self.settings.registry_port, SUBJECTS, headers=headers)
+        return Health(health.healthy, f"OIDC via keycloak, anonymous refused; {health.detail}")
+
+    def after_start(self, progress: Progress) -> None:
+        if self.secure and not self._running_secure():
+            raise StackError(
+                "registry is running without --secure",
+                fix="stop it with `sentio stack down`, then run `sentio stack up --secure`",
+            )
+        if self.secure:
+            progress(
+                "registry: OIDC via keycloak, basic auth with a client id and secret per role; "
+                f"settings in {self.secure_files.clients}/registry-<role>.env (mode 0600)"
+            )
+
+    def _running_secure(self) -> bool:
+        """The marker exists only while the last start was a secure one."""
+        return self.secure_files.marker.is_file()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sentio_iot.config import StackSettings
 from sentio_iot.stack.alertmanager import AlertmanagerService
 from sentio_iot.stack.kafka import KafkaService
+from sentio_iot.stack.keycloak import KeycloakService
 from sentio_iot.stack.mosquitto import MosquittoService
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.registry import RegistryService
@@ -19,8 +20,19 @@ SERVICE_TYPES: tuple[type[Service], ...] = (
     VictoriaLogsService,
     MosquittoService,
     AlertmanagerService,
+    KeycloakService,
 )
 
 
-def build_services(settings: StackSettings, paths: StackPaths) -> list[Service]:
-    return [service_type(settings, paths) for service_type in SERVICE_TYPES]
+def build_services(
+    settings: StackSettings, paths: StackPaths, *, secure: bool = False
+) -> list[Service]:
+    """Keycloak (the registry's OIDC server) only with ``secure``, or while it runs (so that
+    ``status`` and ``down`` see it)."""
+    return [
+        service_type(settings, paths)
+        for service_type in SERVICE_TYPES
+        if secure
+        or service_type is not KeycloakService
+        or paths.pid(KeycloakService.name).is_file()
+    ]
