@@ -567,7 +567,17 @@ def test_kafka_is_locked_as_the_local_secure_stack_locks_its_own() -> None:
     assert '"@$work/format.args"' in start  # the password never on a command line
     assert "--ignore-formatted" in start and 'rm -f "$work/format.args"' in start
     assert f"{SECRETS_TARGET}" in start and "broker.password" in start and "cluster-id" in start
-    assert "client.properties" in " ".join(kafka["healthcheck"]["test"])
+    # start.sh's defaults are the container's paths: the mounts, and the health check's file.
+    defaults = dict(re.findall(r"^(\w+)=\$\{\w+:-([^}]+)\}$", start, re.MULTILINE))
+    assert defaults == {
+        "kafka_home": "/opt/kafka",
+        "secrets": secrets_mount(kafka).target,
+        "template": f"{volume_targets(kafka)['./deploy/kafka']}/server.properties",
+        "work": "/tmp/sentio-kafka",
+    }
+    check = " ".join(kafka["healthcheck"]["test"])
+    assert f"--command-config {defaults['work']}/client.properties" in check
+    assert "--bootstrap-server kafka:9092" in check
 
 
 def test_every_service_mounts_only_its_own_folder_of_the_secrets_volume(generated: Path) -> None:
