@@ -33,6 +33,15 @@ needs what Faust does not offer publicly; each is here, and only here, and
    long-lived watcher of those interruptions and one task per message; once the watcher has
    fired (flow suspended) it falls back to Faust's own call. Its fetch loop is Faust's
    ``_drain_messages`` otherwise unchanged, and a test pins the source it was copied from.
+7. Table recovery under exactly once. Faust takes a changelog partition's highwater from the
+   consumer's cached last stable offset, which is None until that partition was fetched: a
+   worker that starts alone (a restart after the killed member left the group) saw every
+   changelog as empty and started with empty tables. :class:`SentioConsumerThread` asks the
+   broker instead (``end_offsets``: the last stable offset under read_committed). Such a
+   changelog ends with a transaction marker, which no event carries, so Faust ends recovery
+   only after two 5 s waits for events (``detect_aborted_tx``); :class:`SentioRecovery` ends
+   it as soon as every record below the highwater was handed to the tables (the consumer's
+   position past it, no fetched batch still being delivered, the changelog queue empty).
 """
 
 from __future__ import annotations
@@ -41,7 +50,7 @@ import asyncio
 import weakref
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import faust
 from faust.streams import _current_event
@@ -50,6 +59,7 @@ from faust.tables.recovery import Recovery
 from faust.transport.consumer import CONSUMER_FETCHING
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from faust.types import TP
+from mode import Service
 
 Event = faust.EventT[Any]
 
@@ -120,8 +130,71 @@ def gate_commits(consumer: Any, wrapper: CommitWrapper) -> None:
     consumer._sentio_gated = True
 
 
+RECOVERY_END_POLL_S = 0.2
+
+
 class SentioRecovery(Recovery):
-    """Faust's recovery, seeking the stream partitions before it resumes them."""
+    """Faust's recovery, seeking the stream partitions before it resumes them, and ending as
+    soon as the transactional changelogs were read to their highwater (item 7 above)."""
+
+    _reading = False  # between the seek to the changelogs' starts and the recovery's end
+
+    @Service.task
+    async def _end_at_transaction_markers(self) -> None:
+        while not self.should_stop:
+            await self.sleep(RECOVERY_END_POLL_S)
+            consumer = self.app.consumer
+            if not isinstance(consumer, SentioConsumer):
+                return  # Faust's own consumer: Faust's own (slower) end of recovery
+            if self.in_recovery and self.app.in_transaction:
+                await self._mark_read_to_highwater()
+            else:
+                consumer.watch_delivery = set()
+                consumer.delivered_to.clear()
+
+    async def _mark_read_to_highwater(self) -> None:
+        if not (self._reading and self.in_recovery):
+            return  # highwaters and start offsets not known yet: nothing to judge
+        consumer = cast(SentioConsumer, self.app.consumer)
+        offsets = self.active_offsets
+        pending = {
+            tp: highwater
+            for tp, highwater in self.active_highwaters.items()
+            if highwater is not None and highwater >= 0 and (offsets.get(tp) or -1) < highwater
+        }
+        consumer.watch_delivery = set(pending)
+        delivered = consumer.delivered_to
+        # delivered_to: the position after a fetch whose records were all handed over. The
+        # highwater is the last offset below the last stable offset: under exactly once a
+        # transaction marker, which no fetch returns. A position at it means every record of
+        # the partition is in the changelog queue or applied (Faust's own test, after 10 s).
+        if not self.tables.changelog_queue.empty():
+            return
+        for tp, highwater in pending.items():
+            if delivered.get(tp, -1) >= highwater:
+                offsets[tp] = highwater
+        if self.in_recovery and not self.need_recovery():
+            consumer.watch_delivery = set()
+            delivered.clear()
+            self.flush_buffers()
+            self._set_recovery_ended()
+            self.signal_recovery_end.set()
+
+    async def _seek_offsets(self, consumer: Any, tps: Any, offsets: Any, title: str) -> None:
+        await super()._seek_offsets(consumer, tps, offsets, title)
+        if isinstance(consumer, SentioConsumer):
+            consumer.delivered_to.clear()  # positions from before the seek say nothing now
+        # Faust seeks the active changelogs once their highwaters and start offsets are
+        # known, then reads them if need_recovery(): only from here may the reading end.
+        self._reading = title == "active" and self.need_recovery()
+
+    def _set_recovery_started(self) -> None:
+        self._reading = False
+        super()._set_recovery_started()
+
+    def _set_recovery_ended(self) -> None:
+        self._reading = False
+        super()._set_recovery_ended()
 
     async def _seek_before_resume(self, generation_id: int) -> None:
         consumer = self.app.consumer
@@ -148,10 +221,30 @@ class SentioTableManager(TableManager):
         return self._recovery
 
 
+class SentioConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, asking the broker for highwaters (item 7 above)."""
+
+    async def _highwaters(self, partitions: list[TP]) -> Any:
+        # Faust: the cached last stable offset when in a transaction, None before a fetch.
+        # end_offsets under read_committed (exactly once) is the last stable offset.
+        return await self._ensure_consumer().end_offsets(partitions)
+
+
 class SentioConsumer(faust_aiokafka.Consumer):
     """Faust's aiokafka consumer, handing messages to the streams without ``wait_first``."""
 
     _interrupted: asyncio.Future[Any] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.watch_delivery: set[TP] = set()
+        """Partitions whose position :class:`SentioRecovery` follows (while it recovers)."""
+        self.delivered_to: dict[TP, int] = {}
+        """Their position read after a fetch's records were all handed over, before the next
+        fetch: every record before it was delivered."""
+
+    def _new_consumer_thread(self) -> faust_aiokafka.AIOKafkaConsumerThread:
+        return SentioConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
     async def _deliver(self, callback: Callable[[Any], Awaitable[Any]], message: Any) -> None:
         """``callback(message)``, unless the flow is suspended or the consumer stops or
@@ -182,8 +275,15 @@ class SentioConsumer(faust_aiokafka.Consumer):
             watcher.cancel()
         await super().on_stop()
 
-    # Faust 0.15's Consumer._drain_messages with one change: ``_deliver`` instead of
-    # ``wait_first(callback(message), self.suspend_flow.wait())``. Pinned by
+    async def _note_delivered(self) -> None:
+        for tp in list(self.watch_delivery):
+            position = await self.position(tp)
+            if position is not None:
+                self.delivered_to[tp] = position
+
+    # Faust 0.15's Consumer._drain_messages with two changes: ``_deliver`` instead of
+    # ``wait_first(callback(message), self.suspend_flow.wait())``, and ``_note_delivered``
+    # after a fetch's records were handed over, while recovery watches. Pinned by
     # tests/unit/test_faust_ext.py (the source of the original).
     async def _drain_messages(self, fetcher: Any) -> None:  # pragma: no cover
         callback = self.callback
@@ -241,6 +341,8 @@ class SentioConsumer(faust_aiokafka.Consumer):
                                 message.value,
                             )
                     unset_flag(flag_consumer_fetching)
+                    if self.watch_delivery:  # Sentio: see SentioRecovery
+                        await self._note_delivered()
 
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

@@ -50,6 +50,9 @@ log = logging.getLogger(__name__)
 
 MARKER_PREFIX = "\x00next-offset/"
 REPLAY_CHUNK = 5000
+# consume() waits this long for a whole chunk: a partition's last, short chunk costs one wait
+# (0.5 s was most of a small partition's replay, six partitions one after the other).
+REPLAY_WAIT_S = 0.05
 REPLAY_TIMEOUT_S = 120.0
 
 Record = dict[str, Any]
@@ -252,7 +255,7 @@ def kafka_range_reader(settings: KafkaSettings, group_id: str) -> RangeReader:
             consumer.assign([TopicPartition(topic, partition, start)])
             while True:
                 chunk: list[ReplayMessage] = []
-                for message in consumer.consume(REPLAY_CHUNK, timeout=0.5):
+                for message in consumer.consume(REPLAY_CHUNK, timeout=REPLAY_WAIT_S):
                     if message.error() is not None:
                         raise TransientError(f"replaying {topic}[{partition}]: {message.error()}")
                     offset = message.offset()

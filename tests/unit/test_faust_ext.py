@@ -17,6 +17,8 @@ import faust.streams
 import pytest
 from faust.tables import base as table_base
 from faust.transport import consumer as consumer_module
+from faust.transport.drivers import aiokafka as faust_aiokafka
+from faust.types import TP
 from mode import Service
 
 from sentio_iot.streams import faust_ext
@@ -158,3 +160,83 @@ async def test_deliver_hands_over_and_a_suspended_flow_cancels_a_blocked_hand_ov
     watcher = probe._interrupted
     assert watcher is not None
     watcher.cancel()
+
+
+def test_faust_takes_highwaters_from_the_cached_last_stable_offset_under_exactly_once() -> None:
+    # What SentioConsumerThread replaces (faust_ext.py, 7.): None before the first fetch,
+    # which Faust's recovery reads as "empty changelog".
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(faust_aiokafka.AIOKafkaConsumerThread._highwaters)
+    assert "last_stable_offset(tp)" in source and "in_transaction" in source
+    assert "value - 1 if value is not None else -1" in inspect.getsource(Recovery._build_highwaters)
+    assert "AIOKafkaConsumerThread(" in inspect.getsource(
+        faust_aiokafka.Consumer._new_consumer_thread
+    )
+    assert "end_offsets(partitions)" in inspect.getsource(
+        faust_ext.SentioConsumerThread._highwaters
+    )
+
+
+def test_faust_ends_a_transactional_recovery_only_after_two_idle_waits() -> None:
+    # What SentioRecovery shortens, and the Recovery members it uses.
+    from faust.tables.recovery import Recovery
+
+    source = inspect.getsource(Recovery._slurp_changelogs.fun)
+    assert "timeout=5.0" in source and "timeout_count > 1" in source
+    assert "offsets[tp] = highwater" in source and "self.flush_buffers()" in source
+    assert "self._set_recovery_ended()" in source and "self.signal_recovery_end.set()" in source
+    for name in ("need_recovery", "flush_buffers", "_set_recovery_ended", "_seek_offsets"):
+        assert callable(getattr(Recovery, name)), name
+    assert "await consumer.seek_wait(" in inspect.getsource(Recovery._seek_offsets)
+    ours = inspect.getsource(faust_ext.SentioConsumer._drain_messages)
+    assert ours.index("unset_flag(flag_consumer_fetching)\n") < ours.index("_note_delivered()")
+
+
+async def test_recovery_ends_once_every_record_below_the_highwater_was_delivered() -> None:
+    app = faust.App(
+        "faust-ext-recovery-end",
+        processing_guarantee="exactly_once",
+        store="memory://",
+        TableManager=faust_ext.SentioTableManager,
+        autodiscover=False,
+    )
+    app.transport = faust_ext.SentioTransport(app.conf.broker_consumer, app)
+    recovery = app.tables.recovery
+    assert isinstance(recovery, faust_ext.SentioRecovery)
+    consumer = app.consumer
+    assert isinstance(consumer, faust_ext.SentioConsumer)
+    assert isinstance(consumer._thread, faust_ext.SentioConsumerThread)
+    try:
+        await recovery_end_checks(recovery, consumer)
+    finally:
+        consumer._thread.thread_loop.close()  # made with the thread, never started here
+
+
+async def recovery_end_checks(
+    recovery: faust_ext.SentioRecovery, consumer: faust_ext.SentioConsumer
+) -> None:
+    done, marker_only = TP("app-t-changelog", 0), TP("app-t-changelog", 1)
+    recovery.active_highwaters.update({done: 4, marker_only: 9})  # last stable offset - 1
+    recovery.active_offsets.update({done: 4, marker_only: 7})  # last record applied: 7
+    recovery._set_recovery_started()
+    await recovery._mark_read_to_highwater()  # before the seek to the changelogs' starts:
+    assert recovery.in_recovery and not recovery.signal_recovery_end.is_set()  # not judged
+    recovery._reading = True  # what SentioRecovery._seek_offsets sets for the actives
+
+    consumer.delivered_to[marker_only] = 8  # the record at 8 not handed over yet
+    await recovery._mark_read_to_highwater()
+    assert consumer.watch_delivery == {marker_only}  # what the fetch loop now follows
+    assert recovery.in_recovery and not recovery.signal_recovery_end.is_set()
+
+    consumer.delivered_to[marker_only] = 9  # everything before the marker (9) handed over
+    recovery.tables.changelog_queue.put_nowait(object())  # ... but one not yet applied
+    await recovery._mark_read_to_highwater()
+    assert recovery.in_recovery and recovery.active_offsets[marker_only] == 7
+    recovery.tables.changelog_queue.get_nowait()
+
+    await recovery._mark_read_to_highwater()
+    assert recovery.active_offsets[marker_only] == 9
+    assert not recovery.in_recovery and recovery.signal_recovery_end.is_set()
+    assert consumer.watch_delivery == set() and consumer.delivered_to == {}
+    assert not recovery._reading
