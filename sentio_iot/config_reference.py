@@ -17,6 +17,8 @@ HEADER = """# Configuration reference
 Generated from the models in the code by `sentio config reference`; a test keeps this file equal
 to its output. One YAML file per deployment; every key can be overridden from the environment
 with `SENTIO_` + the path in capitals, `__` between levels (`SENTIO_KAFKA__BOOTSTRAP_SERVERS`).
+A secret (a password or token setting) can be read from a file instead:
+`SENTIO_KAFKA__SASL_PASSWORD__FILE=/run/secrets/sentio/kafka.password` (docs/security.md).
 `sentio config validate FILE` reports every problem at once, with its path.
 """
 
