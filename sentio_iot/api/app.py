@@ -77,7 +77,7 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     relay: SilenceRelay | None = None
     if feed is not None and svc.config.sinks.alertmanager.import_silences:
         # only the API may write alert-commands: it relays Alertmanager's silences as ACKs
-        relay = app.state.silence_relay = SilenceRelay(svc.config, svc.views, svc.commands)
+        relay = svc.silence_relay = SilenceRelay(svc.config, svc.views, svc.commands)
         tasks.append(asyncio.create_task(relay.run(lambda: svc.feed_ready), name="silences"))
     try:
         yield

@@ -50,6 +50,13 @@ def render_metrics(svc: Services) -> str:
     groups.inc(by=len(hub.groups))
     devices = Family("sentio_api_view_devices", "Devices in the views.", "gauge", ())
     devices.inc(by=len(svc.views.devices))
+    acks = Family(
+        "sentio_api_alertmanager_acks_total",
+        "Alerts acknowledged because someone silenced them in Alertmanager (the API relays them).",
+        "counter",
+        (),
+    )
+    acks.inc(by=svc.silence_relay.acks if svc.silence_relay is not None else 0)
     return render_families(
-        [records, clients, sent, coalesced, overflows, slow, frames, groups, devices]
+        [records, clients, sent, coalesced, overflows, slow, frames, groups, devices, acks]
     )

@@ -14,6 +14,7 @@ from sentio_iot.api.keys import KeyRing
 from sentio_iot.api.oidc import OidcVerifier
 from sentio_iot.api.ratelimit import LoginRateLimiter
 from sentio_iot.api.refresh import RefreshTokens
+from sentio_iot.api.silence_relay import SilenceRelay
 from sentio_iot.api.store import AuthStore
 from sentio_iot.api.tokens import AccessTokens
 from sentio_iot.api.users import UserStore
@@ -42,6 +43,7 @@ class Services:
     feed_ready: bool = False
     loop: asyncio.AbstractEventLoop | None = None
     feed_records: int = 0
+    silence_relay: SilenceRelay | None = None  # set by the lifespan when it relays
 
     @classmethod
     def build(cls, config: SentioConfig) -> Services:

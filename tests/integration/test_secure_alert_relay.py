@@ -214,7 +214,7 @@ async def test_a_silence_in_alertmanager_acknowledges_the_alert_with_role_creden
     )
     sink_task = asyncio.create_task(sink.run())
     relay = serving(create_app(secure.config("api")))
-    relay.__enter__()
+    api_url = relay.__enter__()
     am = httpx.AsyncClient(base_url=secure.am_url, auth=secure.am_auth, timeout=10)
     try:
         await asyncio.to_thread(worker.start, 120.0)
@@ -281,6 +281,8 @@ async def test_a_silence_in_alertmanager_acknowledges_the_alert_with_role_creden
         silences = (await am.get("/api/v2/silences", params=pipeline)).json()
         assert silences == []  # the sink adopted maria's silence
         assert '{what="silences_adopted"} 1' in sink.writer.metrics_text()
+        metrics = (await asyncio.to_thread(httpx.get, f"{api_url}/metrics")).text
+        assert "\nsentio_api_alertmanager_acks_total 1\n" in metrics, metrics
         assert not sink_task.done()
     finally:
         await am.aclose()
