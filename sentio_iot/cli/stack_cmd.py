@@ -23,8 +23,9 @@ def stack_group() -> None:
     "--secure",
     is_flag=True,
     help="Kafka with SASL/SCRAM over TLS and ACLs per worker role, Mosquitto with users and "
-    "ACLs, Alertmanager, VictoriaMetrics and VictoriaLogs with basic auth; credentials and client settings are generated under "
-    "the stack home (docs/security.md).",
+    "ACLs, Alertmanager, VictoriaMetrics and VictoriaLogs with basic auth, the schema registry "
+    "with OIDC through a Keycloak it starts too (a client per role); credentials and client "
+    "settings are generated under the stack home (docs/security.md).",
 )
 def up(config_path: Path | None, secure: bool) -> None:
     """Install what is missing, start what is not running, wait until every service answers."""

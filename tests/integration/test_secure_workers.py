@@ -4,8 +4,9 @@ line and an exit within seconds (bad configuration), an unreachable broker still
 
 The module starts its own secure Kafka with the stack's code on free ports, in its own home
 (the shared stack's jars linked in), with the default topic prefix and stream app id (its own
-broker: nothing is shared with the stack's Kafka); the schema registry, VictoriaMetrics and
-VictoriaLogs are the shared stack's (data under this module's own tenant).
+broker: nothing is shared with the stack's Kafka), and its own secure schema registry (OIDC
+through its own Keycloak: each role its registry client); VictoriaMetrics and VictoriaLogs
+are the shared stack's (data under this module's own tenant).
 """
 
 from __future__ import annotations
@@ -33,7 +34,12 @@ from sentio_iot.pipeline.secure_roles import role_of, secure_roles
 from sentio_iot.pipeline.workers import pipeline_children
 from sentio_iot.stack import Stack
 from sentio_iot.stack.kafka_secure import KafkaAccess, SecureKafkaFiles
+from sentio_iot.stack.keycloak import KeycloakService
+from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.registry_secure import SecureRegistryFiles
 
+# The fixture (Kafka, Keycloak and the registry, secure) starts in the first test run.
+pytestmark = pytest.mark.timeout(300)
 WRONG = "Not-the-Password-42"
 REFUSED_LOGIN = (
     "it refused the login of {user!r}: Authentication failed during authentication due to "
@@ -51,8 +57,9 @@ class SecureHome:
 
     def role_env(self, role: str, **changes: str) -> dict[str, str]:
         """The environment a worker of ``role`` gets from ``clients/<role>.env``."""
+        files = f'"{self.files.clients}/{role}.env" "{self.files.clients}/registry-{role}.env"'
         out = subprocess.run(
-            ["bash", "-c", f'set -a; . "{self.files.clients}/{role}.env"; env -0'],
+            ["bash", "-c", f'set -a; for f in {files}; do . "$f"; done; env -0'],
             capture_output=True,
             check=True,
         )
@@ -80,12 +87,14 @@ def secure(
 ) -> Iterator[SecureHome]:
     home = tmp_path_factory.mktemp("secure-run")
     shared = sentio_config.stack
-    jars = shared.home / f"kafka-{shared.kafka_version}"
-    (home / jars.name).symlink_to(jars, target_is_directory=True)
-    settings = shared.model_copy(
-        update={"home": home, "kafka_port": free_port(), "kafka_controller_port": free_port()}
-    )
-    stack = Stack(settings, secure=True, access=KafkaAccess(), only={"kafka"})
+    KeycloakService(shared, StackPaths(shared.home)).install(lambda _line: None)
+    for name in ("kafka", "apicurio", "keycloak"):
+        jars = shared.home / f"{name}-{getattr(shared, f'{name}_version')}"
+        (home / jars.name).symlink_to(jars, target_is_directory=True)
+    ports = ("kafka_port", "kafka_controller_port", "registry_port", "keycloak_port")
+    settings = shared.model_copy(update={"home": home, **{p: free_port() for p in ports}})
+    only = {"kafka", "keycloak", "registry"}
+    stack = Stack(settings, secure=True, access=KafkaAccess(), only=only)
     stack.up(progress=lambda _line: None)
     tenant = f"secrun{uuid.uuid4().hex[:8]}"
     bootstrap = f"127.0.0.1:{settings.kafka_port}"
@@ -95,7 +104,7 @@ def secure(
         "stack": settings.model_dump(mode="json"),
         # The secure listener, no credentials of its own: `sentio run` detects the roles.
         "kafka": {"bootstrap_servers": bootstrap},
-        "schema_registry": {"url": sentio_config.schema_registry.url},
+        "schema_registry": {"url": f"http://127.0.0.1:{settings.registry_port}/apis/ccompat/v7"},
         "streams": {"state_dir": str(home / "streams"), "web_port": free_port()},
         "api": {"state_dir": str(home / "api"), "port": free_port()},
         "producer": {"buffer_dir": str(home / "buffer"), "health_port": free_port()},
@@ -177,7 +186,11 @@ def test_a_producer_the_acls_refuse_to_write_stops_and_keeps_its_messages(
     """The sink role may describe (read) every topic, so the start passes; its first writes
     are refused: the producer stops with one line and the refused messages stay buffered."""
     buffer = secure.home / "refused-buffer"
-    env = secure.role_env("sink", SENTIO_PRODUCER__BUFFER_DIR=str(buffer))
+    # The producer's registry client (the sink's may not register the producer's schemas).
+    registry = SecureRegistryFiles(StackPaths(secure.home)).basic_auth("producer")
+    env = secure.role_env(
+        "sink", SENTIO_PRODUCER__BUFFER_DIR=str(buffer), SENTIO_SCHEMA_REGISTRY__BASIC_AUTH=registry
+    )
     done, took = secure.sentio(env, "produce", "simulate")
     assert done.returncode == EXIT_ACCESS_REFUSED, done.stderr
     assert took < 15, took
@@ -249,6 +262,8 @@ def test_run_children_get_their_roles_credentials_in_their_environment(
         assert env["SENTIO_KAFKA__SECURITY_PROTOCOL"] == "SASL_SSL"
         assert env["SENTIO_KAFKA__BOOTSTRAP_SERVERS"] == secure.bootstrap
         assert secure.files.password(role) not in " ".join(spec.argv)
+        registry = SecureRegistryFiles(StackPaths(secure.home))
+        assert env["SENTIO_SCHEMA_REGISTRY__BASIC_AUTH"] == registry.basic_auth(role)
     # A configuration with its own user is left alone; another address is not the stack's.
     own = config.model_copy(
         update={"kafka": config.kafka.model_copy(update={"sasl_username": "me"})}
@@ -261,7 +276,7 @@ def test_run_children_get_their_roles_credentials_in_their_environment(
     assert secure_roles(elsewhere, secure=True) is not None
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(360)  # the fixture's start too, when it runs alone
 def test_sentio_run_on_the_secure_stack_reaches_rollups(
     secure: SecureHome, sentio_config: SentioConfig
 ) -> None:
@@ -275,14 +290,17 @@ def test_sentio_run_on_the_secure_stack_reaches_rollups(
     assert f"== secure Kafka at {secure.bootstrap}: each worker with its role's credentials" in out
     assert "== round trip: 50/50 readings came back identical" in out, out
     assert int(re.search(r"rollups: (\d+)", out).group(1)) > 0, out  # type: ignore[union-attr]
-    for password in secure.files.credentials.glob("*.password"):
+    secrets = [
+        *secure.files.credentials.glob("*.password"),
+        *secure.files.credentials.glob("*.secret"),
+    ]
+    assert len(secrets) > 5  # Kafka's passwords and the registry clients' secrets
+    for password in secrets:
         assert password.read_text().strip() not in out
     logs = secure.home / "state" / "run" / "sentio"
     for log in logs.glob("*.log"):
         text = log.read_text(errors="replace")
-        assert not [
-            p for p in secure.files.credentials.glob("*.password") if p.read_text().strip() in text
-        ]
+        assert not [p for p in secrets if p.read_text().strip() in text]
     vm = f"http://127.0.0.1:{sentio_config.stack.victoriametrics_port}"
     deadline = time.monotonic() + 20
     while True:
