@@ -188,9 +188,12 @@ class SentioRecovery(Recovery):
         # known, then reads them if need_recovery(): only from here may the reading end.
         self._reading = title == "active" and self.need_recovery()
 
-    def _set_recovery_started(self) -> None:
-        self._reading = False
-        super()._set_recovery_started()
+    async def _build_highwaters(
+        self, consumer: Any, tps: Any, destination: Any, title: str
+    ) -> None:
+        if title == "active":  # a new round: its highwaters are not known yet
+            self._reading = False
+        await super()._build_highwaters(consumer, tps, destination, title)
 
     def _set_recovery_ended(self) -> None:
         self._reading = False

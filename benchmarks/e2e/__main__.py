@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import sys
 import tempfile
@@ -42,6 +43,30 @@ def main() -> None:
     parser.add_argument(
         "--restart-rate", type=int, help="readings/s of the restart step (default: the first rate)"
     )
+    parser.add_argument(
+        "--commit-interval",
+        type=float,
+        metavar="S",
+        help="the stream workers' streams.commit_interval_s (default: the setting's, 2 s)",
+    )
+    parser.add_argument(
+        "--beside-commit-interval",
+        type=float,
+        metavar="S",
+        help="also run one stream worker in its own group with this commit interval on the "
+        "same readings (rows streams@<S>s): latency and CPU of two intervals in one run",
+    )
+    parser.add_argument(
+        "--worker-command",
+        metavar="CMD",
+        help="start the stream workers with this command instead of this build's `sentio` "
+        "(e.g. an older checkout: docs/benchmarks.md); `stream worker -c ...` is appended",
+    )
+    parser.add_argument(
+        "--keep-logs",
+        action="store_true",
+        help="keep the processes' logs (their folder is printed)",
+    )
     args = parser.parse_args()
     if args.smoke:
         args.rates, args.step_s, args.devices = SMOKE["rates"], SMOKE["step_s"], SMOKE["devices"]
@@ -50,8 +75,17 @@ def main() -> None:
         parser.error("--restart-after + --down must leave time in --step-s to catch up")
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
-    config, path = config_for(name, work)
-    pipeline = Pipeline(config, path, work, args.workers, quix=args.quix)
+    config, path = config_for(name, work, args.commit_interval)
+    pipeline = Pipeline(
+        config,
+        path,
+        work,
+        args.workers,
+        quix=args.quix,
+        beside_interval_s=args.beside_commit_interval,
+    )
+    if args.worker_command:
+        pipeline.worker_command = shlex.split(args.worker_command)
     producer = PacedProducer(config, name, args.devices)
     latency = CommitLatency(config, producer.sent, pipeline.groups())
     probe = VmProbe(producer.probe_device, producer.probe_metric)
@@ -95,6 +129,10 @@ def main() -> None:
         f"\nceiling (bare confluent-kafka, consume + produce the same bytes): {top:,.0f} readings/s"
     )
     for step in steps:
+        print(
+            f"{step.offered:,.0f}/s: stream workers' CPU per reading taken: {step.cpu_per_reading()}"
+        )
+    for step in steps:
         if step.restart is not None:
             print(step.restart.line())
     rising = [s for s in steps if s.restart is None]
@@ -117,7 +155,10 @@ def main() -> None:
 
         plot(rising, top, args.plot)  # the restart step is not on the rising axis
         print(f"plot: {args.plot}")
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep_logs:
+        print(f"logs: {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     sys.exit(0 if steps else 1)
 
 

@@ -25,17 +25,25 @@ class SentLog:
 
     def __init__(self) -> None:
         self.by_partition: dict[int, list[tuple[int, float]]] = {}
+        self.acked: list[tuple[float, float]] = []  # (send time, send -> broker ack s)
         self.lock = threading.Lock()
 
     def delivered(self, sent_at: float) -> Callable[[KafkaError | None, Message], None]:
         def done(error: KafkaError | None, message: Message) -> None:
             if error is None:
+                now = time.time()
                 with self.lock:
                     self.by_partition.setdefault(message.partition(), []).append(
                         (message.offset(), sent_at)
                     )
+                    self.acked.append((sent_at, now - sent_at))
 
         return done
+
+    def acked_between(self, since: float, until: float) -> list[float]:
+        """Send -> acknowledged by the broker (acks=all), for readings sent in the range."""
+        with self.lock:
+            return [lat for at, lat in self.acked if since <= at < until]
 
 
 class PacedProducer:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 SENTIO = str(Path(sys.executable).with_name("sentio"))
 CLOCK = os.sysconf("SC_CLK_TCK")
 KEPT_UP_S = 3.0  # a stage keeps up when its lag at the end is below this much input
+STREAM_PROCS = ("streams-", "streams@", "quix-")  # processes whose CPU and RSS are rows
 
 
 def free_port() -> int:
@@ -44,13 +45,18 @@ def healthy(port: int) -> bool:
         return False
 
 
-def config_for(name: str, work: Path) -> tuple[SentioConfig, Path]:
+def config_for(
+    name: str, work: Path, commit_interval_s: float | None = None
+) -> tuple[SentioConfig, Path]:
     base = load_config(os.environ.get("SENTIO_CONFIG"))
+    streams: dict[str, object] = {"app_id": name, "state_dir": str(work / "state")}
+    if commit_interval_s is not None:
+        streams["commit_interval_s"] = commit_interval_s
     data = {
         "kafka": {"bootstrap_servers": base.kafka.bootstrap_servers},
         "schema_registry": {"url": base.schema_registry.url},
         "topics": {"prefix": f"{name}.", "partitions": 6},
-        "streams": {"app_id": name, "state_dir": str(work / "state")},
+        "streams": streams,
         "sinks": {
             "victoriametrics": {"health_port": free_port()},
             "loki": {"health_port": free_port()},
@@ -61,6 +67,19 @@ def config_for(name: str, work: Path) -> tuple[SentioConfig, Path]:
     config = load_config(path)
     apply_topics(config)
     return config, path
+
+
+def beside_config(path: Path, commit_interval_s: float) -> Path:
+    """The benchmark's configuration for a second stream worker group on the same readings:
+    its own app id (consumer group, changelogs, output topics stay shared) and commit interval."""
+    data = yaml.safe_load(path.read_text())
+    streams = data["streams"]
+    streams["app_id"] = f"{streams['app_id']}-ci"
+    streams["state_dir"] = f"{streams['state_dir']}-ci"
+    streams["commit_interval_s"] = commit_interval_s
+    beside = path.with_name("e2e-beside.yaml")
+    beside.write_text(yaml.safe_dump(data))
+    return beside
 
 
 @dataclass
@@ -126,8 +145,20 @@ class Step:
         phases = ", ".join(f"{k} {v:.1f} s" for k, v in self.phases.items())
         return (
             f"  taken: {taken}; p99 latency: {p99}; kept up: {self.kept_up()}\n"
-            f"  stream workers' time: {phases}"
+            f"  stream workers' time: {phases}\n"
+            f"  stream workers' CPU per reading taken: {self.cpu_per_reading()}"
         )
+
+    def cpu_per_reading(self) -> str:
+        """Each stream worker group's CPU time per reading it took in the step, in µs."""
+        out = []
+        for group, taken in self.taken.items():
+            if not group.startswith("streams") or taken <= 0:
+                continue
+            procs = [p for p in self.cpu_s if p == group or p.startswith(f"{group}-")]
+            cpu = sum(self.cpu_s[p] for p in procs)
+            out.append(f"{group} {cpu / (taken * self.seconds) * 1e6:,.0f} µs")
+        return ", ".join(out)
 
 
 def _s(value: float | None, digits: int = 2) -> str:
@@ -139,6 +170,18 @@ def _n(value: float | None) -> str:
 
 
 RESTART_POLL_S = 0.5
+
+
+def worker_events(port: int) -> float:
+    """Messages the readings agent of the worker on ``port`` took (0 when it cannot say)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+    except httpx.HTTPError:
+        return 0.0
+    for line in text.splitlines():
+        if line.startswith('sentio_stream_events_total{agent="readings"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
 
 
 class Restart(threading.Thread):
@@ -171,6 +214,7 @@ class Restart(threading.Thread):
         self.killed_at = self.restarted_at = self.caught_at = 0.0
         self.caught_lag = 0
         self.samples: list[tuple[float, int]] = []  # (seconds since the step began, lag)
+        self.ready_at = self.first_batch_at = 0.0  # the restarted worker's /health, 1st batch
         self._done = threading.Event()
 
     def lag(self) -> int | None:
@@ -198,7 +242,9 @@ class Restart(threading.Thread):
         time.sleep(self.down)
         self.pipeline._start(self.label, self.pipeline.commands[self.label])
         self.restarted_at = time.monotonic() - t0
+        port = self.pipeline.worker_ports[0]
         while not self._done.is_set():
+            self._milestones(port, t0)
             lag = self.lag()
             now = time.monotonic() - t0
             if lag is not None:
@@ -209,6 +255,15 @@ class Restart(threading.Thread):
                     self.caught_at, self.caught_lag = now, lag
                     return
             self._done.wait(RESTART_POLL_S)
+
+    def _milestones(self, port: int, t0: float) -> None:
+        """When the restarted worker was healthy and when it had processed its first batch."""
+        if self.first_batch_at:
+            return
+        if not self.ready_at and healthy(port):
+            self.ready_at = time.monotonic() - t0
+        if self.ready_at and worker_events(port) > 0:
+            self.first_batch_at = time.monotonic() - t0
 
     def finish(self) -> None:
         self._done.set()
@@ -228,6 +283,11 @@ class Restart(threading.Thread):
             f"{self.rate:,.0f}/s step, started again {self.down:.0f} s later; lag before the "
             f"kill at most {self.steady:,}, peak {self.peak:,}"
         )
+        if self.first_batch_at:
+            head += (
+                f"; after the restart: healthy {self.ready_at - self.restarted_at:.1f} s, "
+                f"first batch done {self.first_batch_at - self.restarted_at:.1f} s"
+            )
         rate = self.catch_up_rate()
         if rate is None:
             last_at, last = self.samples[-1] if self.samples else (0.0, 0)
@@ -250,10 +310,19 @@ class Pipeline:
     """The stream workers and sinks as ``sentio`` processes on the benchmark's configuration."""
 
     def __init__(
-        self, config: SentioConfig, path: Path, work: Path, workers: int, *, quix: bool = False
+        self,
+        config: SentioConfig,
+        path: Path,
+        work: Path,
+        workers: int,
+        *,
+        quix: bool = False,
+        beside_interval_s: float | None = None,
     ) -> None:
         self.config, self.path, self.work, self.workers = config, path, work, workers
         self.quix = quix
+        self.beside_interval_s = beside_interval_s  # a 2nd worker group, this commit interval
+        self.worker_command = [SENTIO]  # what starts a stream worker (--worker-command)
         self.procs: list[Proc] = []
         self.commands: dict[str, list[str]] = {}
         self.lag = ConsumerLag(config)
@@ -268,13 +337,20 @@ class Pipeline:
         }
         if self.quix:  # benchmarks.e2e.quix_stage: rollups + z-score in Quix Streams
             groups["quix"] = f"{name}-quix"
+        if self.beside_interval_s is not None:
+            groups[self.beside_label()] = f"{name}-ci"
         return groups
+
+    def beside_label(self) -> str:
+        """The second stream worker group's label: its group row and its process row."""
+        return f"streams@{self.beside_interval_s:g}s"
 
     def start(self) -> None:
         groups = self.groups()
         self.worker_ports = [free_port() for _ in range(self.workers)]
         for n, port in enumerate(self.worker_ports):
-            self._spawn(f"streams-{n + 1}", ["stream", "worker", "--web-port", str(port)])
+            command = [*self.worker_command, "stream", "worker", "-c", str(self.path)]
+            self._start(f"streams-{n + 1}", [*command, "--web-port", str(port)])
         self._spawn(
             "sink-victoriametrics",
             ["sink", "victoriametrics", "--group-id", groups["sink-victoriametrics"]],
@@ -283,8 +359,15 @@ class Pipeline:
         if self.quix:
             quix = [sys.executable, "-m", "benchmarks.e2e.quix_stage", str(self.path)]
             self._start("quix-stage", quix)
+        ports = [*self.worker_ports]
+        if self.beside_interval_s is not None:
+            beside = beside_config(self.path, self.beside_interval_s)
+            ports.append(free_port())
+            command = [*self.worker_command, "stream", "worker", "-c", str(beside)]
+            command += ["--web-port", str(ports[-1])]
+            self._start(self.beside_label(), command)
         sinks = self.config.sinks
-        ports = [*self.worker_ports, sinks.victoriametrics.health_port, sinks.loki.health_port]
+        ports += [sinks.victoriametrics.health_port, sinks.loki.health_port]
         deadline = time.monotonic() + 120  # TensorFlow, group joins, table recovery
         while not all(healthy(port) for port in ports):
             if time.monotonic() > deadline:
@@ -349,6 +432,11 @@ class Pipeline:
             p50[label], p99[label] = percentile(values, 0.5), percentile(values, 0.99)
         vm = probe.between(half, began + seconds)
         p50["queryable in VM"], p99["queryable in VM"] = percentile(vm, 0.5), percentile(vm, 0.99)
+        acked = producer.sent.acked_between(half, began + seconds)
+        p50["produce (acked)"], p99["produce (acked)"] = (
+            percentile(acked, 0.5),
+            percentile(acked, 0.99),
+        )
         return Step(
             offered=offered,
             restart=killer,
@@ -360,11 +448,16 @@ class Pipeline:
             rss_mb={p.label: p.peak_rss_mb() for p in self.procs},
             seconds=elapsed,
             phases=phases,
-            labels=[
-                *groups,
-                "queryable in VM",
-                *(p.label for p in self.procs if p.label.startswith(("streams-", "quix-"))),
-            ],
+            labels=list(
+                dict.fromkeys(
+                    [
+                        "produce (acked)",
+                        *groups,
+                        "queryable in VM",
+                        *(p.label for p in self.procs if p.label.startswith(STREAM_PROCS)),
+                    ]
+                )
+            ),
         )
 
     def phases(self) -> dict[str, float]:

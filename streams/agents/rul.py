@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+import time
 
 from sentio_iot.settings.rul import RulSettings
 from sentio_iot.streams.app import Event, StreamApp
@@ -27,22 +29,54 @@ AGENT = "rul"
 
 
 def attach(app: StreamApp) -> None:
-    """Declare the ``rul`` table and agent on ``app``; load the configured models now."""
+    """Declare the ``rul`` table and agent on ``app``; start loading the configured models."""
     settings = app.config.streams.rul
     router = ModelRouter(settings, ModelStore(settings.resolved_store_dir()))
-    for name in {*settings.models.values(), *settings.feature_models}:
-        predictor = router.predictor(name)
-        if predictor is not None:
-            prep = predictor.model.preprocessing
-            log.info(
-                "RUL model %s version %d serves (features %s; history inputs: %s)",
-                name,
-                predictor.model.version,
-                ", ".join(prep.features),
-                ", ".join(prep.context) or "none",
-            )
+    models = ModelLoading(router, sorted({*settings.models.values(), *settings.feature_models}))
     app.serde("rul")
-    app.add_reading_step(RulStep(app, router, settings))
+    app.add_reading_step(RulStep(app, router, settings, models))
+
+
+class ModelLoading:
+    """The configured models, loaded in a thread from ``attach`` on; the first batch waits.
+
+    Importing TensorFlow and loading the models was most of a worker's start (10-22 s on the
+    2-core machine, docs/benchmarks.md): meanwhile the worker now joins its group, recovers
+    its tables and replays its snapshots. A model that cannot be loaded is logged and serves
+    nothing, as before (``ModelRouter.predictor``).
+    """
+
+    def __init__(self, router: ModelRouter, names: list[str]) -> None:
+        self.router, self.names = router, names
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._load, name="rul-models", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            for name in self.names:
+                predictor = self.router.predictor(name)
+                if predictor is not None:
+                    prep = predictor.model.preprocessing
+                    log.info(
+                        "RUL model %s version %d serves (features %s; history inputs: %s)",
+                        name,
+                        predictor.model.version,
+                        ", ".join(prep.features),
+                        ", ".join(prep.context) or "none",
+                    )
+        except BaseException as exc:  # raised again in the first batch
+            log.exception("loading the RUL models failed")
+            self.error = exc
+
+    async def ready(self) -> None:
+        """Return once the models are loaded (raise what loading them raised)."""
+        if self._thread.is_alive():
+            t = time.perf_counter()
+            await asyncio.to_thread(self._thread.join)
+            log.info("the first batch waited %.2f s for the RUL models", time.perf_counter() - t)
+        if self.error is not None:
+            raise self.error
 
 
 class RulStep:
@@ -51,13 +85,17 @@ class RulStep:
     name = AGENT
     topics: tuple[str, ...] = ()
 
-    def __init__(self, app: StreamApp, router: ModelRouter, settings: RulSettings) -> None:
+    def __init__(
+        self, app: StreamApp, router: ModelRouter, settings: RulSettings, models: ModelLoading
+    ) -> None:
         self.app = app
         self.router = router
         self.settings = settings
+        self.models = models
         self.states = app.live_states("rul", load, dump)
 
     async def process(self, batch: ReadingBatch) -> None:
+        await self.models.ready()
         settings, states = self.settings, self.states
         serving = RulBatch(self.router, settings.min_interval_s)
         last_event: dict[str, Event] = {}

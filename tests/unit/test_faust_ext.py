@@ -186,6 +186,13 @@ def test_faust_ends_a_transactional_recovery_only_after_two_idle_waits() -> None
     assert "timeout=5.0" in source and "timeout_count > 1" in source
     assert "offsets[tp] = highwater" in source and "self.flush_buffers()" in source
     assert "self._set_recovery_ended()" in source and "self.signal_recovery_end.set()" in source
+    # a round: _build_highwaters("active"), _seek_offsets("active"), then reading
+    restart = inspect.getsource(Recovery._restart_recovery.fun)
+    assert (
+        restart.index('active_highwaters, "active"')
+        < restart.index('active_offsets, "active"\n')
+        < restart.index("Restoring state from changelog topics")
+    )
     for name in ("need_recovery", "flush_buffers", "_set_recovery_ended", "_seek_offsets"):
         assert callable(getattr(Recovery, name)), name
     assert "await consumer.seek_wait(" in inspect.getsource(Recovery._seek_offsets)
