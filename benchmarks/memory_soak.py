@@ -61,13 +61,19 @@ class PumpProducer(PacedProducer):
         self.producer.produce(self.topic, self.encoder.encode(reading), device.encode())
 
 
-def traced_worker(out: str, every_s: str, *argv: str) -> None:
-    """``sentio stream worker`` with tracemalloc on (3 frames) from ``every_s`` seconds after
-    its start (the imports untraced: TensorFlow's would take minutes): then a snapshot of every
-    allocation made since and still live, every ``every_s`` seconds, in ``out``
-    (``snap-NNN.pickle``), and a line per snapshot in ``out/gc.txt``: seconds, traced MB,
-    the collector's collections per generation so far."""
+def traced_worker(out: str, every_s: str, mode: str, *argv: str) -> None:
+    """``sentio stream worker`` with a thread that looks at its memory every ``every_s``
+    seconds and writes a line per look in ``out/gc.txt``.
+
+    ``mode`` "trace": tracemalloc on (3 frames) from ``every_s`` seconds after the start (the
+    imports untraced: TensorFlow's would take minutes), then a snapshot of every allocation
+    made since and still live in ``out/snap-NNN.pickle``; the line: seconds, traced MB, the
+    collector's collections per generation so far. ``mode`` "trim": glibc's ``malloc_trim(0)``
+    (free heap pages handed back to the system); the line: seconds, RSS before and after MB.
+    """
+    import ctypes
     import gc
+    import os
     import threading
     import tracemalloc
 
@@ -75,20 +81,27 @@ def traced_worker(out: str, every_s: str, *argv: str) -> None:
 
     folder, every, t0 = Path(out), float(every_s), time.monotonic()
 
-    def snapshots() -> None:
-        time.sleep(every)
-        tracemalloc.start(3)
+    def look() -> None:
+        if mode == "trace":
+            time.sleep(every)
+            tracemalloc.start(3)
+        libc = ctypes.CDLL("libc.so.6") if mode == "trim" else None
         n = 0
         while True:
             time.sleep(every)
             n += 1
-            tracemalloc.take_snapshot().dump(str(folder / f"snap-{n:03d}.pickle"))
-            traced = tracemalloc.get_traced_memory()[0] / 1e6
-            runs = [g["collections"] for g in gc.get_stats()]
+            if libc is not None:
+                before = vm_rss_mb(os.getpid())
+                libc.malloc_trim(0)
+                line = f"{before:.0f} {vm_rss_mb(os.getpid()):.0f}"
+            else:
+                tracemalloc.take_snapshot().dump(str(folder / f"snap-{n:03d}.pickle"))
+                traced = tracemalloc.get_traced_memory()[0] / 1e6
+                line = f"{traced:.1f} {[g['collections'] for g in gc.get_stats()]}"
             with (folder / "gc.txt").open("a") as log:
-                log.write(f"{time.monotonic() - t0:.0f} {traced:.1f} {runs}\n")
+                log.write(f"{time.monotonic() - t0:.0f} {line}\n")
 
-    threading.Thread(target=snapshots, daemon=True).start()
+    threading.Thread(target=look, daemon=True).start()
     sys.argv = ["sentio", *argv]
     sentio()
 
@@ -120,6 +133,7 @@ class WorkerOnly(Pipeline):
     ``trace_every_s``, the worker runs under :func:`traced_worker`."""
 
     trace_every_s: float = 0.0
+    mode = "trace"  # or "trim": see traced_worker
 
     def groups(self) -> dict[str, str]:
         return {"streams": self.config.streams.app_id}
@@ -131,7 +145,8 @@ class WorkerOnly(Pipeline):
             code = "import sys; from benchmarks.memory_soak import traced_worker as t; t(*sys.argv[1:])"
             folder, every = str(self.work / "trace"), str(self.trace_every_s)
             (self.work / "trace").mkdir(exist_ok=True)
-            self._start("streams-1", [sys.executable, "-c", code, folder, every, *args])
+            command = [sys.executable, "-c", code, folder, every, self.mode, *args]
+            self._start("streams-1", command)
         else:
             self._spawn("streams-1", args[:2] + args[4:])
         deadline = time.monotonic() + 180  # TensorFlow, the group join, table recovery
@@ -207,6 +222,14 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--sample-s", type=float, default=10.0, help="seconds between samples")
     parser.add_argument(
+        "--trim-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="call glibc's malloc_trim(0) in the worker every S seconds and print its RSS "
+        "before and after (heap the allocator kept, not a leak, comes back)",
+    )
+    parser.add_argument(
         "--trace-every",
         type=float,
         default=0.0,
@@ -221,7 +244,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     config, path = config_for(name, work)
     worker = WorkerOnly(config, path, work, 1)
-    worker.trace_every_s = args.trace_every
+    worker.trace_every_s = args.trace_every or args.trim_every
+    worker.mode = "trim" if args.trim_every else "trace"
     producer = PumpProducer(config, name, args.devices)
     samples: list[Sample] = []
     try:
@@ -245,7 +269,10 @@ def main() -> None:
                 flush=True,
             )
         report(samples, args, worker)
-        if args.trace_every:
+        if args.trim_every:
+            print("malloc_trim in the worker (seconds, RSS MB before, after):")
+            print((work / "trace" / "gc.txt").read_text())
+        elif args.trace_every:
             growth(work / "trace")
     finally:
         print(f"stopping: {worker.stop()}")

@@ -38,3 +38,17 @@ async def test_state_size_measures_every_step_and_bounded_states_stay_bounded() 
     for age in (20, 40):
         alerts = by["alerts", age]
         assert alerts.keys <= DEVICES * 3 and len(alerts.records) == alerts.keys
+
+
+def test_memory_soak_slope_and_minute_marks_from_samples() -> None:
+    from benchmarks import memory_soak
+
+    # RSS rising 3 MB per 10 s for 10 minutes: 18 MB/min, whatever the offset
+    samples = [memory_soak.Sample(t, 700 + 0.3 * t, t * 100, 0) for t in range(10, 601, 10)]
+    assert abs(memory_soak.slope_mb_per_min(samples) - 18.0) < 1e-9
+    flat = [memory_soak.Sample(t, 900.0, 0, None) for t in range(10, 301, 10)]
+    assert memory_soak.slope_mb_per_min(flat) == 0.0
+    assert memory_soak.slope_mb_per_min(samples[:1]) == 0.0
+    mark = memory_soak.at_minute(samples, 5)
+    assert mark is not None and mark.at_s == 300
+    assert memory_soak.at_minute(flat, 10) is None  # the run was 5 minutes long
