@@ -95,6 +95,12 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await svc.http.aclose()
 
 
+def _feed_refused(app: FastAPI) -> str | None:
+    """The line of Kafka's refusal of the views' feed, while it lasts."""
+    feed: KafkaFeed | None = getattr(app.state, "feed", None)
+    return None if feed is None else feed.refused
+
+
 async def _watch_ready(svc: Services, feed: KafkaFeed | None) -> None:
     if feed is None:
         svc.feed_ready = True
@@ -249,7 +255,11 @@ def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
 
     @app.get("/health", include_in_schema=False)
     async def worker_health() -> JSONResponse:
-        """For `sentio run`'s supervisor: 200 once the views are rebuilt, else 503."""
+        """For `sentio run`'s supervisor: 200 once the views are rebuilt, else 503 (and the
+        line that says why when Kafka refuses the API's credentials)."""
+        refused = _feed_refused(app)
+        if refused is not None:
+            return JSONResponse({"status": "kafka access refused", "error": refused}, 503)
         ready = app.state.services.feed_ready
         return JSONResponse({"status": "ok" if ready else "starting"}, 200 if ready else 503)
 
@@ -262,7 +272,7 @@ def create_app(config: SentioConfig, *, start_feed: bool = True) -> FastAPI:
     async def health() -> dict[str, Any]:
         """Liveness and whether the views are rebuilt; no authentication, no data."""
         svc: Services = app.state.services
-        return {"status": "ok", "views_ready": svc.feed_ready}
+        return {"status": "ok", "views_ready": svc.feed_ready, "kafka_refused": _feed_refused(app)}
 
     mount_dashboard(app)
     return app

@@ -4,6 +4,12 @@ Partitions are assigned directly (no consumer group, nothing committed), each fr
 its lookback starts (the compacted alerts topic from its beginning), so every start rebuilds
 the views from Kafka. Records are decoded on this thread and handed to the event loop in
 batches; ``ready`` is set once every partition has been read up to where it ended at start.
+
+Kafka refusing the API's login or its ACLs (credentials rotated, an ACL deleted) is not an
+outage: ``refused`` holds the one line that says who was refused what and the fix, logged
+once at ERROR, and the worker's ``/health`` answers 503 with it. The API keeps serving what
+it has (and VictoriaMetrics' history) and tries again every ``REFUSED_RETRY_S``: once the
+credentials are mended the views start over from their lookback.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from sentio_iot.config import SentioConfig
-from sentio_iot.errors import DataError, TransientError
+from sentio_iot.errors import AccessRefused, DataError, TransientError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +38,7 @@ TOPICS = {
 BATCH = 1000
 POLL_S = 0.1
 RETRY_S = 2.0
+REFUSED_RETRY_S = 10.0
 Batch = list[tuple[str, dict[str, Any]]]
 
 
@@ -48,6 +55,7 @@ class KafkaFeed:
         self.ready = threading.Event()
         self.records = 0
         self.skipped = 0
+        self.refused: str | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="api-feed", daemon=True)
 
@@ -65,6 +73,14 @@ class KafkaFeed:
         while not self._stop.is_set():
             try:
                 self._consume()
+            except AccessRefused as exc:
+                line = str(exc)
+                if line != self.refused:
+                    log.error(
+                        "the views' Kafka feed: %s; retrying every %g s", line, REFUSED_RETRY_S
+                    )
+                self.refused = line
+                self._stop.wait(REFUSED_RETRY_S)
             except Exception as exc:
                 log.warning("the views' Kafka feed failed, retrying in %g s: %s", RETRY_S, exc)
                 self._stop.wait(RETRY_S)
@@ -72,7 +88,7 @@ class KafkaFeed:
     def _consume(self) -> None:
         from confluent_kafka import Consumer
 
-        from sentio_iot.kafka import consumer_config
+        from sentio_iot.kafka import ACCESS_REFUSED, LoginRefusals, access_refused, consumer_config
         from sentio_iot.pipeline.topics_ready import wait_for_partitions
         from sentio_iot.registry import SchemaRegistry
         from sentio_iot.schemas.catalog import spec
@@ -82,9 +98,11 @@ class KafkaFeed:
         config = self.config
         apply_topics(config, tuple(spec(name) for name in TOPICS))
         kinds = {spec(name).topic(config.topics): TOPICS[name] for name in TOPICS}
-        consumer = Consumer(
-            consumer_config(config.kafka, "sentio-api-views", **{"enable.auto.commit": False})
+        settings = consumer_config(
+            config.kafka, "sentio-api-views", **{"enable.auto.commit": False}
         )
+        login = LoginRefusals(settings)
+        consumer = Consumer({**settings, "error_cb": login, "logger": login})
         try:
             wait_for_partitions(consumer, list(kinds))
             ends = self._assign(consumer, list(kinds))
@@ -94,15 +112,22 @@ class KafkaFeed:
                     # poll waits for the first message only; consume(…, 0) takes what else
                     # is already here (consume alone would wait its timeout for a full batch)
                     first = consumer.poll(POLL_S)
+                    if login.refused is not None:
+                        raise login.refusal(login.bootstrap, login.user)
                     messages = [first, *consumer.consume(BATCH - 1, 0)] if first else []
                     batch: Batch = []
                     for message in messages:
-                        if message.error() or message.value() is None:
+                        error = message.error()
+                        if error is not None and error.code() in ACCESS_REFUSED:
+                            what = f"topic {message.topic()}" if message.topic() else "its topics"
+                            raise access_refused(login.bootstrap, login.user, what, error)
+                        if error or message.value() is None:
                             continue
                         topic = message.topic()
                         record = self._decode(serdes[topic], message.value())
                         if record is not None:
                             batch.append((kinds[topic][0], record))
+                    self.refused = None
                     if batch:
                         self.records += len(batch)
                         self.loop.call_soon_threadsafe(self.on_batch, batch)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import httpx
 import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaException, TopicPartition
@@ -288,3 +289,55 @@ def test_a_password_rotated_while_running_stops_producer_and_sink(broker: Broker
         assert "(fix: check kafka.sasl_username and kafka.sasl_password" in line
         assert old[role] not in line and broker.files.password(role) not in line
     assert buffered(produced_err, "pw-buf") > 0
+
+
+def test_the_api_whose_read_acl_is_deleted_says_so_on_health_and_recovers(
+    broker: Broker,
+) -> None:
+    """The API keeps serving: its /health turns 503 with the one refusal line (logged once),
+    and once the ACL is back the views' feed takes up again and /health is 200."""
+    port = free_port()
+    env = broker.role_env(
+        "api",
+        SENTIO_API__PORT=str(port),
+        SENTIO_API__STATE_DIR=str(broker.home / f"api-{uuid.uuid4().hex[:6]}"),
+    )
+    api = broker.start(env, "api")
+    log = Path(str(api.args[-1]))  # type: ignore[index]
+    health = f"http://127.0.0.1:{port}/health"
+
+    def answer() -> tuple[int, dict[str, str]]:
+        try:
+            got = httpx.get(health, timeout=5)
+        except httpx.TransportError:
+            return 0, {}
+        return got.status_code, got.json()
+
+    def wait_for(status: int, timeout_s: float) -> dict[str, str]:
+        deadline = time.monotonic() + timeout_s
+        while (got := answer())[0] != status:
+            assert api.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, (
+                f"{got} after {timeout_s:g} s: {log.read_text()[-3000:]}"
+            )
+            time.sleep(0.5)
+        return got[1]
+
+    try:
+        wait_for(200, 90)
+        broker.delete_acl("api", "sentio.alerts", ResourceType.TOPIC)
+        body = wait_for(503, 60)
+        assert body["status"] == "kafka access refused", body
+        assert body["error"].startswith(
+            f"Kafka at {broker.bootstrap} refused 'api' access to topic sentio.alerts: "
+            f"TOPIC_AUTHORIZATION_FAILED {FIX}"
+        ), body
+        broker.restore()
+        assert wait_for(200, 90) == {"status": "ok"}
+        assert api.poll() is None  # it kept serving all along
+    finally:
+        stop(api)
+        broker.restore()
+    text = log.read_text()
+    assert text.count("the views' Kafka feed: Kafka at") == 1, text[-3000:]  # said once
+    assert "Traceback" not in text
