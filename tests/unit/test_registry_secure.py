@@ -4,6 +4,7 @@ tests/integration/test_stack_secure_registry.py.)"""
 
 from __future__ import annotations
 
+import os
 import stat
 import subprocess
 from pathlib import Path
@@ -19,6 +20,7 @@ from sentio_iot.secret_values import MASK
 from sentio_iot.stack import Stack
 from sentio_iot.stack.keycloak import KeycloakService
 from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.process import ProcessRecord, process_start_time, write_record
 from sentio_iot.stack.registry import RegistryService
 from sentio_iot.stack.registry_secure import (
     ROLE_GRANTS,
@@ -116,11 +118,15 @@ def test_keycloak_is_a_service_only_with_secure(tmp_path: Path) -> None:
     assert "keycloak" in [s.name for s in Stack(settings, secure=True).services]
     registry = next(s for s in Stack(settings, secure=True).services if s.name == "registry")
     assert isinstance(registry, RegistryService) and registry.secure
-    # A Keycloak that runs (its pid file) is seen by a plain `status` and `down`.
+    # A Keycloak that runs (a live process in its pid file) is seen by a plain `status` and
+    # `down`; a stale pid file is not.
     paths = StackPaths(tmp_path)
     paths.pid("keycloak").parent.mkdir(parents=True, exist_ok=True)
-    paths.pid("keycloak").write_text("{}")
+    live = ProcessRecord(os.getpid(), process_start_time(os.getpid()) or 0, ("java",))
+    write_record(paths.pid("keycloak"), live)
     assert "keycloak" in [s.name for s in Stack(settings).services]
+    write_record(paths.pid("keycloak"), ProcessRecord(live.pid, live.start_time + 1, ("java",)))
+    assert "keycloak" not in [s.name for s in Stack(settings).services]
 
 
 def test_the_registry_flags_turn_oidc_on_without_a_secret(tmp_path: Path) -> None:
