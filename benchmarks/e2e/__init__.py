@@ -15,7 +15,10 @@ with the wall clock) at each rate for ``--step-s`` seconds. Per step it prints:
   read_committed consumers; for a sink: VictoriaMetrics or Loki confirmed the write), over
   the second half of the step; and reading → queryable in VictoriaMetrics for one probe
   device (``/api/v1/export`` polled every 0.1 s);
-- CPU seconds and peak RSS of every process.
+- send -> acknowledged by the broker (row ``produce (acked)``), the first stage of the
+  latency breakdown: acked -> committed by the streams -> written by the sink -> queryable;
+- CPU seconds and peak RSS of every process, and each stream worker group's CPU per reading
+  taken.
 
 Then the ceiling: bare confluent-kafka consuming the same readings and producing the same
 bytes again. The table goes to stdout and, with ``--plot PATH`` (needs matplotlib), a PNG.
@@ -30,5 +33,12 @@ default the first rate) in which the first stream worker is SIGKILLed S seconds 
 started again D seconds later; the worker group's lag (``ConsumerLag``, every 0.5 s) is
 followed until it is back to the highest lag seen before the kill. Printed: the peak lag,
 the seconds from the restart (and from the kill) to that level, and the catch-up rate
-(offered + lag worked off per second from the peak), also as a multiple of the offered rate.
+(offered + lag worked off per second from the peak), also as a multiple of the offered rate,
+and when the restarted worker was healthy and had done its first batch.
+
+``--commit-interval S``: the workers' ``streams.commit_interval_s``. ``--beside-commit-interval
+S``: a second stream worker group (its own app id, same readings and output topics) with that
+interval, rows ``streams@<S>s``: two intervals' latency and CPU in one run.
+``--worker-command CMD``: start the stream workers with another build (docs/benchmarks.md,
+fifth round). ``--keep-logs``: keep the processes' logs.
 """
