@@ -10,8 +10,9 @@
 set -eu
 umask 077
 
-# Apicurio Registry runs as uid 1001 (group 0); Tempo as 10001.
+# Apicurio Registry runs as uid 1001 (group 0); Tempo as 10001; Keycloak as 1000 (group 0).
 chown -R 1001:0 /volumes/registry
 chown -R 10001:10001 /volumes/tempo
+chown -R 1000:0 /volumes/keycloak
 
 sentio compose secrets /secrets

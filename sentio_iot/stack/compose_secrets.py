@@ -4,7 +4,9 @@
 network) fills the ``secrets`` volume on the first start and keeps every password afterwards;
 later starts rewrite only what derives from them (hashes, copies, a broker certificate close
 to its end). The same code as ``sentio stack up --secure`` makes the Kafka CA, the broker's
-certificate and the SCRAM passwords (kafka_secure.py), only for the host name ``kafka``.
+certificate and the SCRAM passwords (kafka_secure.py), only for the host name ``kafka``,
+and the registry's OIDC clients, their secrets and the realm Keycloak imports
+(registry_secure.py).
 
 The volume, each folder 0700 and each file 0600::
 
@@ -12,7 +14,9 @@ The volume, each folder 0700 and each file 0600::
                             every Kafka password (kafka_secure.SecureKafkaFiles' layout),
                             the cluster id
     passwords/              kept, root only: grafana-admin, victoriametrics, alertmanager,
-                            mqtt-devices, mqtt-sentio (``<name>.password``)
+                            mqtt-devices, mqtt-sentio, keycloak-admin (``<name>.password``),
+                            the registry's client secrets (``registry-<role>.secret``:
+                            registry_secure.RegistrySecrets' layout)
     <service>/              rewritten at each start: what that compose service needs and
                             nothing else, owned by the user its image runs as; the service
                             mounts only this folder (volume ``subpath``) at /run/secrets/sentio
@@ -41,6 +45,8 @@ from sentio_iot.stack.kafka_secure import (
     SecureKafkaFiles,
     write_private,
 )
+from sentio_iot.stack.keycloak import REALM_FILE
+from sentio_iot.stack.registry_secure import RegistrySecrets
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,7 @@ OWNERS: dict[str, tuple[int, int]] = {
     "alertmanager": (65534, 65534),  # prom/alertmanager: nobody
     "mosquitto": (1883, 1883),
     "grafana": (472, 0),
+    "keycloak": (1000, 0),  # quay.io/keycloak/keycloak: keycloak
 }
 SENTIO_UID = (10001, 10001)  # the Dockerfile's user `sentio`
 
@@ -84,10 +91,16 @@ WORKERS: dict[str, Worker] = {
 }
 # The one-shot that creates the roles' SCRAM users and ACLs as the broker's super user.
 ACCESS_SERVICE = "kafka-access"
+ACCESS_ROLE = "admin"  # its registry client (it reads no schema; `sentio` commands may)
 
 # File names inside a worker's folder (the environment of docker-compose.yml names them).
 KAFKA_CA = "kafka-ca.pem"
 KAFKA_PASSWORD = "kafka.password"
+# ``client-id:secret`` of the role's registry client (schema_registry.basic_auth).
+REGISTRY_BASIC_AUTH = "registry-basic-auth"
+# Keycloak's folder: the realm it imports (registry_secure.RegistrySecrets.realm) and the
+# password of its own administrator (master realm).
+KEYCLOAK_ADMIN_PASSWORD = "admin-password"
 
 
 def basic_auth_file(backend: str) -> str:
@@ -103,6 +116,7 @@ class ComposeSecrets:
         self.kafka = SecureKafkaFiles.in_folder(root / "pki", BROKER_NAMES, CA_NAME)
         self.passwords = root / "passwords"
         self.cluster_id_path = root / "pki" / "cluster-id"
+        self.registry = RegistrySecrets(self.passwords)
 
     def password(self, name: str) -> str:
         """A kept password of ``passwords/`` (grafana-admin, victoriametrics, ...)."""
@@ -120,6 +134,7 @@ class ComposeSecrets:
                 write_private(path, secrets.token_urlsafe(24))
         if not self.cluster_id_path.is_file():
             write_private(self.cluster_id_path, kafka_cluster_id())
+        self.registry.ensure()
         folders = []
         for service, files in self.service_files().items():
             folders.append(self._write_folder(service, files))
@@ -138,6 +153,7 @@ class ComposeSecrets:
             },
             ACCESS_SERVICE: {
                 "tls/ca.pem": ca,
+                REGISTRY_BASIC_AUTH: self.registry.basic_auth(ACCESS_ROLE),
                 **{
                     f"credentials/{user}.password": self.kafka.password(user)
                     for user in (BROKER_USER, *ROLES)
@@ -151,6 +167,10 @@ class ComposeSecrets:
                     for user in MQTT_USERS
                 )
             },
+            "keycloak": {
+                REALM_FILE: self.registry.realm_json(),
+                KEYCLOAK_ADMIN_PASSWORD: self.registry.admin_password(),
+            },
             "grafana": {
                 "admin-password": self.password("grafana-admin"),
                 "victoriametrics-password": vm,
@@ -158,7 +178,11 @@ class ComposeSecrets:
             },
         }
         for service, worker in WORKERS.items():
-            files = {KAFKA_CA: ca, KAFKA_PASSWORD: self.kafka.password(worker.role)}
+            files = {
+                KAFKA_CA: ca,
+                KAFKA_PASSWORD: self.kafka.password(worker.role),
+                REGISTRY_BASIC_AUTH: self.registry.basic_auth(worker.role),
+            }
             for backend in worker.http:
                 files[basic_auth_file(backend)] = f"{HTTP_USER}:{self.password(backend)}"
             folders[service] = files

@@ -26,7 +26,7 @@ from sentio_iot.stack.keycloak import realm_url
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_java, find_program, java_problem, missing
 from sentio_iot.stack.probes import HOST, Health, http_all_ok, http_ok
-from sentio_iot.stack.registry_secure import REALM, SecureRegistryFiles
+from sentio_iot.stack.registry_secure import REALM, SecureRegistryFiles, oidc_properties
 from sentio_iot.stack.service import Progress, Service
 
 APP_NAME = "Apicurio Registry (H2 file)"
@@ -138,20 +138,9 @@ class RegistryService(Service):
         ]
 
     def _secure_flags(self) -> list[str]:
-        """OIDC on, basic auth as client credentials, roles from the token, nothing anonymous.
-        No secret among them: Apicurio checks tokens with Keycloak's public keys."""
-        realm = realm_url(self.settings)
-        return [
-            "-Dquarkus.oidc.tenant-enabled=true",  # what Apicurio 3.0 calls apicurio.authn.enabled
-            f"-Dquarkus.oidc.auth-server-url={realm}",
-            # Where basic credentials are exchanged for a token (default: Apicurio's own server).
-            f"-Dquarkus.oidc.token-path={realm}/protocol/openid-connect/token",
-            "-Dapicurio.authn.basic-client-credentials.enabled=true",
-            "-Dapicurio.auth.role-based-authorization=true",
-            "-Dapicurio.auth.role-source=token",
-            "-Dapicurio.auth.anonymous-read-access.enabled=false",
-            "-Dapicurio.auth.authenticated-read-access.enabled=false",
-        ]
+        """OIDC through the stack's Keycloak (registry_secure.oidc_properties)."""
+        properties = oidc_properties(realm_url(self.settings))
+        return [f"-D{name}={value}" for name, value in properties.items()]
 
     def check(self) -> Health:
         if not self._running_secure():

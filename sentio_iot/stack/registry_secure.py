@@ -27,6 +27,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 import shlex
 from pathlib import Path
@@ -56,22 +57,17 @@ def client_id(role: str) -> str:
     return f"sentio-{role}"
 
 
-class SecureRegistryFiles:
-    """The client secrets, the Keycloak admin's password and the client settings."""
+class RegistrySecrets:
+    """The client secrets and the Keycloak admin's password, kept in one private folder:
+    the local stack's ``credentials/`` (:class:`SecureRegistryFiles`) or the Compose secrets
+    volume's ``passwords/`` (compose_secrets.py); and the realm Keycloak imports."""
 
-    def __init__(self, paths: StackPaths) -> None:
-        secure = paths.state / "secure"
-        self.credentials = secure / "credentials"
-        self.clients = secure / "clients"
-        self.admin_password_path = self.credentials / "keycloak-admin.password"
-        # Present while the running registry was started with --secure.
-        self.marker = paths.conf / "registry-secure"
+    def __init__(self, credentials: Path) -> None:
+        self.credentials = credentials
+        self.admin_password_path = credentials / "keycloak-admin.password"
 
     def secret_path(self, role: str) -> Path:
         return self.credentials / f"registry-{role}.secret"
-
-    def client_env(self, role: str) -> Path:
-        return self.clients / f"registry-{role}.env"
 
     def secret(self, role: str) -> str:
         return self.secret_path(role).read_text(encoding="utf-8").strip()
@@ -89,17 +85,12 @@ class SecureRegistryFiles:
         return f"Basic {token}"
 
     def ensure(self) -> None:
-        """Generate what is missing (kept on later starts); write the client settings."""
-        for folder in (self.credentials, self.clients):
-            folder.mkdir(parents=True, exist_ok=True)
-            folder.chmod(0o700)
-        self.credentials.parent.chmod(0o700)
+        """Generate the secrets that are missing (kept on later starts)."""
+        self.credentials.mkdir(parents=True, exist_ok=True)
+        self.credentials.chmod(0o700)
         for path in (self.admin_password_path, *map(self.secret_path, ROLE_GRANTS)):
             if not path.is_file():
                 write_private(path, secrets.token_urlsafe(24))
-        for role in ROLE_GRANTS:
-            line = f"{SETTING}={shlex.quote(self.basic_auth(role))}\n"
-            write_private(self.client_env(role), line)
 
     def complete(self) -> bool:
         return all(self.secret_path(role).is_file() for role in ROLE_GRANTS)
@@ -134,7 +125,8 @@ class SecureRegistryFiles:
         return {
             "realm": REALM,
             "enabled": True,
-            "sslRequired": "external",  # loopback only: no TLS on 127.0.0.1
+            # No TLS from loopback (local stack) and private addresses (Compose's network).
+            "sslRequired": "external",
             "accessTokenLifespan": TOKEN_LIFESPAN_S,
             "registrationAllowed": False,
             "roles": {"realm": [{"name": grant} for grant in sorted(set(ROLE_GRANTS.values()))]},
@@ -144,6 +136,54 @@ class SecureRegistryFiles:
 
     def realm_json(self) -> str:
         return json.dumps(self.realm(), indent=1, sort_keys=True) + "\n"
+
+
+class SecureRegistryFiles(RegistrySecrets):
+    """The local stack's secrets, the client settings and the marker of a secure start."""
+
+    def __init__(self, paths: StackPaths) -> None:
+        secure = paths.state / "secure"
+        super().__init__(secure / "credentials")
+        self.clients = secure / "clients"
+        # Present while the running registry was started with --secure.
+        self.marker = paths.conf / "registry-secure"
+
+    def client_env(self, role: str) -> Path:
+        return self.clients / f"registry-{role}.env"
+
+    def ensure(self) -> None:
+        """Generate what is missing (kept on later starts); write the client settings."""
+        super().ensure()
+        self.clients.mkdir(parents=True, exist_ok=True)
+        self.clients.chmod(0o700)
+        self.credentials.parent.chmod(0o700)
+        for role in ROLE_GRANTS:
+            line = f"{SETTING}={shlex.quote(self.basic_auth(role))}\n"
+            write_private(self.client_env(role), line)
+
+
+def oidc_properties(realm_url: str) -> dict[str, str]:
+    """Apicurio's settings for OIDC through the realm at ``realm_url``: OIDC on, basic auth
+    as client credentials, roles from the token, nothing anonymous. No secret among them:
+    Apicurio checks tokens with Keycloak's public keys. The local stack passes them as
+    ``-D`` flags (registry.py), Compose as environment variables (:func:`property_env`)."""
+    return {
+        "quarkus.oidc.tenant-enabled": "true",  # what Apicurio 3.0 calls apicurio.authn.enabled
+        "quarkus.oidc.auth-server-url": realm_url,
+        # Where basic credentials are exchanged for a token (default: Apicurio's own server).
+        "quarkus.oidc.token-path": f"{realm_url}/protocol/openid-connect/token",
+        "apicurio.authn.basic-client-credentials.enabled": "true",
+        "apicurio.auth.role-based-authorization": "true",
+        "apicurio.auth.role-source": "token",
+        "apicurio.auth.anonymous-read-access.enabled": "false",
+        "apicurio.auth.authenticated-read-access.enabled": "false",
+    }
+
+
+def property_env(name: str) -> str:
+    """The environment variable Quarkus reads for a property (MicroProfile Config's rule:
+    every character but letters and digits becomes ``_``, then upper case)."""
+    return re.sub(r"[^A-Za-z0-9]", "_", name).upper()
 
 
 def realm_digest(text: str) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import stat
 from pathlib import Path
 
@@ -19,15 +20,21 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from sentio_iot.cli.main import cli
 from sentio_iot.stack.compose_secrets import (
+    ACCESS_ROLE,
+    ACCESS_SERVICE,
     KAFKA_CA,
     KAFKA_PASSWORD,
+    KEYCLOAK_ADMIN_PASSWORD,
+    REGISTRY_BASIC_AUTH,
     WORKERS,
     ComposeSecrets,
     kafka_cluster_id,
     mosquitto_hash,
 )
 from sentio_iot.stack.kafka_secure import BROKER_USER, ROLES, SecureKafkaFiles
+from sentio_iot.stack.keycloak import REALM_FILE
 from sentio_iot.stack.paths import StackPaths
+from sentio_iot.stack.registry_secure import ROLE_GRANTS, RegistrySecrets, client_id
 
 
 @pytest.fixture
@@ -35,7 +42,7 @@ def root(tmp_path: Path) -> Path:
     root = tmp_path / "secrets"
     result = CliRunner().invoke(cli, ["compose", "secrets", str(root)])
     assert result.exit_code == 0, result.output
-    assert result.output == f"compose secrets: 14 service folders in {root} (passwords kept)\n"
+    assert result.output == f"compose secrets: 15 service folders in {root} (passwords kept)\n"
     return root
 
 
@@ -52,7 +59,8 @@ def test_every_file_is_private_and_no_password_is_printed(root: Path) -> None:
             assert mode == 0o600, path
     passwords = [p.read_text() for p in (root / "passwords").iterdir()]
     passwords += [p.read_text() for p in (root / "pki" / "credentials").iterdir()]
-    assert len(set(passwords)) == 11 and all(len(p) == 32 for p in passwords)
+    # 5 of passwords/, keycloak-admin and 5 registry clients; 6 of Kafka.
+    assert len(set(passwords)) == 17 and all(len(p) == 32 for p in passwords)
     again = CliRunner().invoke(cli, ["compose", "secrets", str(root)])
     assert not any(password in again.output for password in passwords)
 
@@ -71,7 +79,8 @@ def test_each_worker_gets_its_own_role_and_nothing_else(root: Path) -> None:
     credentials = root / "pki" / "credentials"
     for service, worker in WORKERS.items():
         folder = root / service
-        expected = {KAFKA_CA, KAFKA_PASSWORD} | {f"{b}-basic-auth" for b in worker.http}
+        expected = {KAFKA_CA, KAFKA_PASSWORD, REGISTRY_BASIC_AUTH}
+        expected |= {f"{b}-basic-auth" for b in worker.http}
         assert {p.name for p in folder.iterdir()} == expected, service
         password = (credentials / f"{worker.role}.password").read_text()
         assert (folder / KAFKA_PASSWORD).read_text() == password
@@ -155,3 +164,55 @@ def test_cluster_ids_are_kafka_uuids() -> None:
         text = kafka_cluster_id()
         assert len(text) == 22 and not text.startswith("-")
         assert len(base64.urlsafe_b64decode(text + "==")) == 16
+
+
+def test_the_realm_is_generated_once_and_its_clients_are_the_workers_credentials(
+    root: Path,
+) -> None:
+    """Keycloak's folder: the realm (made by registry_secure's code, as `stack up --secure`
+    makes it) with one client per role whose secret is what that role's workers read."""
+    realm_file = root / "keycloak" / REALM_FILE
+    first = realm_file.read_bytes()
+    kept = {
+        role: (root / "passwords" / f"registry-{role}.secret").read_text() for role in ROLE_GRANTS
+    }
+    ComposeSecrets(root).ensure()
+    ComposeSecrets(root).ensure()
+    assert realm_file.read_bytes() == first
+    assert {
+        r: (root / "passwords" / f"registry-{r}.secret").read_text() for r in ROLE_GRANTS
+    } == kept
+    realm = json.loads(first)
+    assert realm["realm"] == "sentio" and realm["enabled"] is True
+    clients = {c["clientId"]: c for c in realm["clients"]}
+    assert set(clients) == {client_id(role) for role in ROLE_GRANTS}
+    for role, secret in kept.items():
+        assert clients[client_id(role)]["secret"] == secret and len(secret) == 32
+        assert clients[client_id(role)]["publicClient"] is False
+    assert len(set(kept.values())) == len(kept)
+    grants = {u["serviceAccountClientId"]: u["realmRoles"] for u in realm["users"]}
+    assert grants == {client_id(role): [grant] for role, grant in ROLE_GRANTS.items()}
+    assert {role: g for role, g in ROLE_GRANTS.items() if g == "sr-admin"} == {"admin": "sr-admin"}
+    assert ROLE_GRANTS["sink"] == "sr-readonly"
+    # The same realm as the local secure stack's for the same secrets.
+    assert first.decode() == RegistrySecrets(root / "passwords").realm_json()
+    # Each worker reads its own role's client, and no other secret.
+    roles = {name: worker.role for name, worker in WORKERS.items()}
+    roles[ACCESS_SERVICE] = ACCESS_ROLE
+    for service, role in roles.items():
+        text = (root / service / REGISTRY_BASIC_AUTH).read_text()
+        assert text == f"{client_id(role)}:{kept[role]}", service
+        others = set(kept.values()) - {kept[role]}
+        assert not any(
+            o in p.read_text() for o in others for p in (root / service).rglob("*") if p.is_file()
+        )
+    admin = (root / "passwords" / "keycloak-admin.password").read_text()
+    assert (root / "keycloak" / KEYCLOAK_ADMIN_PASSWORD).read_text() == admin
+    assert admin not in kept.values() and len(admin) == 32
+    # The folder is private (0700) and the realm, holding every secret, 0600.
+    assert stat.S_IMODE((root / "keycloak").stat().st_mode) == 0o700
+    assert stat.S_IMODE(realm_file.stat().st_mode) == 0o600
+    assert stat.S_IMODE((root / "passwords").stat().st_mode) == 0o700
+    for role in ROLE_GRANTS:
+        path = root / "passwords" / f"registry-{role}.secret"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600

@@ -316,6 +316,9 @@ MOSQUITTO_CONF = DEPLOY / "mosquitto" / "mosquitto.conf"
 KAFKA_PROPERTIES = DEPLOY / "kafka" / "server.properties"
 KAFKA_START = DEPLOY / "kafka" / "start.sh"
 SECRETS_TARGET = "/run/secrets/sentio"
+# Keycloak's folder (its realm and its admin's password) is where --import-realm reads.
+KEYCLOAK_IMPORT = "/opt/keycloak/data/import"
+REGISTRY_SETTING = "SENTIO_SCHEMA_REGISTRY__BASIC_AUTH__FILE"
 
 
 def kafka_properties() -> dict[str, str]:
@@ -374,8 +377,9 @@ def test_interpolation_follows_compose() -> None:
 def test_compose_renders_with_its_defaults_and_every_variable_has_one() -> None:
     rendered, unset = render()
     assert unset == set()
-    # What is left is a shell's command substitution ($$( in the file) in a health check.
-    assert not re.search(r"\$(?!\()", json.dumps(rendered["services"]))
+    # What is left is a shell's ($$ in the file): command substitutions in health checks and
+    # Keycloak's entrypoint, its "$$@" and its health check's $$status.
+    assert not re.search(r"\$(?!\(|@|status\b)", json.dumps(rendered["services"]))
     moved, _ = render({"GRAFANA_PORT": "3300", "SENTIO_API_PORT": "18000"})
     assert published(moved["services"]["grafana"]) == {3300: 3000}
     assert published(moved["services"]["api"]) == {18000: 8000}
@@ -464,6 +468,8 @@ def test_no_password_has_a_default() -> None:
             if key.endswith("__FILE"):
                 assert str(value).startswith(f"{SECRETS_TARGET}/"), (name, key, value)
                 continue
+            if str(value) in {"true", "false"}:  # e.g. the registry's ..._CREDENTIALS_ENABLED
+                continue
             assert not (is_secret_key(key.lower()) or "PASSWORD" in key), (name, key, value)
         assert "admin/admin" not in json.dumps(service), name
     grafana = services()["grafana"]
@@ -500,9 +506,12 @@ def test_no_password_literal_anywhere_in_the_deployment(generated: Path) -> None
     for text in texts:
         assert not any(password in text for password in passwords)
     words = json.dumps(services())
-    for match in re.finditer(r"(?i)[\w.-]*password[\w.-]*[=:] ?([^\s\",]*)", words):
+    # A value, or a shell reading it from a file (Keycloak's entrypoint: "$(< file)").
+    pattern = r'(?i)[\w.-]*password[\w.-]*[=:] ?(?:\\"\$\(< )?([^\s\",]*)'
+    secret_folders = ("file:///run/secrets/", "/run/secrets/", f"{KEYCLOAK_IMPORT}/")
+    for match in re.finditer(pattern, words):
         value = match.group(1)
-        assert value == "" or value.startswith(("file:///run/secrets/", "/run/secrets/")), match[0]
+        assert value == "" or value.startswith(secret_folders), match[0]
     assert (
         "$__file{"
         in (DEPLOY / "grafana" / "provisioning" / "datasources" / "sentio.yaml").read_text()
@@ -593,7 +602,8 @@ def test_every_service_mounts_only_its_own_folder_of_the_secrets_volume(generate
         if not found:
             continue
         [mount] = found
-        assert (mount.subpath, mount.target, mount.read_only) == (name, SECRETS_TARGET, True)
+        target = KEYCLOAK_IMPORT if name == "keycloak" else SECRETS_TARGET
+        assert (mount.subpath, mount.target, mount.read_only) == (name, target, True)
         readers[name] = mount.subpath
     assert set(readers.values()) == folders
     assert {p.name for p in generated.iterdir() if p.is_dir()} == folders | {"pki", "passwords"}
@@ -637,7 +647,12 @@ def test_each_worker_logs_in_to_kafka_as_its_own_role(
         http = {
             key
             for key in env
-            if key not in {"SENTIO_KAFKA__SASL_USERNAME", "SENTIO_KAFKA__SASL_PASSWORD__FILE"}
+            if key
+            not in {
+                "SENTIO_KAFKA__SASL_USERNAME",
+                "SENTIO_KAFKA__SASL_PASSWORD__FILE",
+                REGISTRY_SETTING,  # test_each_worker_logs_in_to_the_registry_as_its_own_role
+            }
         }
         expected = set()
         for backend in worker.http:
@@ -685,6 +700,157 @@ def test_kafka_access_runs_as_the_broker_user_with_the_roles_passwords(generated
     assert (folder / "tls" / "ca.pem").read_text() == (generated / "pki/tls/ca.pem").read_text()
     assert not (folder / "tls" / "ca.key").exists()
     assert access["depends_on"]["kafka"] == {"condition": "service_healthy"}
+
+
+def test_keycloak_runs_unpublished_and_imports_the_generated_realm(
+    generated: Path, tmp_path: Path
+) -> None:
+    """As keycloak.py runs it for `sentio stack up --secure`: production mode on plain HTTP,
+    a local cache, H2 without a network listener on its volume, the realm imported at start;
+    the admin's password read from its file, never written in the deployment."""
+    import subprocess
+
+    from sentio_iot.config import StackSettings
+    from sentio_iot.stack.compose_secrets import KEYCLOAK_ADMIN_PASSWORD, OWNERS
+    from sentio_iot.stack.keycloak import REALM_FILE
+    from sentio_iot.stack.registry_secure import ADMIN_USER, REALM, RegistrySecrets
+
+    keycloak = services()["keycloak"]
+    assert keycloak["image"] == f"quay.io/keycloak/keycloak:{StackSettings().keycloak_version}"
+    assert keycloak["image"].endswith(":26.5.6")
+    assert keycloak["networks"] == ["backend"] and "ports" not in keycloak
+    assert compose()["networks"]["backend"]["internal"] is True
+    command = keycloak["command"]
+    assert command[0] == "start" and "--import-realm" in command
+    assert {"--cache=local", "--http-enabled=true", "--hostname-strict=false"} <= set(command)
+    [db_url] = [arg.split("=", 1)[1] for arg in command if arg.startswith("--db-url=")]
+    assert "AUTO_SERVER" not in db_url  # no H2 TCP listener (dev-file's default URL has one)
+    data = volume_targets(keycloak)["keycloak-data"]
+    assert db_url.startswith(f"jdbc:h2:file:{data}/")
+    assert "keycloak-data" in compose()["volumes"]
+    init = services()["init"]
+    assert volume_targets(init)["keycloak-data"] == "/volumes/keycloak"
+    assert f"chown -R {':'.join(map(str, OWNERS['keycloak']))} /volumes/keycloak" in (
+        INIT_SCRIPT.read_text()
+    )
+    assert keycloak["depends_on"]["init"] == {"condition": "service_completed_successfully"}
+    # Its folder of the secrets volume is where --import-realm reads: the realm, the password.
+    mount = secrets_mount(keycloak)
+    assert (mount.subpath, mount.target, mount.read_only) == ("keycloak", KEYCLOAK_IMPORT, True)
+    folder = generated / "keycloak"
+    assert {p.name for p in folder.iterdir()} == {REALM_FILE, KEYCLOAK_ADMIN_PASSWORD}
+    assert REALM_FILE.endswith("-realm.json")  # the only files --import-realm reads
+    registry = RegistrySecrets(generated / "passwords")
+    assert (folder / REALM_FILE).read_text() == registry.realm_json()
+    assert json.loads((folder / REALM_FILE).read_text())["realm"] == REALM
+    assert (folder / KEYCLOAK_ADMIN_PASSWORD).read_text() == registry.admin_password()
+    assert keycloak["environment"] == {"KC_BOOTSTRAP_ADMIN_USERNAME": ADMIN_USER}
+    # The entrypoint, run by a real bash with kc.sh swapped for a script that shows what it
+    # got: the password from the file in the environment, the command's arguments unchanged.
+    entrypoint = keycloak["entrypoint"]
+    assert entrypoint[:2] == ["/bin/bash", "-c"]
+    shown = tmp_path / "kc.sh"
+    shown.write_text('#!/bin/sh\nprintf "%s\\n" "$KC_BOOTSTRAP_ADMIN_PASSWORD" "$@"\n')
+    shown.chmod(0o700)
+    script = entrypoint[2].replace(KEYCLOAK_IMPORT, str(folder))
+    script = script.replace("/opt/keycloak/bin/kc.sh", str(shown))
+    assert script != entrypoint[2] and str(shown) in script
+    run = subprocess.run(
+        ["bash", "-c", script, *entrypoint[3:], *command],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        env={"PATH": "/usr/bin:/bin"},
+        check=True,
+    )
+    assert run.stdout.splitlines() == [registry.admin_password(), *command]
+    check = " ".join(keycloak["healthcheck"]["test"])
+    assert f"/realms/{REALM}/.well-known/openid-configuration" in check
+    assert "/dev/tcp/127.0.0.1/8080" in check
+
+
+def test_the_registry_asks_keycloak_as_the_local_secure_stack_does() -> None:
+    """The registry's OIDC settings are registry_secure.oidc_properties, the ones the local
+    secure registry gets as -D flags, as Quarkus' environment variables; only the address of
+    Keycloak differs."""
+    from sentio_iot.config import StackSettings
+    from sentio_iot.stack.paths import StackPaths
+    from sentio_iot.stack.registry import RegistryService
+    from sentio_iot.stack.registry_secure import REALM, oidc_properties, property_env
+
+    registry = services()["registry"]
+    env = registry["environment"]
+    realm = f"http://keycloak:8080/realms/{REALM}"
+    expected = {property_env(name): value for name, value in oidc_properties(realm).items()}
+    assert {key: env[key] for key in expected} == expected
+    assert expected["QUARKUS_OIDC_TENANT_ENABLED"] == "true"
+    assert expected["APICURIO_AUTHN_BASIC_CLIENT_CREDENTIALS_ENABLED"] == "true"
+    assert expected["APICURIO_AUTH_ANONYMOUS_READ_ACCESS_ENABLED"] == "false"
+    # No other authentication setting than those.
+    auth = {k for k in env if k.startswith(("QUARKUS_OIDC", "APICURIO_AUTH"))}
+    assert auth == set(expected)
+    # The local secure registry's flags: the same properties, its own Keycloak's address.
+    local = RegistryService(StackSettings(), StackPaths(Path("/unused")))
+    flags = dict(flag.removeprefix("-D").split("=", 1) for flag in local._secure_flags())
+    local_realm = flags["quarkus.oidc.auth-server-url"]
+    assert local_realm.endswith(f"/realms/{REALM}") and local_realm != realm
+    assert {
+        property_env(name): value.replace(local_realm, realm) for name, value in flags.items()
+    } == (expected)
+    # Keycloak answers on the backend network at that address once healthy.
+    keycloak = services()["keycloak"]
+    assert urlsplit(realm).hostname == "keycloak" and "backend" in keycloak["networks"]
+    assert "--http-enabled=true" in keycloak["command"]  # 8080: Keycloak's HTTP port
+    assert registry["depends_on"]["keycloak"] == {"condition": "service_healthy"}
+    # Its health check asks /health/ready, which answers anyone.
+    assert "http://localhost:8080/health/ready" in " ".join(registry["healthcheck"]["test"])
+    assert "ports" not in registry
+
+
+def test_each_worker_logs_in_to_the_registry_as_its_own_role(
+    generated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sentio_iot.stack.compose_secrets import (
+        ACCESS_ROLE,
+        ACCESS_SERVICE,
+        REGISTRY_BASIC_AUTH,
+        WORKERS,
+    )
+    from sentio_iot.stack.keycloak import REALM_FILE
+    from sentio_iot.stack.registry_secure import ROLE_GRANTS, client_id
+
+    realm = json.loads((generated / "keycloak" / REALM_FILE).read_text())
+    client_secrets = {c["clientId"]: c["secret"] for c in realm["clients"]}
+    assert set(client_secrets) == {client_id(role) for role in ROLE_GRANTS}
+    roles = {name: worker.role for name, worker in WORKERS.items()}
+    roles[ACCESS_SERVICE] = ACCESS_ROLE
+    assert roles["topics"] == roles[ACCESS_SERVICE] == "admin"
+    assert roles["producer-simulate"] == "producer" and roles["streams"] == "streams"
+    assert roles["api"] == "api"
+    assert {roles[n] for n in roles if n.startswith("sink-")} == {"sink"}
+    assert set(roles) == set(sentio_services())
+    for name, role in roles.items():
+        service = services()[name]
+        env = service["environment"]
+        assert secret_file(service, env[REGISTRY_SETTING]) == f"{name}/{REGISTRY_BASIC_AUTH}"
+        for key, value in env.items():
+            monkeypatch.setenv(key, str(value).replace(SECRETS_TARGET, str(generated / name)))
+        loaded = deploy_config().schema_registry.basic_auth
+        assert loaded is not None
+        user, secret = loaded.get_secret_value().split(":", 1)
+        assert (user, secret) == (client_id(role), client_secrets[client_id(role)]), name
+        others = {s for c, s in client_secrets.items() if c != client_id(role)}
+        for path in (generated / name).rglob("*"):
+            if path.is_file():
+                assert not any(other in path.read_text() for other in others), (name, path)
+        for key in env:
+            monkeypatch.delenv(key)
+    # Grafana and the backends never call the registry.
+    for name, service in services().items():
+        if name not in roles:
+            assert REGISTRY_SETTING not in (service.get("environment") or {}), name
+            if name != "keycloak":
+                assert not any(s in json.dumps(service) for s in client_secrets.values())
 
 
 def test_victoriametrics_asks_for_basic_auth_and_its_clients_have_it(generated: Path) -> None:
