@@ -58,6 +58,7 @@ class Deployment:
     secrets: Path  # the generated secrets volume
     registry_url: str
     registry_log: Path
+    keycloak_port: int
 
 
 def wait_ready(url: str, process: subprocess.Popen[bytes], log: Path, timeout_s: float) -> None:
@@ -128,7 +129,7 @@ def deployment(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_ready(f"{url}/health/ready", process, log, 180)
-        yield Deployment(secrets, url, log)
+        yield Deployment(secrets, url, log, settings.keycloak_port)
     finally:
         process.terminate()
         try:
@@ -195,3 +196,22 @@ def test_each_worker_has_its_roles_rights(deployment: Deployment) -> None:
     for service in roles:
         secret = (deployment.secrets / service / REGISTRY_BASIC_AUTH).read_text().split(":", 1)[1]
         assert secret not in log, service
+
+
+def test_keycloaks_health_check_asks_the_realm(deployment: Deployment) -> None:
+    """The compose `keycloak` health check (bash only: the image has no curl or wget), run by
+    a real bash against the real Keycloak: healthy with the realm, not with another."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    test = compose["services"]["keycloak"]["healthcheck"]["test"]
+    assert test[:3] == ["CMD", "bash", "-c"]
+    script = test[3].replace("$$", "$")  # Compose's escape of a dollar sign
+    local = script.replace(
+        "/dev/tcp/127.0.0.1/8080", f"/dev/tcp/127.0.0.1/{deployment.keycloak_port}"
+    )
+    assert local != script
+
+    def probe(text: str) -> int:
+        return subprocess.run(["bash", "-c", text], timeout=20, check=False).returncode
+
+    assert probe(local) == 0
+    assert probe(local.replace(f"/realms/{REALM}/", "/realms/absent/")) != 0
