@@ -20,6 +20,10 @@ acknowledgement, so it needs ``sr-developer``. Secrets (and the Keycloak admin's
 generated on the first secure start into ``<home>/state/secure/credentials/`` (0600) and kept;
 ``clients/registry-<role>.env`` (0600) holds ``SENTIO_SCHEMA_REGISTRY__BASIC_AUTH`` for a
 worker of that role, which ``sentio run`` hands to its children (pipeline/secure_roles.py).
+
+Docker Compose locks its registry the same way: compose_secrets.py keeps the same secrets
+(:class:`RegistrySecrets`) in its volume and writes this realm for its ``keycloak`` service;
+docker-compose.yml gives the registry :func:`oidc_properties` as environment variables.
 """
 
 from __future__ import annotations
