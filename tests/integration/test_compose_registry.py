@@ -31,6 +31,7 @@ from sentio_iot.stack import Stack
 from sentio_iot.stack.compose_secrets import (
     ACCESS_ROLE,
     ACCESS_SERVICE,
+    KEYCLOAK_ADMIN_PASSWORD,
     REGISTRY_BASIC_AUTH,
     WORKERS,
     ComposeSecrets,
@@ -98,9 +99,19 @@ def deployment(
     (home / name).symlink_to(shared.home / name, target_is_directory=True)
     settings = shared.model_copy(update={"home": home, "keycloak_port": free_port()})
     stack = Stack(settings, secure=True, only={"keycloak"})
+    # The import folder holds what the compose one holds: the admin's password file beside the
+    # realm (--import-realm must take only the realm).
+    import_dir = stack.paths.data("keycloak") / "data" / "import"
+    import_dir.mkdir(parents=True)
+    shutil.copy2(
+        secrets / "keycloak" / KEYCLOAK_ADMIN_PASSWORD, import_dir / KEYCLOAK_ADMIN_PASSWORD
+    )
     stack.up(progress=lambda line: None)
-    imported = stack.paths.data("keycloak") / "data" / "import" / REALM_FILE
+    imported = import_dir / REALM_FILE
     assert imported.read_bytes() == (secrets / "keycloak" / REALM_FILE).read_bytes()
+    assert {p.name for p in import_dir.iterdir()} == {
+        p.name for p in (secrets / "keycloak").iterdir()
+    }
     # Apicurio as the `registry` service runs it: its environment, no -D flag.
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     environment = compose["services"]["registry"]["environment"]
