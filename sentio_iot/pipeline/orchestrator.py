@@ -64,6 +64,19 @@ def work_done(worker: str, samples: Sequence[Sample]) -> float | None:
     return total(samples, name)
 
 
+class SinceFirst:
+    """Counters as they grew since first seen: Alertmanager's cover its whole life (earlier
+    runs, other pipelines), a run shows what they grew by since its sink first reported them."""
+
+    def __init__(self) -> None:
+        self._first: tuple[float, ...] | None = None
+
+    def since_first(self, values: tuple[float, ...]) -> tuple[float, ...]:
+        if self._first is None or any(v < f for v, f in zip(values, self._first, strict=True)):
+            self._first = values  # first seen, or the counters restarted with Alertmanager
+        return tuple(v - f for v, f in zip(values, self._first, strict=True))
+
+
 @dataclass(frozen=True)
 class RunOptions:
     duration_s: float | None
@@ -188,6 +201,7 @@ class Orchestrator:
         self.notices: deque[str] = deque(maxlen=NOTICES)
         self.stop = threading.Event()
         self._totals: dict[str, float] = {}
+        self._notified = SinceFirst()  # Alertmanager's counters, this run's part
         self._taken: dict[str, WorkerProbe] | None = None
         self.tail = ResultTail(config, began, f"sentio-run-view-{os.getpid()}")
         lag = ConsumerLag(config)
@@ -349,12 +363,11 @@ class Orchestrator:
         results = self.tail.results()
         alertmanager = probes.get("sink-alertmanager")
         sent = total(alertmanager.samples, NOTIFIED, outcome="sent") if alertmanager else None
-        if sent is not None:
-            results.counts["notifications"] = int(sent)
-            failed = (
-                total(alertmanager.samples, NOTIFIED, outcome="failed") if alertmanager else None
-            )
-            results.counts["notifications_failed"] = int(failed or 0)
+        if alertmanager is not None and sent is not None:
+            failed = total(alertmanager.samples, NOTIFIED, outcome="failed") or 0.0
+            this_run = self._notified.since_first((sent, failed))
+            results.counts["notifications"] = int(this_run[0])
+            results.counts["notifications_failed"] = int(this_run[1])
         return View(
             elapsed_s=time.monotonic() - self.began,
             duration_s=self.options.duration_s,

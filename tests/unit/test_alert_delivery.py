@@ -242,3 +242,13 @@ def test_the_local_alertmanager_listens_on_its_own_port_without_gossip(tmp_path:
     assert service.ports() == [(19095, "stack.alertmanager_port")]
     written = (tmp_path / "state" / "conf" / "alertmanager.yml").read_text()
     assert "http://127.0.0.1:9097/alertmanager" in written
+
+
+def test_a_run_shows_the_notifications_alertmanager_sent_since_its_sink_first_reported() -> None:
+    from sentio_iot.pipeline.orchestrator import SinceFirst
+
+    counts = SinceFirst()
+    assert counts.since_first((597.0, 574.0)) == (0.0, 0.0)  # earlier runs' notifications
+    assert counts.since_first((602.0, 575.0)) == (5.0, 1.0)
+    assert counts.since_first((3.0, 0.0)) == (0.0, 0.0)  # Alertmanager restarted: anew
+    assert counts.since_first((7.0, 2.0)) == (4.0, 2.0)
