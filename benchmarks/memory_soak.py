@@ -27,6 +27,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from benchmarks.e2e.load import PacedProducer
 from benchmarks.e2e.stage import Pipeline, config_for, free_port, healthy
@@ -69,7 +70,9 @@ def traced_worker(out: str, every_s: str, mode: str, *argv: str) -> None:
     imports untraced: TensorFlow's would take minutes), then a snapshot of every allocation
     made since and still live in ``out/snap-NNN.pickle``; the line: seconds, traced MB, the
     collector's collections per generation so far. ``mode`` "trim": glibc's ``malloc_trim(0)``
-    (free heap pages handed back to the system); the line: seconds, RSS before and after MB.
+    (free heap pages handed back to the system); the line: seconds, RSS before and after MB;
+    then CPython's allocator statistics (``sys._debugmallocstats``) to the worker's stderr,
+    its log, where :func:`pymalloc` reads them.
     """
     import ctypes
     import gc
@@ -81,6 +84,23 @@ def traced_worker(out: str, every_s: str, mode: str, *argv: str) -> None:
 
     folder, every, t0 = Path(out), float(every_s), time.monotonic()
 
+    found: list[Any] = []
+
+    def acked_line() -> str:
+        """Offsets Faust's consumer holds as acked but not yet committed, and its gaps."""
+        if not found:
+            from faust.transport.consumer import Consumer
+
+            found.extend(o for o in gc.get_objects() if isinstance(o, Consumer))
+        acked = sum(len(v) for c in found for v in c._acked.values())
+        index = sum(len(v) for c in found for v in c._acked_index.values())
+        gaps = sum(len(v) for c in found for v in c._gap.values())
+        most = max(
+            ((len(v), tp.topic, tp.partition) for c in found for tp, v in c._acked.items()),
+            default=(0, "", 0),
+        )
+        return f"acked {acked} index {index} gaps {gaps} most {most}"
+
     def look() -> None:
         if mode == "trace":
             time.sleep(every)
@@ -90,10 +110,13 @@ def traced_worker(out: str, every_s: str, mode: str, *argv: str) -> None:
         while True:
             time.sleep(every)
             n += 1
-            if libc is not None:
+            if mode == "acks":
+                line = acked_line()
+            elif libc is not None:
                 before = vm_rss_mb(os.getpid())
                 libc.malloc_trim(0)
                 line = f"{before:.0f} {vm_rss_mb(os.getpid()):.0f}"
+                sys._debugmallocstats()
             else:
                 tracemalloc.take_snapshot().dump(str(folder / f"snap-{n:03d}.pickle"))
                 traced = tracemalloc.get_traced_memory()[0] / 1e6
@@ -104,6 +127,29 @@ def traced_worker(out: str, every_s: str, mode: str, *argv: str) -> None:
     threading.Thread(target=look, daemon=True).start()
     sys.argv = ["sentio", *argv]
     sentio()
+
+
+PYMALLOC = (
+    "# arenas allocated current",
+    "# bytes in allocated blocks",
+    "# bytes in available blocks",
+    "unused pools",
+)
+
+
+def pymalloc(log: Path) -> None:
+    """CPython's small-object allocator at each look (``sys._debugmallocstats`` in the log):
+    arenas held (1 MiB each), bytes in live objects, bytes free inside held pools and arenas."""
+    print("pymalloc: arenas held, MB in live blocks, MB in free blocks, MB in unused pools")
+    found: dict[str, int] = {}
+    for line in log.read_text(errors="replace").splitlines():
+        for name in PYMALLOC:
+            if line.startswith(name) or (name == "unused pools" and name in line):
+                found[name] = int(line.rsplit("=", 1)[1].replace(",", "").strip())
+                if name == "unused pools":
+                    arenas = found.get(PYMALLOC[0], 0)
+                    live, free = (found.get(k, 0) / 1e6 for k in PYMALLOC[1:3])
+                    print(f"  {arenas:,}  {live:,.1f}  {free:,.1f}  {found[name] / 1e6:,.1f}")
 
 
 def growth(folder: Path, top: int = 15) -> None:
@@ -230,6 +276,14 @@ def main() -> None:
         "before and after (heap the allocator kept, not a leak, comes back)",
     )
     parser.add_argument(
+        "--acks-every",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="every S seconds, count the offsets Faust's consumer in the worker holds as acked "
+        "but not committed (and its gaps)",
+    )
+    parser.add_argument(
         "--trace-every",
         type=float,
         default=0.0,
@@ -244,8 +298,8 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     config, path = config_for(name, work)
     worker = WorkerOnly(config, path, work, 1)
-    worker.trace_every_s = args.trace_every or args.trim_every
-    worker.mode = "trim" if args.trim_every else "trace"
+    worker.trace_every_s = args.trace_every or args.trim_every or args.acks_every
+    worker.mode = "trim" if args.trim_every else "acks" if args.acks_every else "trace"
     producer = PumpProducer(config, name, args.devices)
     samples: list[Sample] = []
     try:
@@ -269,9 +323,13 @@ def main() -> None:
                 flush=True,
             )
         report(samples, args, worker)
-        if args.trim_every:
+        if args.acks_every:
+            print("Faust's consumer in the worker (seconds, offsets acked but not committed):")
+            print((work / "trace" / "gc.txt").read_text())
+        elif args.trim_every:
             print("malloc_trim in the worker (seconds, RSS MB before, after):")
             print((work / "trace" / "gc.txt").read_text())
+            pymalloc(work / "streams-1.log")
         elif args.trace_every:
             growth(work / "trace")
     finally:
