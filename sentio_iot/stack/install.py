@@ -104,6 +104,17 @@ def maven_copy_artifact(mvn: Path, coordinates: str, output: Path) -> None:
     )
 
 
+def maven_unzip(mvn: Path, coordinates: str, destination: Path) -> None:
+    """Fetch a zip artifact with Maven and unpack it into ``destination``."""
+    download_dir = destination / "download"
+    download_dir.mkdir()
+    maven_copy_artifact(mvn, coordinates, download_dir)
+    for archive in download_dir.glob("*.zip"):
+        unzip(archive, destination)
+        archive.unlink()
+    download_dir.rmdir()
+
+
 def unzip(archive: Path, destination: Path) -> None:
     try:
         with zipfile.ZipFile(archive) as bundle:

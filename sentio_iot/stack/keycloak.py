@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from sentio_iot.config import StackSettings
-from sentio_iot.stack.install import fill_once, maven_copy_artifact, run_tool, unzip
+from sentio_iot.stack.install import fill_once, maven_unzip, run_tool
 from sentio_iot.stack.kafka_secure import write_private
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_java, find_program, java_major_version, missing
@@ -126,13 +126,7 @@ class KeycloakService(Service):
             assert mvn is not None and java is not None  # problems() said so
             progress(f"keycloak: downloading {coordinates} with mvn")
             started = time.monotonic()
-            download_dir = dist / "download"
-            download_dir.mkdir()
-            maven_copy_artifact(mvn, coordinates, download_dir)
-            for archive in download_dir.glob("*.zip"):
-                unzip(archive, dist)
-                archive.unlink()
-            download_dir.rmdir()
+            maven_unzip(mvn, coordinates, dist)
             progress(f"keycloak: unpacked in {time.monotonic() - started:.1f} s; building it")
             started = time.monotonic()
             run_tool(

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from sentio_iot.config import StackSettings
 from sentio_iot.errors import StackError
-from sentio_iot.stack.install import fill_once, maven_copy_artifact, unzip
+from sentio_iot.stack.install import fill_once, maven_unzip
 from sentio_iot.stack.keycloak import realm_url
 from sentio_iot.stack.paths import StackPaths
 from sentio_iot.stack.prerequisites import find_java, find_program, java_problem, missing
@@ -84,13 +84,7 @@ class RegistryService(Service):
         def download(dist: Path) -> None:
             progress(f"registry: downloading {coordinates} with mvn")
             started = time.monotonic()
-            download_dir = dist / "download"
-            download_dir.mkdir()
-            maven_copy_artifact(mvn, coordinates, download_dir)
-            for archive in download_dir.glob("*.zip"):
-                unzip(archive, dist)
-                archive.unlink()
-            download_dir.rmdir()
+            maven_unzip(mvn, coordinates, dist)
             progress(f"registry: unpacked in {time.monotonic() - started:.1f} s")
 
         fill_once(self.dist, download)
