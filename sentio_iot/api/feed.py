@@ -56,6 +56,7 @@ class KafkaFeed:
         self.records = 0
         self.skipped = 0
         self.refused: str | None = None
+        self._said: str | None = None  # the refusal last logged
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="api-feed", daemon=True)
 
@@ -75,11 +76,11 @@ class KafkaFeed:
                 self._consume()
             except AccessRefused as exc:
                 line = str(exc)
-                if line != self.refused:
+                if line != self._said:  # once, until the views were rebuilt again
                     log.error(
                         "the views' Kafka feed: %s; retrying every %g s", line, REFUSED_RETRY_S
                     )
-                self.refused = line
+                self.refused = self._said = line
                 self._stop.wait(REFUSED_RETRY_S)
             except Exception as exc:
                 log.warning("the views' Kafka feed failed, retrying in %g s: %s", RETRY_S, exc)
@@ -127,13 +128,13 @@ class KafkaFeed:
                         record = self._decode(serdes[topic], message.value())
                         if record is not None:
                             batch.append((kinds[topic][0], record))
-                    self.refused = None
                     if batch:
                         self.records += len(batch)
                         self.loop.call_soon_threadsafe(self.on_batch, batch)
-                    if ends and not self.ready.is_set():
+                    if ends:  # rebuilding the views: at the start, and after a refusal
                         _drop_finished(consumer, ends)
                         if not ends:
+                            self.refused = self._said = None  # every topic read: access is back
                             self.loop.call_soon_threadsafe(self.ready.set)
         finally:
             consumer.close()
@@ -190,6 +191,7 @@ class KafkaFeed:
                     ends[(topic, tp.partition)] = highs[tp.partition]
         consumer.assign(assignment)
         if not ends:
+            self.refused = self._said = None
             self.loop.call_soon_threadsafe(self.ready.set)
         return ends
 

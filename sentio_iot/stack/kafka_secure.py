@@ -73,7 +73,8 @@ READS: dict[str, tuple[str, ...]] = {
     "producer": (),
     "streams": ("readings", "alert-commands", *DERIVED),
     "sink": EVERY_TOPIC,
-    "api": ("readings", "anomalies", "alerts", "rul", "device-events"),
+    # alert-commands: the alerts' history in the views (who acknowledged, cleared, commented)
+    "api": ("readings", "anomalies", "alerts", "rul", "device-events", "alert-commands"),
 }
 WRITES: dict[str, tuple[str, ...]] = {
     "producer": ("readings", "device-events", "deadletter", "otlp-spans"),

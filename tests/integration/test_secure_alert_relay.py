@@ -22,6 +22,7 @@ import httpx
 import pytest
 import yaml
 from confluent_kafka import Consumer, KafkaError, Producer
+from silences import silence_device
 from stream_worker import WorkerProcess, free_port
 
 from sentio_iot.api.app import create_app
@@ -237,22 +238,7 @@ async def test_a_silence_in_alertmanager_acknowledges_the_alert_with_role_creden
             return any(a["labels"].get("alert_id") == alert_id for a in held)
 
         await wait_for(in_alertmanager, "the sink to post the alert to Alertmanager")
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-        made = await am.post(
-            "/api/v2/silences",
-            json={
-                "matchers": [
-                    {"name": "device", "value": device, "isRegex": False, "isEqual": True}
-                ],
-                "startsAt": now,
-                "endsAt": until,
-                "createdBy": "maria",
-                "comment": "pump swap",
-            },
-        )
-        assert made.status_code == 200, made.text
-        silence_id = made.json()["silenceID"]
+        silence_id = await silence_device(am, device, by="maria", comment="pump swap")
 
         async def acknowledged() -> list[dict[str, Any]]:
             alerts = await asyncio.to_thread(read_all, secure, "alerts", "Alert")

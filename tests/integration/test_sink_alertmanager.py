@@ -22,6 +22,7 @@ import httpx
 import pytest
 from alert_delivery import Receiver, Request, alert, create_topics, pipeline_config, publish
 from click.testing import CliRunner
+from silences import silence_device
 from stream_worker import StreamTestbed, free_port, stream_testbed_fixture  # noqa: F401
 
 from sentio_iot.api.app import create_app
@@ -276,22 +277,7 @@ async def test_a_silence_made_in_alertmanager_acknowledges_the_alert_in_sentio(
         t0 = now_us()
         bed.produce("device-events", [offline(device, site, t0)])
         await wait_for(lambda: groups(notifications, site), what="the alert notified")
-        now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        until = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() + 3600))
-        made = await api.post(
-            "/api/v2/silences",
-            json={
-                "matchers": [
-                    {"name": "device", "value": device, "isRegex": False, "isEqual": True}
-                ],
-                "startsAt": now,
-                "endsAt": until,
-                "createdBy": "maria",
-                "comment": "pump swap",
-            },
-        )
-        assert made.status_code == 200, made.text
-        silence_id = made.json()["silenceID"]
+        silence_id = await silence_device(api, device, by="maria", comment="pump swap")
 
         # Kafka reads on a thread: the sink shares this event loop
         alerts = await asyncio.to_thread(bed.read, "alerts", 2, 40.0)

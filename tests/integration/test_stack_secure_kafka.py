@@ -82,7 +82,7 @@ CAN_READ = {
         "alerts",
     },
     "sink": set(TOPICS),
-    "api": {"readings", "anomalies", "alerts", "rul", "device-events"},
+    "api": {"readings", "anomalies", "alerts", "rul", "device-events", "alert-commands"},
     "admin": set(TOPICS),
 }
 DENIED = "TOPIC_AUTHORIZATION_FAILED"
