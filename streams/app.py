@@ -408,6 +408,8 @@ class StreamApp:
             await gate.open_batch()
             spent.inc("wait_for_commit", by=time.perf_counter() - t_wait)
             remaining = len(events)
+            if isinstance(self.faust.monitor, QuietMonitor):
+                self.faust.monitor.batch_in({event.message.tp for event in events})
             try:
                 t_body = time.perf_counter()
                 await self._recovered()
