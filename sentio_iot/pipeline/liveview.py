@@ -71,13 +71,17 @@ def firsts(results: Results) -> str:
     return ", ".join(parts)
 
 
+# Where a failed notification is explained: the receiver's error is in Alertmanager's log.
+FAILED_HINT = "Alertmanager's receivers refused them, its log says why; see docs/alerting.md"
+
+
 def notified(counts: dict[str, int]) -> str:
     """``  notifications sent 12`` once Alertmanager's sink reports them, else nothing."""
     if "notifications" not in counts:
         return ""
     failed = counts.get("notifications_failed", 0)
     return f"  notifications sent {counts['notifications']:,}" + (
-        f" ({failed:,} failed)" if failed else ""
+        f" ({failed:,} failed: {FAILED_HINT})" if failed else ""
     )
 
 

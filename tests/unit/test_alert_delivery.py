@@ -202,8 +202,8 @@ def test_the_live_view_shows_notifications_sent_once_reported() -> None:
     )
     failing = render(view({**counts, "notifications": 5, "notifications_failed": 2}), color=False)
     assert (
-        "results  rollups 1  anomalies 2  alerts 3  RUL predictions 4  notifications sent 5 (2 failed)"
-        in failing
+        "results  rollups 1  anomalies 2  alerts 3  RUL predictions 4  notifications sent 5 (2 failed: "
+        "Alertmanager's receivers refused them, its log says why; see docs/alerting.md)" in failing
     )
     assert progress_line(view({**counts, "notifications": 5})).endswith(
         "alerts 3, RUL 4, notifications sent 5"
