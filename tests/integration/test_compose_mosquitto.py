@@ -25,6 +25,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from sentio_iot.stack.kafka_secure import ROLES
+
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
@@ -178,7 +180,7 @@ def test_a_second_start_keeps_the_passwords(tmp_path: Path) -> None:
     hashes = passwd.read_text()
     run_init(tmp_path)
     second = {p.name: p.read_text() for p in kept.iterdir()}
-    assert set(first) == {
+    passwords = {
         f"{name}.password"
         for name in (
             "grafana-admin",
@@ -188,9 +190,11 @@ def test_a_second_start_keeps_the_passwords(tmp_path: Path) -> None:
             "mqtt-sentio",
         )
     }
+    registry = {"keycloak-admin.password", *(f"registry-{role}.secret" for role in ROLES)}
+    assert set(first) == passwords | registry
     assert first == second
-    assert all(len(value) == 32 for value in first.values())  # token_urlsafe(24)
-    assert len(set(first.values())) == 5
+    assert all(len(first[name]) == 32 for name in passwords)  # token_urlsafe(24)
+    assert len(set(first.values())) == len(first)
     lines = passwd.read_text().splitlines()
     assert [line.split(":")[0] for line in lines] == ["devices", "sentio"]
     assert all(first["mqtt-devices.password"] not in line for line in lines)  # hashed

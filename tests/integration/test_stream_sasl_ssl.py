@@ -27,6 +27,7 @@ from stream_worker import StreamTestbed, WorkerProcess, free_port
 from tls_files import CertificateAuthority
 
 from sentio_iot.config import SentioConfig
+from sentio_iot.errors import EXIT_ACCESS_REFUSED
 from sentio_iot.records import Metric, Reading, now_us
 from sentio_iot.stack.kafka import KafkaService
 from sentio_iot.stack.paths import StackPaths
@@ -195,7 +196,8 @@ def test_a_wrong_password_stops_the_worker_at_start_without_showing_it(
 ) -> None:
     bed.configure()
     worker = secure_worker(bed, kafka, sasl_password="not-the-Password-42")
-    with pytest.raises(AssertionError, match="worker exited with 1: error: cannot reach Kafka at"):
+    refused = f"worker exited with {EXIT_ACCESS_REFUSED}: error: cannot reach Kafka at"
+    with pytest.raises(AssertionError, match=refused):
         worker.start(ready_timeout_s=60)
     log = worker.log(tail=100_000)
     assert "do kafka.security_protocol, kafka.sasl_* and the ssl.* properties" in log
