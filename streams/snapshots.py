@@ -5,11 +5,18 @@ broker has it, while no batch runs. At 1 reading/s per device every device chang
 two commits, so each commit rewrites every device's whole state; with the ``novelty``
 detector that is ~14 KB per device, most of what a commit sends (docs/benchmarks.md).
 
-A *replayed* table is written only at a snapshot: a partition's first commit after this
-worker caught it up, then every ``every`` commits, and every commit of a revoke or a stop.
-With its states it writes a marker, the next readings offset the snapshot reflects
-(key ``\\x00next-offset/<partition>``, in that partition). Between snapshots its changes stay
-in memory. After a start or a rebalance, before a partition's first batch reaches the steps,
+A *replayed* table is written only at a snapshot: every ``every`` commits per partition,
+and every commit of a revoke or a stop. With its states it writes a marker, the next readings
+offset the snapshot reflects (key ``\\x00next-offset/<partition>``, in that partition).
+Between snapshots its changes stay in memory. A partition's first commit after this worker
+caught it up writes no states: a table that has a marker keeps it (its changelog still holds
+the states as of that marker, the replay starts there again), one without gets the offset it
+was caught up to. The partitions' snapshots are then spread over the next ``every`` commits
+(partition ``p`` first after ``every - p % every``), so that no commit writes every state of
+every partition at once: at 10,000 devices such a commit took 22 s and cost the worker its
+group membership (docs/benchmarks.md).
+
+After a start or a rebalance, before a partition's first batch reaches the steps,
 the readings from the marker up to that batch's first offset are read again (read_committed,
 as the worker reads them) and fed to the steps that own replayed tables, with their outputs
 dropped: those were sent and committed already.
@@ -21,7 +28,9 @@ from the marker to the committed offset are what one uninterrupted run would hav
 steps since, so a step that is a deterministic function of the readings and its own state
 (no wall clock, no ticks, no randomness, no other table) ends the replay holding exactly the
 state that run would hold. A table without a marker was written at every commit (by an older
-worker) and needs no replay: the first commit after a catch-up is always a snapshot.
+worker), or is new, and needs no replay; its changelog holds its states as of the offset the
+partition was caught up to, and nothing of it is written before its first commit, which
+writes that offset as its marker.
 
 Only steps whose every table is replayed and which read no other topic are replayed
 (:meth:`Snapshots.add`); their metrics count the replayed work again.
@@ -115,6 +124,8 @@ class Snapshots:
         self._current: set[int] = set()  # partitions whose replayed states are up to date
         self._since: dict[int, int] = {}  # partition -> commits since its last snapshot
         self._marked: dict[int, int] = {}  # partition -> the marker it last wrote
+        # partition -> (the offset it was caught up to, its tables without a marker then)
+        self._unmarked: dict[int, tuple[int, list[LiveStates[Any]]]] = {}
         self.replayed = 0
         """Readings fed again to the steps since this worker started."""
 
@@ -158,23 +169,38 @@ class Snapshots:
         written = 0
         for partition in sorted(self._current):
             since = self._since.get(partition)
-            due = everything or since is None or since + 1 >= self.every
             event = self._last.get(partition)
-            if not due or event is None:
-                self._since[partition] = (since or 0) + 1
+            if event is None:
+                continue  # no batch of it yet: nothing changed, nowhere to write
+            if since is None and not everything:  # its first commit: markers only, then spread
+                written += self._mark(partition, event)
+                self._since[partition] = partition % self.every
                 continue
-            self._since[partition] = 0
-            written += self._snapshot(partition, event)
+            if everything or since is None or since + 1 >= self.every:
+                self._since[partition] = 0
+                written += self._snapshot(partition, event)
+            else:
+                self._since[partition] = since + 1
         return written
 
     def forget(self, partitions: Iterable[int]) -> None:
         """A revoked partition starts again from its marker when it comes back."""
         for partition in partitions:
             self._current.discard(partition)
-            for known in (self._next, self._last, self._since, self._marked):
+            for known in (self._next, self._last, self._since, self._marked, self._unmarked):
                 known.pop(partition, None)
 
+    def _mark(self, partition: int, event: Event) -> int:
+        """The tables of ``partition`` that had no marker when it was caught up get that
+        offset as theirs (their changelog holds their states as of it); how many written."""
+        offset, tables = self._unmarked.pop(partition, (0, []))
+        with in_partition_of(event):
+            for live in tables:
+                live.table[marker_key(partition)] = str(offset).encode()
+        return len(tables)
+
     def _snapshot(self, partition: int, event: Event) -> int:
+        self._unmarked.pop(partition, None)
         written = 0
         for live in self.tables:
             written += live.flush_partition(partition, event)
@@ -189,11 +215,14 @@ class Snapshots:
 
     async def _replay(self, partition: int, end: int, events: Sequence[Event]) -> None:
         starts: list[tuple[ReadingStep, int]] = []
+        unmarked: list[LiveStates[Any]] = []
         for step, tables in self._steps:
             markers = [self._marker(live, partition, events) for live in tables]
+            unmarked += [live for live, m in zip(tables, markers, strict=True) if m is None]
             found = [m for m in markers if m is not None]
             if found and min(found) < end:
                 starts.append((step, min(found)))
+        self._unmarked[partition] = (end, unmarked)
         if not starts:
             return
         start = min(s for _, s in starts)

@@ -117,12 +117,14 @@ async def test_replayed_tables_are_written_only_at_snapshots_with_their_marker(
     for items in batches()[:5]:
         await run(app, steps, items)
         written.append(app.snapshots.flush())  # the commit after each batch
-    # Commit 1 is the partitions' first (a snapshot), then every third: commit 4.
-    # Each snapshot: 4 devices' states and 2 markers, in each of the two tables.
-    assert written == [12, 0, 0, 12, 0]
-    assert table.writes == 12
-    last = batches()[3][-1][0].message.offset + 1  # after batch 4 (20 readings/partition/batch)
-    assert table.data[marker_key(0)] == table.data[marker_key(1)] == str(last).encode()
+    # Commit 1 is the partitions' first: only markers (offset 0), in each of the two tables.
+    # Then every third commit, spread: partition 1 at commit 3, partition 0 at commit 4, each
+    # with its 2 devices' states and its marker, in each of the two tables.
+    assert written == [4, 0, 6, 6, 0]
+    assert table.writes == 2 + 3 + 3
+    after = [b[-1][0].message.offset + 1 for b in batches()]  # 20 readings/partition/batch
+    assert table.data[marker_key(0)] == str(after[3]).encode()  # commit 4
+    assert table.data[marker_key(1)] == str(after[2]).encode()  # commit 3
     assert app.snapshots.flush(everything=True) == 12  # a stop: whatever changed since
     assert app.snapshots.flush(everything=True) == 0  # nothing changed: nothing written
 
@@ -143,7 +145,7 @@ async def test_a_worker_that_replays_from_the_snapshot_ends_where_one_run_ends(
     killed, killed_steps = worker(tmp_path / "killed", anomaly=anomaly)
     for items in everything[:5]:
         await run(killed, killed_steps, items)
-        killed.snapshots.flush()  # commits 1 and 4 were snapshots; 5 was not, then SIGKILL
+        killed.snapshots.flush()  # partition 1's snapshot at commit 3, 0's at 4; then SIGKILL
 
     again, again_steps = worker(tmp_path / "again", anomaly=anomaly)
     for before, after in zip(killed.snapshots.tables, again.snapshots.tables, strict=True):
@@ -155,8 +157,8 @@ async def test_a_worker_that_replays_from_the_snapshot_ends_where_one_run_ends(
         outputs_again.extend(await run(again, again_steps, items))
         again.snapshots.flush()
 
-    assert asked == [(0, 80, 100), (1, 80, 100)]  # from the marker of commit 4 to commit 5
-    assert again.snapshots.replayed == 40
+    assert asked == [(0, 80, 100), (1, 60, 100)]  # from each partition's marker to commit 5
+    assert again.snapshots.replayed == 60
     assert outputs_again == outputs_one_run  # nothing repeated, nothing missing
     if anomaly is not None:  # the default detector is still warming up on 130 s of data
         assert any(c == "anomalies" for c, *_ in outputs_again)
@@ -172,14 +174,14 @@ async def test_a_revoked_partition_is_caught_up_again_when_it_comes_back(tmp_pat
     app, steps = worker(tmp_path, every=100)
     for items in everything[:2]:
         await run(app, steps, items)
-        app.snapshots.flush()  # commit 1: a snapshot at offset 20 of each partition
+        app.snapshots.flush()  # commit 1: markers at offset 0; no snapshot in 100 commits
     asked: list[tuple[int, int, int]] = []
     app.snapshots.read = reader([i for items in everything for i in items], asked)
     app.snapshots.forget([1])
     for live in app.snapshots.tables:
         live.forget([1])
     await run(app, steps, everything[2])
-    assert asked == [(1, 20, 40)]  # only the partition that came back, from its marker
+    assert asked == [(1, 0, 40)]  # only the partition that came back, from its marker
 
 
 async def test_a_table_written_by_an_older_worker_has_no_marker_and_is_not_replayed(
@@ -195,12 +197,13 @@ async def test_a_table_written_by_an_older_worker_has_no_marker_and_is_not_repla
 @pytest.mark.parametrize(
     ("every", "records", "replayed"),
     [
-        # Every commit a snapshot: 8 commits x (4 devices x 2 tables + 2 markers x 2 tables);
-        # the kill after commit 8 leaves nothing to replay.
-        (1, 8 * 12, 0),
-        # Commits 1 and 11 would be snapshots: only commit 1 ran (markers at offset 20), so
-        # 160 - 20 readings of each partition are read again.
-        (10, 1 * 12, 2 * 140),
+        # Commit 1 writes the markers (2 partitions x 2 tables), then every commit is a
+        # snapshot: 7 x (4 devices x 2 tables + 2 markers x 2 tables); the kill after commit 8
+        # leaves nothing to replay.
+        (1, 4 + 7 * 12, 0),
+        # Commit 1 writes the markers (offset 0); the first snapshots would come at commits
+        # 10 and 11: all 160 readings of each partition are read again.
+        (10, 4, 2 * 160),
     ],
 )
 async def test_snapshot_every_commits_sets_the_state_written_and_the_replay_after_a_kill(
