@@ -57,6 +57,13 @@ def main() -> None:
         "same readings (rows streams@<S>s): latency and CPU of two intervals in one run",
     )
     parser.add_argument(
+        "--beside-batch-within",
+        type=float,
+        metavar="S",
+        help="with --beside-commit-interval: that group's longest wait to fill a batch "
+        "(streams.batch_within_s and streams.rul.max_wait_s; rows streams@<S>s/<W>s)",
+    )
+    parser.add_argument(
         "--worker-command",
         metavar="CMD",
         help="start the stream workers with this command instead of this build's `sentio` "
@@ -71,6 +78,8 @@ def main() -> None:
     if args.smoke:
         args.rates, args.step_s, args.devices = SMOKE["rates"], SMOKE["step_s"], SMOKE["devices"]
     rates = [int(r) for r in args.rates.split(",")]
+    if args.beside_batch_within is not None and args.beside_commit_interval is None:
+        parser.error("--beside-batch-within needs --beside-commit-interval")
     if args.restart_after is not None and args.restart_after + args.down >= args.step_s:
         parser.error("--restart-after + --down must leave time in --step-s to catch up")
     name = f"e2e-{uuid.uuid4().hex[:8]}"
@@ -83,6 +92,7 @@ def main() -> None:
         args.workers,
         quix=args.quix,
         beside_interval_s=args.beside_commit_interval,
+        beside_within_s=args.beside_batch_within,
     )
     if args.worker_command:
         pipeline.worker_command = shlex.split(args.worker_command)

@@ -69,14 +69,21 @@ def config_for(
     return config, path
 
 
-def beside_config(path: Path, commit_interval_s: float) -> Path:
+def beside_config(
+    path: Path, commit_interval_s: float, batch_within_s: float | None = None
+) -> Path:
     """The benchmark's configuration for a second stream worker group on the same readings:
-    its own app id (consumer group, changelogs, output topics stay shared) and commit interval."""
+    its own app id (consumer group, changelogs, output topics stay shared), commit interval
+    and, given ``batch_within_s``, longest wait to fill a batch (``streams.batch_within_s``
+    and ``streams.rul.max_wait_s``)."""
     data = yaml.safe_load(path.read_text())
     streams = data["streams"]
     streams["app_id"] = f"{streams['app_id']}-ci"
     streams["state_dir"] = f"{streams['state_dir']}-ci"
     streams["commit_interval_s"] = commit_interval_s
+    if batch_within_s is not None:
+        streams["batch_within_s"] = batch_within_s
+        streams.setdefault("rul", {})["max_wait_s"] = batch_within_s
     beside = path.with_name("e2e-beside.yaml")
     beside.write_text(yaml.safe_dump(data))
     return beside
@@ -318,10 +325,12 @@ class Pipeline:
         *,
         quix: bool = False,
         beside_interval_s: float | None = None,
+        beside_within_s: float | None = None,
     ) -> None:
         self.config, self.path, self.work, self.workers = config, path, work, workers
         self.quix = quix
         self.beside_interval_s = beside_interval_s  # a 2nd worker group, this commit interval
+        self.beside_within_s = beside_within_s  # and this longest wait to fill a batch
         self.worker_command = [SENTIO]  # what starts a stream worker (--worker-command)
         self.procs: list[Proc] = []
         self.commands: dict[str, list[str]] = {}
@@ -343,7 +352,8 @@ class Pipeline:
 
     def beside_label(self) -> str:
         """The second stream worker group's label: its group row and its process row."""
-        return f"streams@{self.beside_interval_s:g}s"
+        within = "" if self.beside_within_s is None else f"/{self.beside_within_s:g}s"
+        return f"streams@{self.beside_interval_s:g}s{within}"
 
     def start(self) -> None:
         groups = self.groups()
@@ -361,7 +371,7 @@ class Pipeline:
             self._start("quix-stage", quix)
         ports = [*self.worker_ports]
         if self.beside_interval_s is not None:
-            beside = beside_config(self.path, self.beside_interval_s)
+            beside = beside_config(self.path, self.beside_interval_s, self.beside_within_s)
             ports.append(free_port())
             command = [*self.worker_command, "stream", "worker", "-c", str(beside)]
             command += ["--web-port", str(ports[-1])]
