@@ -100,7 +100,8 @@ class ForecastDetector(Detector[ForecastParams]):
         self._trained = 0  # trainings so far
         self._since_training = 0
         self._errors = EwMoments(alpha_for(p.error_half_life))
-        self._rarity = RankCalibrator(p.rarity_history)
+        # built only when rarity_power > 0 (weigh() with power 0 neither reads nor keeps)
+        self._rarity = RankCalibrator(p.rarity_history) if p.rarity_power else None
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
         self._last = COLD
 
@@ -116,7 +117,9 @@ class ForecastDetector(Detector[ForecastParams]):
             z = self._errors.z(error, p.min_scale)
             band = BAND_Z * max(self._errors.std, p.min_scale)
             self._errors.add(error)
-            surprise = self._rarity.weigh(band_score(z, p.threshold), z, p.rarity_power)
+            surprise = band_score(z, p.threshold)
+            if self._rarity is not None:
+                surprise = self._rarity.weigh(surprise, z, p.rarity_power)
             gated = self._gate.gate(surprise)
             score = Score(
                 min(1.0, max(0.0, gated)),
@@ -159,17 +162,19 @@ class ForecastDetector(Detector[ForecastParams]):
         self._since_training = 0
 
     def _export_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "history": list(self._history),
             "weights": [w.tolist() for w in self._weights],
             "norm": list(self._norm),
             "trained": self._trained,
             "since_training": self._since_training,
             "errors": self._errors.to_list(),
-            "rarity": self._rarity.to_list(),
             "gate": self._gate.to_list(),
             "last": self._last.to_dict(),
         }
+        if self._rarity is not None:  # rarity_power > 0 (until 2026-12-07 written empty otherwise)
+            state["rarity"] = self._rarity.to_list()
+        return state
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params
@@ -183,7 +188,8 @@ class ForecastDetector(Detector[ForecastParams]):
         self._trained = int(state["trained"])
         self._since_training = int(state["since_training"])
         self._errors = EwMoments.from_list(alpha_for(p.error_half_life), state["errors"])
-        self._rarity = RankCalibrator(p.rarity_history, [float(v) for v in state["rarity"]])
+        if self._rarity is not None:
+            self._rarity = RankCalibrator(p.rarity_history, [float(v) for v in state["rarity"]])
         self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])
         self._last = Score.from_dict(state["last"])
 

@@ -40,7 +40,8 @@ and the memories are averaged (the NAB-optimal thresholds of the defaults are 0.
 With ``log_values`` the memories see ``log(1 + max(x, 0))`` (counts and rates whose spikes
 are multiplicative). Warm-up: the first ``warmup`` readings and the first ``learn_s``
 seconds of event time only fill the memories (score 0.0, ``warm=False``). NaN/inf readings are gaps: they change nothing and return the
-previous score. Memory: at most ``capacity * points`` numbers per memory. Cost per reading:
+previous score. Memory: at most ``capacity * points`` numbers per memory (and, only with
+``rarity_power > 0``, ``history`` past novelties). Cost per reading:
 a few float operations, and per memory and completed window one vectorised distance to at
 most ``capacity`` prototypes (NumPy); memories of single readings (the defaults) are
 ``ScalarMemory``, the same arithmetic in plain Python with a bisection, about twice as fast.
@@ -433,7 +434,8 @@ class NoveltyDetector(LastScore, Detector[NoveltyParams]):
             for agg, points in p.scales
             for vigilance in p.vigilance
         ]
-        self._rarity = [RankCalibrator(p.history) for _ in self._memories]
+        # one per memory, built only when rarity_power > 0 (the defaults never use them)
+        self._rarity = [RankCalibrator(p.history) for _ in self._memories] if p.rarity_power else []
         self._surprise = SurpriseDetector(INNER_SURPRISE) if p.surprise_weight > 0 else None
         self._gate = OnsetGate(p.fire, p.quiet, p.damp)
         self._last_score = COLD
@@ -507,28 +509,33 @@ class NoveltyDetector(LastScore, Detector[NoveltyParams]):
         p = self.params
         square_threshold = p.threshold * p.threshold
         scores = []
-        for raw, rarity in zip(raws, self._rarity, strict=True):
+        for i, raw in enumerate(raws):
             if raw is None:
                 scores.append(0.0)
                 continue
             square = raw * raw
             score = square / (square + square_threshold)  # band_score(raw, p.threshold)
-            scores.append(rarity.weigh(score, raw, p.rarity_power) if p.rarity_power else score)
+            # the calibrators (one per memory) exist only when rarity_power > 0
+            scores.append(
+                self._rarity[i].weigh(score, raw, p.rarity_power) if p.rarity_power else score
+            )
         return sum(scores) / len(scores) if p.combine == "mean" else max(scores)
 
     def _export_state(self) -> dict[str, Any]:
-        return {
+        state: dict[str, Any] = {
             "count": self._count,
             "first_us": self._first_us,
             "low": self._low if self._count else None,
             "high": self._high if self._count else None,
             "memories": [m.to_dict() for m in self._memories],
-            "rarity": [r.to_list() for r in self._rarity],
             # its memory only: its params are fixed (quiet 0), no need to store them per series
             "surprise": self._surprise.memory() if self._surprise is not None else None,
             "gate": self._gate.to_list(),
             "last": self._last_dict(),
         }
+        if self._rarity:  # rarity_power > 0 (until 2026-12-07 it was written empty otherwise)
+            state["rarity"] = [r.to_list() for r in self._rarity]
+        return state
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params
@@ -543,7 +550,11 @@ class NoveltyDetector(LastScore, Detector[NoveltyParams]):
             raise ValueError(f"{len(memories)} memories for {len(self._memories)} scales")
         for memory, data in zip(self._memories, memories, strict=True):
             memory.restore(data)
-        self._rarity = [RankCalibrator(p.history, [float(v) for v in r]) for r in state["rarity"]]
+        if p.rarity_power:  # else the entry, if any (older states), holds empty lists
+            rarity = state["rarity"]
+            if len(rarity) != len(self._memories):
+                raise ValueError(f"{len(rarity)} rarity calibrators for {len(memories)} memories")
+            self._rarity = [RankCalibrator(p.history, [float(v) for v in r]) for r in rarity]
         if self._surprise is not None:  # the fresh one of __init__, continued in place
             self._surprise._restore_state(state["surprise"])
         self._gate = OnsetGate.from_list(p.fire, p.quiet, p.damp, state["gate"])

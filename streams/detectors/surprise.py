@@ -38,7 +38,9 @@ Warm-up: the first ``warmup`` readings only teach the moments (score 0.0, ``warm
 a daily slot is used once it has ``daily_min_count`` readings. Readings count, not time,
 except for the daily slot (from ``ts_us``). NaN/inf readings are gaps: they change nothing
 and return the previous score. Cost per reading: a few float operations per feature (and,
-with rarity or calibrated, a bisection and an O(history) list insert per feature).
+with rarity or calibrated, a bisection and an O(history) list insert per feature). The state
+holds the step moments, the context memory and the calibrators only when the features and
+params use them (the defaults use none).
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic import Field
 
@@ -165,17 +167,27 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
         p = self.params
         alpha = alpha_for(p.half_life)
         self._level = EwMoments(alpha)
-        self._step = EwMoments(alpha)
         self._drift = EwMoments(alpha)
         self._window: deque[float] = deque(maxlen=p.drift_window)
-        self._context = ContextMemory(p.context_length, p.context_bins, p.context_capacity)
         daily_alpha = alpha_for(p.daily_half_life)
         self._daily = [EwMoments(daily_alpha) for _ in range(p.daily_slots)]
         self._warmup_values: list[float] = []
         self._previous: float | None = None
-        self._raws = {name: deque[float](maxlen=p.smooth) for name in p.features}
-        self._calibrators = {name: RankCalibrator(p.history) for name in p.features}
-        self._rarity = RankCalibrator(p.history)
+        # the parts below are built only when a feature or param reads them (else None or
+        # empty): the defaults use none of them, about 7 KB a series (docs/benchmarks.md)
+        self._step = EwMoments(alpha) if "step" in p.features else None
+        self._context = (
+            ContextMemory(p.context_length, p.context_bins, p.context_capacity)
+            if "context" in p.features
+            else None
+        )
+        # calibrate: the last `smooth` raw surprises and a calibrator per feature
+        self._raws: dict[str, deque[float]] = {}
+        self._calibrators: dict[str, RankCalibrator] = {}
+        if p.calibrate:
+            self._raws = {name: deque[float](maxlen=p.smooth) for name in p.features}
+            self._calibrators = {name: RankCalibrator(p.history) for name in p.features}
+        self._rarity = RankCalibrator(p.history) if p.rarity_power else None
         size_alpha = alpha_for(p.scale_half_life)
         prior = gaussian_moment(p.scale_power) if p.scale_power else 0.0
         self._sizes = {
@@ -228,8 +240,9 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
         else:
             square = measured * measured
             surprise = square / (square + self._square_threshold)  # band_score
-            if self._rarity_power:
-                surprise = self._rarity.weigh(surprise, measured, self._rarity_power)
+            rarity = self._rarity  # built when rarity_power > 0
+            if rarity is not None:
+                surprise = rarity.weigh(surprise, measured, self._rarity_power)
         score = self._gate.gate(surprise)
         score = score if score > 0.0 else 0.0  # min(1.0, max(0.0, score))
         score = score if score < 1.0 else 1.0
@@ -270,6 +283,7 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
         if warm:
             floor = self._min_scale
             power, root, size_floor = self._scale_power, self._scale_root, self._scale_floor
+            moments: EwMoments | None  # None: the context feature
             for feature, size in zip(self._feature_codes, self._size_list, strict=True):
                 if feature == LEVEL:
                     moments, x = level, value
@@ -285,11 +299,12 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
                     moments, x = self._step, step
                 else:
                     moments = None
-                if moments is None:  # context
-                    if self._context.origin is None:
-                        self._context.start(self._warmup_values)
+                if moments is None:  # context (a feature: its memory is built)
+                    context = cast(ContextMemory, self._context)
+                    if context.origin is None:
+                        context.start(self._warmup_values)
                         self._warmup_values = []
-                    raw = self._context.novelty(value)
+                    raw = context.novelty(value)
                 elif feature == DAILY and moments.count < self._daily_min_count:
                     raw = 0.0
                 else:  # moments.z(x, floor), written out
@@ -316,8 +331,9 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
         elif self._with_context:
             self._warmup_values.append(value)
         level.add(value)
-        if previous is not None:
-            self._step.add(step)
+        step_moments = self._step  # built when step is a feature
+        if step_moments is not None and previous is not None:
+            step_moments.add(step)
         self._drift.add(short)
         slot.add(value)
         if not warm:
@@ -329,45 +345,57 @@ class SurpriseDetector(LastScore, Detector[SurpriseParams]):
         return 0.0 if top is None else top
 
     def _export_state(self) -> dict[str, Any]:
-        return {
+        """The memory; the entries of parts the params do not use ("step", "context" with
+        "warmup_values", "raws" with "calibrators", "rarity") are left out (until
+        2026-12-07 they were written, empty or never read: ``_restore_state`` accepts both)."""
+        state: dict[str, Any] = {
             "level": self._level.to_list(),
-            "step": self._step.to_list(),
             "drift": self._drift.to_list(),
             "daily": [[m.count, m.weight, m.mean, m.m2] for m in self._daily],  # to_list()
             "window": list(self._window),
-            "context": self._context.to_dict(),
-            "warmup_values": list(self._warmup_values),
             "previous": self._previous,
-            "raws": {name: list(values) for name, values in self._raws.items()},
-            "calibrators": {name: c.to_list() for name, c in self._calibrators.items()},
-            "rarity": self._rarity.to_list(),
             "sizes": {name: m.to_list() for name, m in self._sizes.items()},
             "gate": self._gate.to_list(),
             "last": self._last_dict(),
         }
+        if self._step is not None:
+            state["step"] = self._step.to_list()
+        if self._context is not None:
+            state["context"] = self._context.to_dict()
+            state["warmup_values"] = list(self._warmup_values)
+        if self._calibrate:
+            state["raws"] = {name: list(values) for name, values in self._raws.items()}
+            state["calibrators"] = {name: c.to_list() for name, c in self._calibrators.items()}
+        if self._rarity is not None:
+            state["rarity"] = self._rarity.to_list()
+        return state
 
     def _restore_state(self, state: Mapping[str, Any]) -> None:
         p = self.params
         alpha = alpha_for(p.half_life)
         self._level = EwMoments.from_list(alpha, state["level"])
-        self._step = EwMoments.from_list(alpha, state["step"])
+        if self._step is not None:
+            self._step = EwMoments.from_list(alpha, state["step"])
         self._drift = EwMoments.from_list(alpha, state["drift"])
         daily_alpha = alpha_for(p.daily_half_life)
         self._daily = [EwMoments.from_list(daily_alpha, m) for m in state["daily"]]
         self._window = deque((float(v) for v in state["window"]), maxlen=p.drift_window)
-        self._context.restore(state["context"])
-        self._warmup_values = [float(v) for v in state["warmup_values"]]
+        if self._context is not None:
+            self._context.restore(state["context"])
+            self._warmup_values = [float(v) for v in state["warmup_values"]]
         previous = state["previous"]
         self._previous = None if previous is None else float(previous)
-        self._raws = {
-            name: deque((float(v) for v in state["raws"][name]), maxlen=p.smooth)
-            for name in p.features
-        }
-        self._calibrators = {
-            name: RankCalibrator(p.history, [float(v) for v in state["calibrators"][name]])
-            for name in p.features
-        }
-        self._rarity = RankCalibrator(p.history, [float(v) for v in state["rarity"]])
+        if p.calibrate:
+            self._raws = {
+                name: deque((float(v) for v in state["raws"][name]), maxlen=p.smooth)
+                for name in p.features
+            }
+            self._calibrators = {
+                name: RankCalibrator(p.history, [float(v) for v in state["calibrators"][name]])
+                for name in p.features
+            }
+        if self._rarity is not None:
+            self._rarity = RankCalibrator(p.history, [float(v) for v in state["rarity"]])
         size_alpha = alpha_for(p.scale_half_life)
         self._sizes = {
             name: EwMoments.from_list(size_alpha, state["sizes"][name]) for name in p.features
