@@ -40,7 +40,7 @@ and when the restarted worker was healthy and had done its first batch.
 S``: a second stream worker group (its own app id, same readings and output topics) with that
 interval, rows ``streams@<S>s``: two intervals' latency and CPU in one run;
 ``--beside-batch-within W`` also gives that group W as its longest wait to fill a batch (rows
-``streams@<S>s/<W>s``).
+``streams@<S>s,within<W>s``).
 ``--worker-command CMD``: start the stream workers with another build (docs/benchmarks.md,
 fifth round). ``--keep-logs``: keep the processes' logs.
 """

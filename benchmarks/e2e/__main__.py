@@ -61,7 +61,7 @@ def main() -> None:
         type=float,
         metavar="S",
         help="with --beside-commit-interval: that group's longest wait to fill a batch "
-        "(streams.batch_within_s and streams.rul.max_wait_s; rows streams@<S>s/<W>s)",
+        "(streams.batch_within_s and streams.rul.max_wait_s; rows streams@<S>s,within<W>s)",
     )
     parser.add_argument(
         "--worker-command",

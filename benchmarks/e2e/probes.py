@@ -38,7 +38,8 @@ class CommitLatency:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(5)
 
     def between(self, label: str, since: float, until: float) -> list[float]:
         return [lat for at, lat in self.samples[label] if since <= at < until]
@@ -88,7 +89,8 @@ class VmProbe:
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(5)
+        if self._thread.ident is not None:  # started
+            self._thread.join(5)
         self._http.close()
 
     def between(self, since: float, until: float) -> list[float]:

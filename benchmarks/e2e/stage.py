@@ -352,7 +352,7 @@ class Pipeline:
 
     def beside_label(self) -> str:
         """The second stream worker group's label: its group row and its process row."""
-        within = "" if self.beside_within_s is None else f"/{self.beside_within_s:g}s"
+        within = "" if self.beside_within_s is None else f",within{self.beside_within_s:g}s"
         return f"streams@{self.beside_interval_s:g}s{within}"
 
     def start(self) -> None:
