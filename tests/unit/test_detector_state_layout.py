@@ -44,18 +44,22 @@ OLD_LAST = {
 }
 PRIOR_SIZE = [0, 50.0, 2.1500999683112987, 0.0]  # a feature's typical size before warm-up
 
-OLD_SURPRISE: dict[str, Any] = {
-    "level": OLD_LEVEL,
-    "step": OLD_STEP,
-    "drift": [14, 13.895417071611957, 21.120627274800913, 4.265250200566899],
-    "daily": [OLD_DAILY_SLOT, [0, 0.0, 0.0, 0.0]],
-    "window": [21.0, 22.0, 20.5],
+# What fd0abe5 wrote for the parts its parameters never used (and the last raw value).
+OLD_UNUSED: dict[str, Any] = {
     "context": UNUSED_CONTEXT,
     "warmup_values": [],
     "previous": 20.5,
     "raws": {"level": [], "drift": [], "daily": []},
     "calibrators": {"level": [], "drift": [], "daily": []},
     "rarity": [],
+}
+OLD_SURPRISE: dict[str, Any] = {
+    "level": OLD_LEVEL,
+    "step": OLD_STEP,
+    "drift": [14, 13.895417071611957, 21.120627274800913, 4.265250200566899],
+    "daily": [OLD_DAILY_SLOT, [0, 0.0, 0.0, 0.0]],
+    "window": [21.0, 22.0, 20.5],
+    **OLD_UNUSED,
     "sizes": {
         "level": [9, 58.95790727224549, 6.450661276629127, 66471.42738858129],
         "drift": [6, 55.972714291385586, 3.9489128501277264, 11165.43677487909],
@@ -88,12 +92,7 @@ OLD_NOVELTY: dict[str, Any] = {
         "drift": [14, 13.895417071611957, 20.934605208147808, 1.4738318780713664],
         "daily": [OLD_DAILY_SLOT] + [[0, 0.0, 0.0, 0.0]] * 23,
         "window": PREFIX,
-        "context": UNUSED_CONTEXT,
-        "warmup_values": [],
-        "previous": 20.5,
-        "raws": {"level": [], "drift": [], "daily": []},
-        "calibrators": {"level": [], "drift": [], "daily": []},
-        "rarity": [],
+        **OLD_UNUSED,
         "sizes": {"level": PRIOR_SIZE, "drift": PRIOR_SIZE, "daily": PRIOR_SIZE},
         "gate": [0.0, 0],
         "last": COLD_LAST,
