@@ -87,9 +87,9 @@ PRODUCER_BATCH_BYTES = 512 * 1024
 PRODUCER_LINGER_S = 0.005
 # Tables written only at snapshots, every streams.snapshot_every_commits per partition, the
 # readings since replayed after a restart (snapshots.py). Their steps must be deterministic
-# functions of the readings and their state: rollups and anomaly are; device_state reads
-# ticks and RUL calls a model, so theirs are written at every commit.
-REPLAYED_TABLES = ("rollups", "anomaly_devices")
+# functions of the readings and their state: rollups, anomaly and RUL (due per reading, no
+# model call in a replay) are; device_state reads ticks, so its table is written every commit.
+REPLAYED_TABLES = ("rollups", "anomaly_devices", "rul")
 Event = faust.EventT[Any]
 
 

@@ -1,10 +1,11 @@
 """The RUL agent: readings -> per-device windows (table ``rul``) -> batched predictions -> ``rul``.
 
 A step of the readings agent (``readings.py``). Each device's window lives in memory
-(``state.py``) and is written to the table once per commit; the devices that are due are predicted with one model call per model (in a
-worker thread, so the event loop keeps serving). Which model serves a device, the store and
+(``state.py``) and is written only at snapshots, rebuilt by replay (``snapshots.py``); the
+devices that are due are predicted with one model call per model (in a worker thread, so the
+event loop keeps serving), never in a replay. Which model serves a device, the store and
 the batch limits come from ``streams.rul`` (see ``sentio_iot.settings.rul``). Predictions are
-sent in the transaction of the device's last reading, with the table change: exactly once.
+sent in the transaction of the device's last reading in the batch: exactly once.
 """
 
 from __future__ import annotations
@@ -41,8 +42,8 @@ class ModelLoading:
     """The configured models, loaded in a thread from ``attach`` on; the first batch waits.
 
     Importing TensorFlow and loading the models was most of a worker's start (10-22 s on the
-    2-core machine, docs/benchmarks.md): meanwhile the worker now joins its group, recovers
-    its tables and replays its snapshots. A model that cannot be loaded is logged and serves
+    2-core machine, docs/benchmarks.md): meanwhile the worker now joins its group and recovers
+    its tables (a replay waits: the models decide which devices have windows). A model that cannot be loaded is logged and serves
     nothing, as before (``ModelRouter.predictor``).
     """
 
@@ -95,6 +96,8 @@ class RulStep:
         self.states = app.live_states("rul", load, dump)
 
     async def process(self, batch: ReadingBatch) -> None:
+        # A replay waits too: which model serves a device, and its window's shape, are the
+        # loaded models' (ModelRouter.predictor).
         await self.models.ready()
         settings, states = self.settings, self.states
         serving = RulBatch(self.router, settings.min_interval_s)
@@ -105,7 +108,11 @@ class RulStep:
                 serving.windows[device_id] = states.get(device_id, event)
             if serving.add(reading):
                 last_event[device_id] = event
-        if not last_event:
+        for device_id, event in last_event.items():
+            window = serving.windows.get(device_id)
+            if window is not None:
+                states.put(device_id, window, event)
+        if not serving.due or batch.replayed:  # a replay's predictions were sent before
             return
         # Inference off the event loop: the model call is the only heavy work here.
         predicted = await asyncio.to_thread(lambda: list(serving.predictions(settings.batch_size)))
@@ -114,10 +121,6 @@ class RulStep:
                 device_id = record["device_id"]
                 batch.emit(AGENT, "rul", device_id, record, last_event[device_id])
             self.app.metrics.rul_predictions.inc(model_name, by=len(records))
-        for device_id, event in last_event.items():
-            window = serving.windows.get(device_id)
-            if window is not None:
-                states.put(device_id, window, event)
 
 
 def load(raw: bytes) -> DeviceWindow:

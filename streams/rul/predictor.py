@@ -27,7 +27,7 @@ class DeviceWindow:
     rows: list[list[float]] = field(default_factory=list)
     ts_us: int = 0  # of the latest row
     labels: dict[str, str] = field(default_factory=dict)
-    predicted_us: int | None = None  # event time of the last prediction
+    predicted_us: int | None = None  # event time of the reading that last made it due
     count: int = 0  # readings observed for this model: the device's age
     first: list[list[float]] = field(default_factory=list)  # the first rows: the drift baseline
 
@@ -56,7 +56,7 @@ class DeviceWindow:
         )
 
     def due(self, min_interval_us: int) -> bool:
-        """Whether enough event time has passed since the last prediction."""
+        """Whether enough event time has passed since the reading that last made it due."""
         return self.predicted_us is None or self.ts_us - self.predicted_us >= min_interval_us
 
 
@@ -133,5 +133,4 @@ class RulPredictor:
                     "labels": dict(window.labels),
                 }
             )
-            window.predicted_us = window.ts_us
         return records

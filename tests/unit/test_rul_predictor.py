@@ -105,7 +105,7 @@ def test_batch_equals_one_by_one_and_the_record_matches_the_schema() -> None:
         expected = float(np.asarray(model.network(pad(scaled, 3)[None])).reshape(-1)[0])
         assert record["rul"] == pytest.approx(max(0.0, expected), rel=1e-5, abs=1e-6)
         assert record["ts"] == len(rows) * 1_000_000
-        assert windows[device].predicted_us == record["ts"]
+        assert windows[device].predicted_us is None  # RulBatch decides when a device is due
     assert records[0] | {"rul": 0} == {
         "device_id": "d1",
         "ts": 3_000_000,
@@ -172,16 +172,50 @@ def test_batch_of_readings_predicts_each_due_device_once(tmp_path: Path) -> None
         ("by_metrics", ["d2"]),
     ]
     assert batch.windows["d3"] is None
+    # the reading at 1 s made d1 due; the prediction is of its window at the batch's end
+    assert out[0][1][0]["ts"] == 3_000_000 and batch.windows["d1"].predicted_us == 1_000_000  # type: ignore[union-attr]
 
-    # the next batch restores d1 from its state: 3 s later it is not due, 10 s later it is
+    # the next batch restores d1 from its state: 9 s after the due reading it is not due,
+    # 10 s after it is
     state = dump(batch.windows["d1"])  # type: ignore[arg-type]
     later = RulBatch(router, min_interval_s=10)
     later.windows["d1"] = load(state)
-    later.add(reading("d1", 6, 2.0, 13.0))
+    later.add(reading("d1", 10, 1.8, 12.5))
     assert list(later.predictions(batch_size=8)) == []
+    later.add(reading("d1", 11, 1.9, 12.8))
     later.add(reading("d1", 13, 2.0, 13.0))
     [(_, [record])] = list(later.predictions(batch_size=8))
     assert record["ts"] == 13_000_000 and record["window_size"] == 3
     restored = DeviceWindow.from_state(load_state(dump(later.windows["d1"])))  # type: ignore[arg-type]
-    assert restored.rows == [[1.5, 12.0], [2.0, 13.0], [2.0, 13.0]]
-    assert restored.predicted_us == 13_000_000
+    assert restored.rows == [[1.8, 12.5], [1.9, 12.8], [2.0, 13.0]]
+    assert restored.predicted_us == 11_000_000
+
+
+@pytest.mark.parametrize("cut", [1, 4, 7, 50])
+def test_windows_and_due_readings_do_not_depend_on_batch_cuts(tmp_path: Path, cut: int) -> None:
+    store = ModelStore(tmp_path, shipped=None)
+    store.save("by_metrics", loaded().network, PREP, {})
+    router = ModelRouter(RulSettings(models={}, feature_models=["by_metrics"]), store)
+    readings = [reading(f"d{n}", ts, 0.1 * ts, 10.0 + n) for ts in range(40) for n in (1, 2)]
+
+    def states(size: int) -> tuple[dict[str, dict[str, object]], list[tuple[str, int]]]:
+        windows: dict[str, DeviceWindow | None] = {}
+        due: list[tuple[str, int]] = []
+        for first in range(0, len(readings), size):
+            batch = RulBatch(router, min_interval_s=10)
+            batch.windows.update(windows)
+            for record in readings[first : first + size]:
+                device = str(record["device_id"])
+                before = batch.windows.get(device)
+                seen = before.predicted_us if before is not None else None
+                batch.add(record)
+                after = batch.windows[device]
+                if after is not None and after.predicted_us != seen:
+                    due.append((device, after.predicted_us or 0))
+            windows = batch.windows
+        return {d: w.to_state() for d, w in windows.items() if w is not None}, due
+
+    one_by_one = states(1)
+    assert states(cut) == one_by_one
+    # due at 0, 10, 20 and 30 s: at most one prediction per 10 s of event time
+    assert [ts for d, ts in one_by_one[1] if d == "d1"] == [0, 10_000_000, 20_000_000, 30_000_000]
