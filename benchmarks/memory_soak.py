@@ -19,6 +19,7 @@ matures, then flat; what one series holds, warm and mature, is ``benchmarks/stat
 from __future__ import annotations
 
 import argparse
+import shlex
 import shutil
 import signal
 import sys
@@ -194,7 +195,7 @@ class WorkerOnly(Pipeline):
             command = [sys.executable, "-c", code, folder, every, self.mode, *args]
             self._start("streams-1", command)
         else:
-            self._spawn("streams-1", args[:2] + args[4:])
+            self._start("streams-1", [*self.worker_command, *args])
         deadline = time.monotonic() + 180  # TensorFlow, the group join, table recovery
         while not healthy(self.worker_ports[0]):
             if self.procs[0].process.poll() is not None or time.monotonic() > deadline:
@@ -258,6 +259,18 @@ def report(samples: list[Sample], args: argparse.Namespace, worker: WorkerOnly) 
     print(f"RSS slope over the first 5 min: {slope_mb_per_min(first):+.2f} MB/min")
     print(f"peak RSS (VmHWM): {proc.peak_rss_mb():,.0f} MB")
     print(f"lag at the end: {samples[-1].lag if samples[-1].lag is not None else '-'}")
+    phases = worker.phases()
+    if phases:
+        print(
+            "worker seconds by phase: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(phases.items()))
+        )
+    writes = metric(worker.worker_ports[0], "sentio_stream_state_writes_total")
+    if writes >= 0:
+        print(f"state records written: {writes:,.0f}")
+    log = (worker.work / "streams-1.log").read_text(errors="replace")
+    for said in ("Timer commit is overlapping", "producer buffer full", "rebalancing"):
+        print(f"worker log lines with {said!r}: {log.count(said)}")
     print(f"worker CPU: {proc.cpu_s():,.1f} s")
 
 
@@ -291,6 +304,12 @@ def main() -> None:
         help="run the worker under tracemalloc, a snapshot every S seconds; print where the "
         "traced memory grew (slows the worker)",
     )
+    parser.add_argument(
+        "--worker-command",
+        metavar="CMD",
+        help="start the worker with this command instead of this build's `sentio` (another "
+        "build: docs/benchmarks.md); `stream worker -c ...` is appended",
+    )
     args = parser.parse_args()
     # a SIGTERM (e.g. from a shell that started the soak in the background) stops the worker
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -300,6 +319,8 @@ def main() -> None:
     worker = WorkerOnly(config, path, work, 1)
     worker.trace_every_s = args.trace_every or args.trim_every or args.acks_every
     worker.mode = "trim" if args.trim_every else "acks" if args.acks_every else "trace"
+    if args.worker_command:
+        worker.worker_command = shlex.split(args.worker_command)
     producer = PumpProducer(config, name, args.devices)
     samples: list[Sample] = []
     try:

@@ -18,7 +18,7 @@ live states (``state.py``) already hold what the steps use, RocksDB only added a
 state and seconds to every stop (closing its files), and its files could hold writes of
 aborted transactions after a kill. The changelogs are compacted eagerly
 (:data:`CHANGELOG_CONFIG`), so a start reads about one record per key, not the whole history.
-The rollups and anomaly tables (:data:`REPLAYED_TABLES`) are written only every
+The rollups, anomaly and RUL tables (:data:`REPLAYED_TABLES`) are written only every
 ``streams.snapshot_every_commits`` commits; after a restart the readings since are replayed
 (``snapshots.py``).
 
