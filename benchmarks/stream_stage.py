@@ -3,6 +3,7 @@
     .venv/bin/python -m benchmarks.stream_stage [--readings 60000] [--devices 1000] [--metrics 5]
     .venv/bin/python -m benchmarks.stream_stage --smoke        # CI: that it runs, in ~30 s
     ... --versus "before=.venv/bin/python /path/to/other_sentio.py"   # another build, same run
+    ... --pumps     # pump readings the shipped RUL model serves (else the RUL step does nothing)
 
 Produces the readings once (Avro, 6 partitions), then runs on them, one after the other:
 
@@ -35,7 +36,8 @@ from pathlib import Path
 
 import yaml
 
-from benchmarks.streams_bench import free_port, make_config, metric, produce, readings
+from benchmarks.state_size import PUMP, pump_reading
+from benchmarks.streams_bench import T0, S, free_port, make_config, metric, produce, readings
 
 STEPS = ("rollups", "device_state", "anomaly", "rul")
 PHASES = (
@@ -220,6 +222,13 @@ def main() -> None:
         "when the working tree holds other unfinished changes)",
     )
     parser.add_argument(
+        "--pumps",
+        action="store_true",
+        help="pump readings (benchmarks.state_size: five pump metrics, label kind: pump) that "
+        "the shipped RUL model serves, so the RUL step keeps windows and predicts; without it "
+        "no model serves the readings and the RUL step does no work",
+    )
+    parser.add_argument(
         "--stop-under-load",
         action="store_true",
         help="also time a SIGTERM to each worker after a third of the readings (the rest waiting)",
@@ -236,7 +245,23 @@ def main() -> None:
             raw["streams"]["anomaly"] = {"detector": args.detector}
             config_path.write_text(yaml.safe_dump(raw))
         print(f"anomaly detector: {args.detector or 'the default'}", flush=True)
-        data = readings(args.readings, args.devices, args.metrics)
+        if args.pumps:
+            args.metrics = len(PUMP)
+            data = [
+                pump_reading(
+                    f"pump-{i % args.devices:05d}",
+                    i % args.devices,
+                    i // args.devices,
+                    T0 + (i // args.devices) * S,
+                )
+                for i in range(args.readings)
+            ]
+        else:
+            data = readings(args.readings, args.devices, args.metrics)
+        print(
+            f"readings: {'pumps (the RUL model serves them)' if args.pumps else 'plain (no RUL model serves them)'}",
+            flush=True,
+        )
         t = time.perf_counter()
         produce(config, data)
         print(

@@ -125,9 +125,9 @@ def main() -> None:
         print("== ceiling: bare confluent-kafka consuming and producing the same bytes", flush=True)
         top = ceiling(config, sent)
     finally:
+        stopped = pipeline.stop()  # first: a failed probe must not leave workers running
         probe.stop()
         latency.stop()
-        stopped = pipeline.stop()
         producer.close()
     print()
     print(Step.header())
