@@ -310,6 +310,7 @@ def main() -> None:
         help="start the worker with this command instead of this build's `sentio` (another "
         "build: docs/benchmarks.md); `stream worker -c ...` is appended",
     )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the worker's log")
     args = parser.parse_args()
     # a SIGTERM (e.g. from a shell that started the soak in the background) stops the worker
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -356,7 +357,10 @@ def main() -> None:
     finally:
         print(f"stopping: {worker.stop()}")
         producer.close()
-    shutil.rmtree(work, ignore_errors=True)
+    if args.keep_logs:
+        print(f"the worker's log: {work / 'streams-1.log'}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
