@@ -21,7 +21,7 @@ Time is event time in microseconds, passed in; nothing here reads a clock.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from sentio_iot.settings.alerts import RuleSettings, Severity
@@ -97,7 +97,44 @@ class Slot:
         return self.clock_us + max(0, wall_us - self.heard_wall_us)
 
     def to_state(self) -> dict[str, Any]:
-        return asdict(self)
+        """What ``dataclasses.asdict`` gives, built directly: asdict deep-copies field by
+        field and was most of the alerts agent's store (docs/benchmarks.md)."""
+        pending, alert = self.pending, self.alert
+        return {
+            "device_id": self.device_id,
+            "type": self.type,
+            "partition": self.partition,
+            "hits": list(self.hits),
+            "since": self.since,
+            "holding": self.holding,
+            "pending": None
+            if pending is None
+            else {
+                "ts": pending.ts,
+                "severity": pending.severity,
+                "message": pending.message,
+                "details": dict(pending.details),
+                "labels": dict(pending.labels),
+            },
+            "alert": None
+            if alert is None
+            else {
+                "alert_id": alert.alert_id,
+                "severity": alert.severity,
+                "status": alert.status,
+                "start_ts": alert.start_ts,
+                "count": alert.count,
+                "message": alert.message,
+                "details": dict(alert.details),
+                "labels": dict(alert.labels),
+                "last_hit_us": alert.last_hit_us,
+                "last_sent_us": alert.last_sent_us,
+                "ack_ts": alert.ack_ts,
+                "unsent": alert.unsent,
+            },
+            "clock_us": self.clock_us,
+            "heard_wall_us": self.heard_wall_us,
+        }
 
     @classmethod
     def from_state(cls, state: Mapping[str, Any]) -> Slot:
