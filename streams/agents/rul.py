@@ -58,6 +58,7 @@ class ModelLoading:
             for name in self.names:
                 predictor = self.router.predictor(name)
                 if predictor is not None:
+                    predictor.warm_up()
                     prep = predictor.model.preprocessing
                     log.info(
                         "RUL model %s version %d serves (features %s; history inputs: %s)",

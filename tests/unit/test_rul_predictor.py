@@ -219,3 +219,16 @@ def test_windows_and_due_readings_do_not_depend_on_batch_cuts(tmp_path: Path, cu
     assert states(cut) == one_by_one
     # due at 0, 10, 20 and 30 s: at most one prediction per 10 s of event time
     assert [ts for d, ts in one_by_one[1] if d == "d1"] == [0, 10_000_000, 20_000_000, 30_000_000]
+
+
+def test_the_compiled_network_gives_the_eager_calls_outputs_for_any_batch_size() -> None:
+    from sentio_iot.streams.rul.predictor import compiled
+
+    network = build(3, 2, 100.0, 7, TrainingOptions(filters=4, dense=4))
+    infer = compiled(network)
+    rng = np.random.default_rng(3)
+    for size in (1, 3, 17, 256):
+        x = rng.random((size, 3, 2), dtype=np.float32)
+        eager = np.asarray(network(x, training=False))
+        assert np.asarray(infer(x)).shape == eager.shape
+        np.testing.assert_allclose(np.asarray(infer(x)), eager, rtol=1e-6, atol=1e-6)
