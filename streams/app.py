@@ -157,7 +157,12 @@ class StreamApp:
             **faust_kafka_settings(config.kafka),
         )
         # Messages reach the streams without a wait_first per message (faust_ext.py).
-        self.faust.transport = SentioTransport(self.faust.conf.broker_consumer, self.faust)
+        self.faust.transport = SentioTransport(
+            self.faust.conf.broker_consumer,
+            self.faust,
+            fetch_max_wait_ms=round(settings.fetch_max_wait_s * 1000),
+            fetch_min_bytes=settings.fetch_min_bytes,
+        )
         self._topics: dict[str, faust.TopicT] = {}
         self._serdes: dict[str, AvroSerde] = {}
         self._tables: dict[str, TableT[bytes, bytes]] = {}

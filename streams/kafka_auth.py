@@ -72,6 +72,8 @@ OWN_SETTINGS = {
     "session.timeout.ms": "streams.session_timeout_s",
     "heartbeat.interval.ms": "streams.heartbeat_interval_s",
     "auto.commit.interval.ms": "streams.commit_interval_s",
+    "fetch.wait.max.ms": "streams.fetch_max_wait_s",
+    "fetch.min.bytes": "streams.fetch_min_bytes",
     "enable.auto.commit": "fixed: the worker commits with its transactions (exactly once)",
     "isolation.level": "fixed: read_committed (exactly once)",
     "enable.idempotence": "fixed: transactional producer (exactly once)",

@@ -97,6 +97,18 @@ class StreamSettings(Section):
         le=60,
         description="How often (s) a transaction commits offsets, table changes and output together.",
     )
+    fetch_max_wait_s: float = Field(
+        0.1,
+        gt=0,
+        le=10,
+        description="Longest time (s) the broker holds a fetch that finds too little new data (fetch_min_bytes). The consumer has one fetch in flight, so readings that arrive meanwhile wait for it: this bounds that wait (Faust's own value is 1.5 s).",
+    )
+    fetch_min_bytes: int = Field(
+        65536,
+        ge=1,
+        le=16 * 1024 * 1024,
+        description="Bytes of new data the broker waits for (at most fetch_max_wait_s) before answering a fetch: fewer, larger fetches and less CPU per reading, for at most fetch_max_wait_s more latency at low rates.",
+    )
     snapshot_every_commits: int = Field(
         10,
         ge=1,
