@@ -113,7 +113,7 @@ class StreamSettings(Section):
         10,
         ge=1,
         le=1000,
-        description="Write the rollup and anomaly states every this many commits per partition (and at every revoke and stop); higher: fewer state bytes per commit, but more readings replayed after a restart (up to this many commit intervals).",
+        description="Write the rollup, anomaly and RUL states every this many commits per partition (and at every revoke and stop); higher: fewer state bytes per commit, but more readings replayed after a restart (up to this many commit intervals).",
     )
     session_timeout_s: float = Field(
         10.0,
