@@ -176,6 +176,7 @@ class StreamApp:
             self.topic_name("readings"),
             kafka_range_reader(config.kafka, f"{settings.app_id}-replay"),
             lambda raw: self.serde("readings").decode(raw),
+            per_state=settings.snapshot_readings_per_state,
         )
         self._registry: SchemaRegistry | None = None
         self._internal: dict[str, int] = {}

@@ -14,7 +14,10 @@ the states as of that marker, the replay starts there again), one without gets t
 was caught up to. The partitions' snapshots are then spread over the next ``every`` commits
 (partition ``p`` first after ``every - p % every``), so that no commit writes every state of
 every partition at once: at 10,000 devices such a commit took 22 s and cost the worker its
-group membership (docs/benchmarks.md).
+group membership (docs/benchmarks.md). A due snapshot also waits while the partition's
+readings since its marker are fewer than ``per_state`` per state it would write (at most
+``STRETCH`` times ``every`` commits): with many devices and few readings each, rewriting
+every device's state saves a restart little replay.
 
 After a start or a rebalance, before a partition's first batch reaches the steps,
 the readings from the marker up to that batch's first offset are read again (read_committed,
@@ -63,6 +66,7 @@ REPLAY_CHUNK = 5000
 # (0.5 s was most of a small partition's replay, six partitions one after the other).
 REPLAY_WAIT_S = 0.05
 REPLAY_TIMEOUT_S = 120.0
+STRETCH = 6  # a due snapshot waits for readings at most this many times `every` commits
 
 Record = dict[str, Any]
 
@@ -111,10 +115,12 @@ class Snapshots:
         topic: str,
         read: RangeReader,
         decode: Callable[[bytes], Record],
+        per_state: float = 0.0,
     ) -> None:
         if every < 1:
             raise ValueError(f"every must be >= 1, got {every!r}")
         self.every = every
+        self.per_state = per_state
         self.topic = topic
         self.read = read
         self.decode = decode
@@ -126,6 +132,7 @@ class Snapshots:
         self._marked: dict[int, int] = {}  # partition -> the marker it last wrote
         # partition -> (the offset it was caught up to, its tables without a marker then)
         self._unmarked: dict[int, tuple[int, list[LiveStates[Any]]]] = {}
+        self._base: dict[int, int] = {}  # partition -> the offset its changelogs reflect
         self.replayed = 0
         """Readings fed again to the steps since this worker started."""
 
@@ -176,7 +183,7 @@ class Snapshots:
                 written += self._mark(partition, event)
                 self._since[partition] = partition % self.every
                 continue
-            if everything or since is None or since + 1 >= self.every:
+            if everything or since is None or self._due(partition, since + 1):
                 self._since[partition] = 0
                 written += self._snapshot(partition, event)
             else:
@@ -189,6 +196,17 @@ class Snapshots:
             self._current.discard(partition)
             for known in (self._next, self._last, self._since, self._marked, self._unmarked):
                 known.pop(partition, None)
+            self._base.pop(partition, None)
+
+    def _due(self, partition: int, commits: int) -> bool:
+        """``commits`` since the last snapshot: enough, and enough readings per state?"""
+        if commits < self.every:
+            return False
+        if self.per_state <= 0 or commits >= self.every * STRETCH:
+            return True
+        readings = self._next[partition] - self._base.get(partition, 0)
+        states = max((live.dirty_in(partition) for live in self.tables), default=0)
+        return readings >= self.per_state * states
 
     def _mark(self, partition: int, event: Event) -> int:
         """The tables of ``partition`` that had no marker when it was caught up get that
@@ -211,18 +229,22 @@ class Snapshots:
                     live.table[marker_key(partition)] = str(offset).encode()
             self._marked[partition] = offset
             written += len(self.tables)
+        self._base[partition] = offset
         return written
 
     async def _replay(self, partition: int, end: int, events: Sequence[Event]) -> None:
         starts: list[tuple[ReadingStep, int]] = []
         unmarked: list[LiveStates[Any]] = []
+        markers_of: list[int | None] = []
         for step, tables in self._steps:
             markers = [self._marker(live, partition, events) for live in tables]
+            markers_of += markers
             unmarked += [live for live, m in zip(tables, markers, strict=True) if m is None]
             found = [m for m in markers if m is not None]
             if found and min(found) < end:
                 starts.append((step, min(found)))
         self._unmarked[partition] = (end, unmarked)
+        self._base[partition] = min((m for m in markers_of if m is not None), default=end)
         if not starts:
             return
         start = min(s for _, s in starts)

@@ -66,6 +66,10 @@ class LiveStates(Generic[S]):
     def dirty(self) -> int:
         return len(self._dirty)
 
+    def dirty_in(self, partition: int) -> int:
+        """How many keys of ``partition`` changed since they were last written."""
+        return sum(1 for event in self._dirty.values() if event.message.partition == partition)
+
     def get(self, key: str, event: Event) -> S | None:
         """The state of ``key``: from memory, else from the table in ``event``'s partition."""
         found = self._live.get(key)

@@ -115,6 +115,12 @@ class StreamSettings(Section):
         le=1000,
         description="Write the rollup, anomaly and RUL states every this many commits per partition (and at every revoke and stop); higher: fewer state bytes per commit, but more readings replayed after a restart (up to this many commit intervals).",
     )
+    snapshot_readings_per_state: float = Field(
+        4.0,
+        ge=0,
+        le=10000,
+        description="A partition's due snapshot waits while the readings since its last one are fewer than this many per state it would write, for at most 6 times snapshot_every_commits commits: with many devices and few readings each, a snapshot rewrites every device's state (about 20 KB) to spare a restart the replay of only a few readings per device. 0: every snapshot_every_commits commits, whatever the sizes.",
+    )
     session_timeout_s: float = Field(
         10.0,
         ge=6,

@@ -3,9 +3,12 @@ a catch-up writes markers only, and the partitions' snapshots are spread over th
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
+from typing import Any
 
-from test_stream_snapshots import batches, reader, run, states, worker
+from test_stream_snapshots import ANOMALY, batches, reader, run, states, worker
+from test_stream_steps import build
 
 from sentio_iot.streams.snapshots import marker_key
 
@@ -58,3 +61,46 @@ async def test_the_partitions_snapshots_take_turns(tmp_path: Path) -> None:
     assert moved == [{0, 1}, set(), set(), {1}, {0}, set(), set(), {1}]
     # the markers, then three snapshots of 2 devices and a marker
     assert rollups.table.writes == 2 + 3 * 3  # type: ignore[attr-defined]
+
+
+def few_readings_worker(tmp_path: Path, every: int, per_state: float) -> tuple[Any, list[Any]]:
+    app, steps = build(
+        tmp_path,
+        ["rollups", "anomaly"],
+        rollups={"windows_s": [60]},
+        anomaly=ANOMALY,
+        snapshot_every_commits=every,
+        snapshot_readings_per_state=per_state,
+    )
+    app.snapshots.decode = json.loads
+    return app, [steps["rollups"], steps["anomaly"]]
+
+
+async def test_a_due_snapshot_waits_for_readings_worth_its_states(tmp_path: Path) -> None:
+    """Two devices per partition, 20 readings per partition per commit: at 40 readings per
+    state a snapshot due at commit 3 (partition 1: 60 readings, 2 states) waits for commit 4."""
+    app, steps = few_readings_worker(tmp_path, every=3, per_state=40)
+    rollups = app.snapshots.tables[0]
+    moved = []
+    for items in batches()[:6]:
+        await run(app, steps, items)
+        before = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
+        app.snapshots.flush()
+        after = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
+        moved.append({p for p in (0, 1) if before[p] != after[p]})
+    assert moved == [{0, 1}, set(), set(), {0, 1}, set(), set()]
+
+
+async def test_a_waiting_snapshot_comes_after_six_times_every_commits(tmp_path: Path) -> None:
+    app, steps = few_readings_worker(tmp_path, every=2, per_state=1000)
+    rollups = app.snapshots.tables[0]
+    moved = []
+    for items in batches()[:13]:
+        await run(app, steps, items)
+        before = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
+        app.snapshots.flush()
+        after = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
+        moved.append({p for p in (0, 1) if before[p] != after[p]})
+    # commit 1: markers; then partition 1 (one commit ahead) at commit 12, partition 0 at 13
+    assert moved[0] == {0, 1} and moved[11] == {1} and moved[12] == {0}
+    assert not any(moved[1:11])
