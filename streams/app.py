@@ -495,6 +495,11 @@ class StreamApp:
         self.snapshots.forget(partitions)
         for live in self._live:
             live.forget(partitions)
+        # What the revoke's commit wrote may have aborted; recovery brings back what committed.
+        numbers = {tp.partition for tp in revoked}
+        for table in self._tables.values():
+            if isinstance(table, SentioTable):
+                table.forget_partitions(numbers)
 
     @contextmanager
     def in_partition_of(self, event: Event) -> Iterator[None]:

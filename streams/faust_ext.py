@@ -9,7 +9,11 @@ needs what Faust does not offer publicly; each is here, and only here, and
    after each ack, so a batch knows when its last event was acked (``commit_gate.py``).
 2. :class:`SentioTable` (the app's ``Table`` class): hands every changelog record's future to
    the table's ``changes`` tracker, so a commit can wait until the broker has them
-   (``table_changes.py``).
+   (``table_changes.py``). It also remembers the partition of every key it wrote, so that a
+   revoke can drop the keys of the partitions gone (:meth:`SentioTable.forget_partitions`):
+   Faust's in-memory store keeps a write whose transaction then aborted (a revoke's commit
+   can abort), and the next recovery, which reads the changelog from its start into the same
+   dict, only overwrites the keys the changelog holds.
 3. :func:`in_partition_of`: makes an event the current one (``faust.streams._current_event``)
    so a table write goes to that event's partition. Faust picks a table's partition from the
    current event; a batch holds events of several partitions, and commits flush table
@@ -96,12 +100,33 @@ class SentioTable(faust.Table[Any, Any]):
     """A Faust table whose changelog records are tracked until the broker acknowledged them."""
 
     changes: ChangeTracker | None = None
+    _written: dict[int, set[Any]] | None = None  # partition -> keys written by this worker
 
-    def send_changelog(self, *args: Any, **kwargs: Any) -> Any:
-        sent = super().send_changelog(*args, **kwargs)
+    def send_changelog(self, partition: int | None, key: Any, *args: Any, **kwargs: Any) -> Any:
+        sent = super().send_changelog(partition, key, *args, **kwargs)
         if self.changes is not None:
             self.changes.add(sent)
+        if partition is not None:
+            if self._written is None:
+                self._written = {}
+            self._written.setdefault(partition, set()).add(key)
         return sent
+
+    def forget_partitions(self, partitions: set[int]) -> int:
+        """Drop from the in-memory store (not from the changelog: no tombstones) every key
+        of ``partitions`` this worker wrote or recovered; the next recovery reads them back
+        as committed. How many keys were dropped."""
+        store = self.data
+        data: dict[Any, Any] = getattr(store, "data", {})
+        recovered: dict[Any, int] = getattr(store, "_key_partition", {})
+        gone = {key for key, partition in recovered.items() if partition in partitions}
+        written = self._written or {}
+        for partition in partitions:
+            gone |= written.pop(partition, set())
+        for key in gone:
+            data.pop(key, None)
+            recovered.pop(key, None)
+        return len(gone)
 
 
 @contextmanager
