@@ -76,31 +76,30 @@ def few_readings_worker(tmp_path: Path, every: int, per_state: float) -> tuple[A
     return app, [steps["rollups"], steps["anomaly"]]
 
 
+async def snapshotted(app: Any, steps: list[Any], commits: int) -> list[set[int]]:
+    """A commit after each batch: the partitions whose marker each commit moved."""
+    rollups = app.snapshots.tables[0]
+    moved = []
+    for items in batches()[:commits]:
+        await run(app, steps, items)
+        before = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]
+        app.snapshots.flush()
+        after = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]
+        moved.append({p for p in (0, 1) if before[p] != after[p]})
+    return moved
+
+
 async def test_a_due_snapshot_waits_for_readings_worth_its_states(tmp_path: Path) -> None:
     """Two devices per partition, 20 readings per partition per commit: at 40 readings per
     state a snapshot due at commit 3 (partition 1: 60 readings, 2 states) waits for commit 4."""
     app, steps = few_readings_worker(tmp_path, every=3, per_state=40)
-    rollups = app.snapshots.tables[0]
-    moved = []
-    for items in batches()[:6]:
-        await run(app, steps, items)
-        before = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
-        app.snapshots.flush()
-        after = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
-        moved.append({p for p in (0, 1) if before[p] != after[p]})
+    moved = await snapshotted(app, steps, 6)
     assert moved == [{0, 1}, set(), set(), {0, 1}, set(), set()]
 
 
 async def test_a_waiting_snapshot_comes_after_six_times_every_commits(tmp_path: Path) -> None:
     app, steps = few_readings_worker(tmp_path, every=2, per_state=1000)
-    rollups = app.snapshots.tables[0]
-    moved = []
-    for items in batches()[:13]:
-        await run(app, steps, items)
-        before = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
-        app.snapshots.flush()
-        after = [rollups.table.data.get(marker_key(p)) for p in (0, 1)]  # type: ignore[attr-defined]
-        moved.append({p for p in (0, 1) if before[p] != after[p]})
+    moved = await snapshotted(app, steps, 13)
     # commit 1: markers; then partition 1 (one commit ahead) at commit 12, partition 0 at 13
     assert moved[0] == {0, 1} and moved[11] == {1} and moved[12] == {0}
     assert not any(moved[1:11])
