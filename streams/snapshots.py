@@ -129,7 +129,6 @@ class Snapshots:
         self._last: dict[int, Event] = {}  # partition -> a real event of it (for writes)
         self._current: set[int] = set()  # partitions whose replayed states are up to date
         self._since: dict[int, int] = {}  # partition -> commits since its last snapshot
-        self._marked: dict[int, int] = {}  # partition -> the marker it last wrote
         # partition -> (the offset it was caught up to, its tables without a marker then)
         self._unmarked: dict[int, tuple[int, list[LiveStates[Any]]]] = {}
         self._base: dict[int, int] = {}  # partition -> the offset its changelogs reflect
@@ -194,9 +193,8 @@ class Snapshots:
         """A revoked partition starts again from its marker when it comes back."""
         for partition in partitions:
             self._current.discard(partition)
-            for known in (self._next, self._last, self._since, self._marked, self._unmarked):
+            for known in (self._next, self._last, self._since, self._base, self._unmarked):
                 known.pop(partition, None)
-            self._base.pop(partition, None)
 
     def _due(self, partition: int, commits: int) -> bool:
         """``commits`` since the last snapshot: enough, and enough readings per state?"""
@@ -223,11 +221,10 @@ class Snapshots:
         for live in self.tables:
             written += live.flush_partition(partition, event)
         offset = self._next[partition]
-        if written or self._marked.get(partition) != offset:
+        if written or self._base.get(partition) != offset:
             with in_partition_of(event):
                 for live in self.tables:
                     live.table[marker_key(partition)] = str(offset).encode()
-            self._marked[partition] = offset
             written += len(self.tables)
         self._base[partition] = offset
         return written
